@@ -1,0 +1,67 @@
+"""State files: atomic writes (tmp + fsync + rename, 0600) and node-wide locks (flock)."""
+import contextlib
+import fcntl
+import json
+import os
+
+
+def atomic_write(path: str, data: bytes | str, mode: int = 0o600) -> None:
+    """Write `data` so a reader sees the old file or the new one, never a torn one, even after a
+    crash: write a temp file in the same directory, fsync it, rename over, fsync the directory."""
+    if isinstance(data, str):
+        data = data.encode()
+    d = os.path.dirname(path) or "."
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    try:
+        os.fchmod(fd, mode)  # umask must not widen or narrow what we asked for
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def write_json(path: str, obj) -> None:
+    atomic_write(path, json.dumps(obj, sort_keys=True, separators=(",", ":")))
+
+
+def read_json(path: str):
+    """The parsed file, or None when it does not exist. Corrupt JSON raises ValueError."""
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read())
+    except FileNotFoundError:
+        return None
+
+
+def remove(path: str) -> bool:
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+@contextlib.contextmanager
+def locked(path: str):
+    """Hold an exclusive flock on `path` (created 0600). The kernel drops the lock when the
+    process dies, so a kill -9 never leaves the node locked."""
+    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

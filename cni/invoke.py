@@ -1,0 +1,158 @@
+"""Calling another CNI plugin the way libcni does: find `type` in CNI_PATH (plain names only),
+exec it with an argv (never a shell) and the CNI env, the config on stdin with `name` and a
+negotiated `cniVersion` injected, a timeout, and its stdout parsed as a result or error.
+
+netmeta's own plugin types run in-process instead (no exec, warm imports) when the executable
+CNI_PATH would find is ours, or when CNI_PATH has none: so a foreign plugin of the same name
+(e.g. upstream sriov-cni installed as `sriov`) is always exec'd, never shadowed.
+"""
+import importlib
+import json
+import os
+import re
+import subprocess
+
+from . import log, version
+from .errors import (CNIError, DECODE_FAILURE, DELEGATE_FAILED, DELEGATE_NOT_FOUND,
+                     DELEGATE_TIMEOUT, INVALID_CONFIG)
+from .plugin import dispatch
+from .request import Request, from_env
+from .result import Result
+
+_log = log.get("invoke")
+TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+DEFAULT_TIMEOUT = 60.0
+OWN_MARKER = b"netmeta-plugin"   # appears in our entry scripts (see meta/install)
+# type name -> "module:Class" of netmeta's own plugins
+BUILTIN = {
+    "fixipam": "delegates.fixipam.plugin:FixIPAM",
+    "sriov": "delegates.sriov.plugin:SRIOVPlugin",
+}
+# the console scripts pip generates for our entry points import these
+_ENTRY_RE = re.compile(rb"^from (delegates\.\w+|meta)\.main import main", re.M)
+_version_cache: dict = {}
+_own_cache: dict = {}
+
+
+def validate_type(t) -> str:
+    if not isinstance(t, str) or not TYPE_RE.match(t) or t in (".", ".."):
+        raise CNIError(INVALID_CONFIG, f"invalid plugin type {str(t)[:80]!r}",
+                       "a plugin type is a plain file name: no '/', no '..'")
+    return t
+
+
+def find(plugin_type: str, path: list) -> str | None:
+    validate_type(plugin_type)
+    for d in path:
+        p = os.path.join(d, plugin_type)
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def _is_own(exe: str) -> bool:
+    """True when `exe` is one of netmeta's entry points (cached by path+mtime+size)."""
+    try:
+        st = os.stat(exe)
+    except OSError:
+        return False
+    key = (exe, st.st_mtime_ns, st.st_size)
+    if key not in _own_cache:
+        own = False
+        if st.st_size < 64 * 1024:
+            with open(exe, "rb") as f:
+                head = f.read(4096)
+            own = head.startswith(b"#!") and (OWN_MARKER in head or _ENTRY_RE.search(head) is not None)
+        _own_cache[key] = own
+    return _own_cache[key]
+
+
+def _run(exe: str, env: dict, stdin: bytes, timeout: float) -> tuple[int, bytes, bytes]:
+    full_env = dict(os.environ)
+    full_env.update(env)
+    try:
+        p = subprocess.run([exe], input=stdin, env=full_env, capture_output=True, timeout=timeout,
+                           close_fds=True)
+    except subprocess.TimeoutExpired:
+        raise CNIError(DELEGATE_TIMEOUT, f"plugin {os.path.basename(exe)} timed out",
+                       f"no answer after {timeout:.0f}s") from None
+    except OSError as e:
+        raise CNIError(DELEGATE_FAILED, f"failed to execute plugin {exe}", str(e)) from None
+    return p.returncode, p.stdout, p.stderr
+
+
+def plugin_versions(exe: str, timeout: float = 10.0) -> list:
+    """The versions a plugin supports (its VERSION answer), cached per binary."""
+    st = os.stat(exe)
+    key = (exe, st.st_mtime_ns, st.st_size)
+    if key not in _version_cache:
+        rc, out, err = _run(exe, {"CNI_COMMAND": "VERSION"},
+                            json.dumps({"cniVersion": version.CURRENT}).encode(), timeout)
+        try:
+            info = json.loads(out)
+            vers = list(info.get("supportedVersions") or [info["cniVersion"]])
+        except Exception:
+            raise CNIError(DELEGATE_FAILED, f"plugin {os.path.basename(exe)} answered VERSION badly",
+                           (out or err)[:300].decode(errors="replace")) from None
+        _version_cache[key] = vers
+    return _version_cache[key]
+
+
+def _delegate_error(plugin_type: str, rc: int, out: bytes, err: bytes) -> CNIError:
+    try:
+        e = json.loads(out)
+        code = int(e["code"])
+        return CNIError(code, f"plugin {plugin_type} failed: {e.get('msg', '')}", str(e.get("details", "")))
+    except Exception:
+        tail = (out or err).decode(errors="replace").strip()[-500:]
+        return CNIError(DELEGATE_FAILED, f"plugin {plugin_type} failed with exit code {rc}", tail)
+
+
+def delegate(plugin_type: str, command: str, netconf: dict, req: Request,
+             timeout: float = DEFAULT_TIMEOUT, ifname: str | None = None,
+             netns: str | None = None, cni_args: str | None = None) -> Result | None:
+    """Run `plugin_type` for `command` with `netconf` on behalf of `req` (env from req, with
+    overrides). Returns the ADD result converted to netconf's cniVersion; None for others."""
+    validate_type(plugin_type)
+    env = req.env(CNI_COMMAND=command)
+    if ifname is not None:
+        env["CNI_IFNAME"] = ifname
+    if netns is not None:
+        env["CNI_NETNS"] = netns
+    if cni_args is not None:
+        env["CNI_ARGS"] = cni_args
+    want = str(netconf.get("cniVersion") or req.cni_version)
+    conf = dict(netconf)
+    conf.setdefault("name", req.name)
+    conf.setdefault("cniVersion", want)
+    exe = find(plugin_type, req.path)
+    if plugin_type in BUILTIN and (exe is None or _is_own(exe)):
+        return _in_process(plugin_type, conf, env, want)
+    if exe is None:
+        raise CNIError(DELEGATE_NOT_FOUND, f"failed to find plugin {plugin_type!r} in path",
+                       f"CNI_PATH={env.get('CNI_PATH', '')}")
+    use = version.negotiate(plugin_versions(exe))
+    conf["cniVersion"] = use
+    if isinstance(conf.get("prevResult"), dict):
+        conf["prevResult"] = Result.from_dict(conf["prevResult"]).to_dict(use)
+    _log.debug("exec %s %s (cniVersion %s)", exe, command, use)
+    rc, out, err = _run(exe, env, json.dumps(conf).encode(), timeout)
+    if err:
+        _log.debug("%s stderr: %s", plugin_type, err.decode(errors="replace").strip()[:2000])
+    if rc != 0:
+        raise _delegate_error(plugin_type, rc, out, err)
+    if command != "ADD":
+        return None
+    try:
+        parsed = json.loads(out)
+    except ValueError as e:
+        raise CNIError(DECODE_FAILURE, f"plugin {plugin_type} returned invalid JSON", str(e)) from None
+    return Result.from_dict(parsed)
+
+
+def _in_process(plugin_type: str, conf: dict, env: dict, want: str) -> Result | None:
+    mod, _, cls = BUILTIN[plugin_type].partition(":")
+    plugin = getattr(importlib.import_module(mod), cls)()
+    sub = from_env(env, json.dumps(conf).encode())
+    out = dispatch(plugin, sub)
+    return Result.from_dict(out) if out is not None else None

@@ -1,0 +1,45 @@
+"""Logging: stderr (never stdout, which carries only the CNI result) and an optional file;
+every line is tagged with the container ID being served."""
+import logging
+import os
+import sys
+
+_FMT = "%(asctime)s %(levelname)s %(name)s [%(container_id)s] %(message)s"
+
+
+class _ContainerFilter(logging.Filter):
+    container_id = "-"
+
+    def filter(self, record):
+        if not hasattr(record, "container_id"):
+            record.container_id = _ContainerFilter.container_id
+        return True
+
+
+def set_container(cid: str) -> None:
+    _ContainerFilter.container_id = (cid or "-")[:12]
+
+
+def setup(level: str | None = None, log_file: str | None = None) -> logging.Logger:
+    root = logging.getLogger("netmeta")
+    lvl = (level or os.environ.get("NETMETA_LOG_LEVEL") or "info").upper()
+    root.setLevel(getattr(logging, lvl, logging.INFO))
+    if not root.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter(_FMT))
+        h.addFilter(_ContainerFilter())
+        root.addHandler(h)
+        root.propagate = False
+    if log_file and not any(getattr(h, "baseFilename", None) == os.path.abspath(log_file)
+                            for h in root.handlers):
+        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.close(fd)
+        fh = logging.FileHandler(log_file)
+        fh.setFormatter(logging.Formatter(_FMT))
+        fh.addFilter(_ContainerFilter())
+        root.addHandler(fh)
+    return root
+
+
+def get(name: str) -> logging.Logger:
+    return logging.getLogger(f"netmeta.{name}")

@@ -1,0 +1,121 @@
+"""One CNI invocation: the CNI_* environment and the stdin network config, validated as the
+spec (and Go's pkg/skel) does before a plugin sees it."""
+import json
+import re
+from dataclasses import dataclass, field
+
+from . import version
+from .args import parse_cni_args
+from .errors import CNIError, DECODE_FAILURE, INCOMPATIBLE_VERSION, INVALID_CONFIG, INVALID_ENV
+
+COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC")
+# Which variables each command requires (Go skel's reqForCmd table).
+REQUIRED = {
+    "CNI_CONTAINERID": ("ADD", "DEL", "CHECK"),
+    "CNI_NETNS": ("ADD", "CHECK"),
+    "CNI_IFNAME": ("ADD", "DEL", "CHECK"),
+    "CNI_PATH": ("ADD", "DEL", "CHECK", "GC", "STATUS"),
+}
+# Minimum spec version of the config for a verb (CHECK is 0.4.0, GC/STATUS are 1.1.0).
+MIN_VERSION = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
+CONTAINER_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
+NETWORK_NAME_RE = CONTAINER_ID_RE
+MAX_STDIN = 4 * 1024 * 1024
+
+
+def validate_ifname(name: str) -> str:
+    """Linux interface name rules (dev_valid_name): 1-15 bytes, not . or .., no / : or space."""
+    if not name:
+        raise CNIError(INVALID_ENV, "interface name is empty")
+    if len(name.encode()) > 15:
+        raise CNIError(INVALID_ENV, f"interface name {name[:32]!r} is longer than 15 characters")
+    if name in (".", ".."):
+        raise CNIError(INVALID_ENV, f"interface name {name!r} is not allowed")
+    if any(c in name for c in "/:") or any(c.isspace() for c in name):
+        raise CNIError(INVALID_ENV, f"interface name {name!r} contains '/', ':' or whitespace")
+    return name
+
+
+def validate_container_id(cid: str) -> str:
+    if not CONTAINER_ID_RE.match(cid) or len(cid) > 1024:
+        raise CNIError(INVALID_ENV, f"invalid container ID {cid[:80]!r}",
+                       "must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+    return cid
+
+
+@dataclass
+class Request:
+    command: str
+    container_id: str = ""
+    netns: str = ""
+    ifname: str = ""
+    args: dict = field(default_factory=dict)
+    raw_args: str = ""
+    path: list = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+
+    @property
+    def cni_version(self) -> str:
+        return str(self.config.get("cniVersion", "0.1.0") or "0.1.0")
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("name", ""))
+
+    def env(self, **over) -> dict:
+        """The CNI_* variables for calling another plugin on behalf of this request."""
+        env = {"CNI_COMMAND": self.command, "CNI_CONTAINERID": self.container_id,
+               "CNI_NETNS": self.netns, "CNI_IFNAME": self.ifname, "CNI_ARGS": self.raw_args,
+               "CNI_PATH": ":".join(self.path)}
+        env.update(over)
+        return env
+
+
+def decode_config(stdin: bytes) -> dict:
+    if len(stdin) > MAX_STDIN:
+        raise CNIError(DECODE_FAILURE, "network config too large", f"{len(stdin)} bytes")
+    try:
+        conf = json.loads(stdin or b"{}")
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise CNIError(DECODE_FAILURE, "failed to decode network config", str(e)[:300]) from None
+    if not isinstance(conf, dict):
+        raise CNIError(DECODE_FAILURE, "failed to decode network config", "not a JSON object")
+    return conf
+
+
+def from_env(environ, stdin: bytes) -> Request:
+    cmd = environ.get("CNI_COMMAND", "")
+    if cmd not in COMMANDS:
+        raise CNIError(INVALID_ENV, f"unknown CNI_COMMAND {cmd[:32]!r}", f"expected one of {COMMANDS}")
+    for var, cmds in REQUIRED.items():
+        if cmd in cmds and not environ.get(var):
+            raise CNIError(INVALID_ENV, f"required env variable {var} missing")
+    req = Request(command=cmd, container_id=environ.get("CNI_CONTAINERID", ""),
+                  netns=environ.get("CNI_NETNS", ""), ifname=environ.get("CNI_IFNAME", ""),
+                  raw_args=environ.get("CNI_ARGS", ""),
+                  path=[p for p in environ.get("CNI_PATH", "").split(":") if p])
+    if req.container_id:
+        validate_container_id(req.container_id)
+    if req.ifname:
+        validate_ifname(req.ifname)
+    req.args = parse_cni_args(req.raw_args)
+    if cmd == "VERSION":
+        try:
+            req.config = decode_config(stdin)
+        except CNIError:
+            req.config = {}
+        return req
+    req.config = decode_config(stdin)
+    v = req.config.get("cniVersion")
+    if not isinstance(v, str) or not v:
+        raise CNIError(INVALID_CONFIG, "network config has no cniVersion")
+    version.require_supported(v)
+    if cmd in MIN_VERSION and not version.at_least(v, MIN_VERSION[cmd]):
+        raise CNIError(INCOMPATIBLE_VERSION,
+                       f"config version {v} does not allow {cmd}",
+                       f"{cmd} needs cniVersion >= {MIN_VERSION[cmd]}")
+    name = req.config.get("name")
+    if not isinstance(name, str) or not NETWORK_NAME_RE.match(name):
+        raise CNIError(INVALID_CONFIG, f"invalid network name {str(name)[:80]!r}",
+                       "must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
+    return req

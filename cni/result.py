@@ -1,0 +1,186 @@
+"""CNI results (spec 0.3.0 - 1.1.0) and conversion between versions.
+
+Internally a result is always the 1.1.0 shape; `to_dict(v)` writes the shape of version v:
+0.3.x / 0.4.0 add `version` ("4"/"6") to each IP, 1.x drop it; fields that only exist in
+1.1.0 (interface mtu/socketPath/pciID, route mtu/advmss/priority/table/scope) are written only
+for 1.1.0. Everything else round-trips unchanged.
+"""
+import ipaddress
+from dataclasses import dataclass, field
+
+from . import version as ver
+from .errors import CNIError, DECODE_FAILURE, INCOMPATIBLE_VERSION
+
+_IFACE_11 = ("mtu", "socketPath", "pciID")
+_ROUTE_11 = ("mtu", "advmss", "priority", "table", "scope")
+
+
+def _bad(what: str, detail: str) -> CNIError:
+    return CNIError(DECODE_FAILURE, f"failed to decode result: invalid {what}", detail)
+
+
+@dataclass
+class Interface:
+    name: str
+    mac: str = ""
+    sandbox: str = ""
+    extra: dict = field(default_factory=dict)  # 1.1.0 fields
+
+    def to_dict(self, v11: bool) -> dict:
+        d = {"name": self.name}
+        if self.mac:
+            d["mac"] = self.mac
+        if self.sandbox:
+            d["sandbox"] = self.sandbox
+        if v11:
+            d.update(self.extra)
+        return d
+
+
+@dataclass
+class IPConfig:
+    address: str                 # CIDR, e.g. 10.1.0.5/24
+    gateway: str = ""
+    interface: int | None = None
+
+    @property
+    def family(self) -> str:
+        return "6" if ":" in self.address else "4"
+
+    def to_dict(self, legacy: bool) -> dict:
+        d = {}
+        if legacy:
+            d["version"] = self.family
+        if self.interface is not None:
+            d["interface"] = self.interface
+        d["address"] = self.address
+        if self.gateway:
+            d["gateway"] = self.gateway
+        return d
+
+
+@dataclass
+class Route:
+    dst: str
+    gw: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self, v11: bool) -> dict:
+        d = {"dst": self.dst}
+        if self.gw:
+            d["gw"] = self.gw
+        if v11:
+            d.update(self.extra)
+        return d
+
+
+@dataclass
+class Result:
+    cni_version: str = ver.CURRENT
+    interfaces: list = field(default_factory=list)
+    ips: list = field(default_factory=list)
+    routes: list = field(default_factory=list)
+    dns: dict = field(default_factory=dict)
+
+    def to_dict(self, version: str | None = None) -> dict:
+        v = version or self.cni_version
+        ver.require_supported(v)
+        legacy = not ver.at_least(v, "1.0.0")
+        v11 = ver.at_least(v, "1.1.0")
+        d: dict = {"cniVersion": v}
+        if self.interfaces:
+            d["interfaces"] = [i.to_dict(v11) for i in self.interfaces]
+        if self.ips:
+            d["ips"] = [i.to_dict(legacy) for i in self.ips]
+        if self.routes:
+            d["routes"] = [r.to_dict(v11) for r in self.routes]
+        dns = {k: val for k, val in self.dns.items() if val}
+        if dns or legacy:
+            d["dns"] = dns
+        return d
+
+    def add_interface(self, name: str, mac: str = "", sandbox: str = "", **extra) -> int:
+        self.interfaces.append(Interface(name, mac, sandbox, {k: v for k, v in extra.items() if v}))
+        return len(self.interfaces) - 1
+
+    @classmethod
+    def from_dict(cls, d) -> "Result":
+        if not isinstance(d, dict):
+            raise _bad("result", "not a JSON object")
+        v = d.get("cniVersion")
+        if v not in ver.SUPPORTED:
+            raise CNIError(INCOMPATIBLE_VERSION, f"unsupported result version {str(v)[:20]!r}",
+                           f"supported: {list(ver.SUPPORTED)}")
+        res = cls(cni_version=v)
+        for i in _list(d, "interfaces"):
+            if not isinstance(i, dict) or not isinstance(i.get("name"), str) or not i["name"]:
+                raise _bad("interface", repr(i)[:200])
+            res.interfaces.append(Interface(i["name"], str(i.get("mac", "")), str(i.get("sandbox", "")),
+                                            {k: i[k] for k in _IFACE_11 if k in i}))
+        for ip in _list(d, "ips"):
+            res.ips.append(_ip(ip, len(res.interfaces)))
+        for r in _list(d, "routes"):
+            if not isinstance(r, dict) or not isinstance(r.get("dst"), str):
+                raise _bad("route", repr(r)[:200])
+            _net(r["dst"], "route dst")
+            if r.get("gw"):
+                _addr(r["gw"], "route gw")
+            res.routes.append(Route(r["dst"], str(r.get("gw") or ""), {k: r[k] for k in _ROUTE_11 if k in r}))
+        dns = d.get("dns") or {}
+        if not isinstance(dns, dict):
+            raise _bad("dns", repr(dns)[:200])
+        res.dns = {k: dns[k] for k in ("nameservers", "domain", "search", "options") if dns.get(k)}
+        return res
+
+
+def _list(d: dict, key: str) -> list:
+    val = d.get(key) or []
+    if not isinstance(val, list):
+        raise _bad(key, "not a list")
+    return val
+
+
+def _ip(ip, n_ifaces: int) -> IPConfig:
+    if not isinstance(ip, dict) or not isinstance(ip.get("address"), str):
+        raise _bad("ip", repr(ip)[:200])
+    iface = _interface_index(ip.get("interface"), n_ifaces)
+    try:
+        addr = ipaddress.ip_interface(ip["address"])
+    except ValueError as e:
+        raise _bad("ip address", str(e)) from None
+    if "/" not in ip["address"]:
+        raise _bad("ip address", f"{ip['address']!r} has no prefix length")
+    gw = ip.get("gateway") or ""
+    if gw:
+        _addr(gw, "gateway")
+    legacy_family = ip.get("version")
+    if legacy_family and str(legacy_family) != str(addr.version):
+        raise _bad("ip version", f"{legacy_family!r} does not match {ip['address']}")
+    return IPConfig(ip["address"], gw, iface)
+
+
+def _interface_index(iface, n_ifaces: int):
+    if iface is None:
+        return None
+    if isinstance(iface, bool) or not isinstance(iface, int) or not 0 <= iface < max(n_ifaces, 1):
+        raise _bad("ip interface index", f"{iface!r} with {n_ifaces} interfaces")
+    return iface
+
+
+def _addr(s, what):
+    try:
+        return ipaddress.ip_address(s)
+    except (ValueError, TypeError) as e:
+        raise _bad(what, str(e)) from None
+
+
+def _net(s, what):
+    try:
+        return ipaddress.ip_network(s, strict=False)
+    except (ValueError, TypeError) as e:
+        raise _bad(what, str(e)) from None
+
+
+def convert(d: dict, to_version: str) -> dict:
+    """Convert a result dict of any supported version to `to_version`."""
+    return Result.from_dict(d).to_dict(to_version)

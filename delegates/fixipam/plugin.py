@@ -1,0 +1,92 @@
+"""fixipam: fixed-address IPAM plugin (ADD, DEL, CHECK, GC, STATUS)."""
+import contextlib
+import os
+
+from cni import log
+from cni.errors import ADDRESS_IN_USE, IO_FAILURE, CNIError, config_error
+from cni.plugin import Plugin
+from cni.result import IPConfig, Result, Route
+
+from . import addresses, config
+from .store import Store, describe, is_owner
+
+_log = log.get("fixipam")
+
+
+class FixIPAM(Plugin):
+    type_name = "fixipam"
+
+    def add(self, req) -> Result:
+        cfg = config.load(req.config)
+        source, texts = addresses.requested(req.config, req.args)
+        wanted = addresses.validate(cfg, source, texts)
+        store = Store(cfg.data_dir, cfg.network_name)
+        with store.lock(), contextlib.ExitStack() as undo:
+            for w in wanted:
+                rec = store.owner(w.key)
+                if rec and not is_owner(rec, req.container_id, req.ifname):
+                    raise CNIError(ADDRESS_IN_USE, f"address {w.key} is already reserved on this node "
+                                   f"for network {cfg.network_name}", f"owner: {describe(rec)}")
+                if rec is None:
+                    store.reserve(w.key, req.container_id, req.ifname)
+                    undo.callback(store.release, w.key)
+            undo.pop_all()  # every reservation made: keep them
+        _log.info("reserved %s on %s for %s/%s", ",".join(w.key for w in wanted),
+                  cfg.network_name, req.container_id[:12], req.ifname)
+        return self._result(cfg, wanted, req.cni_version)
+
+    @staticmethod
+    def _result(cfg, wanted, cni_version) -> Result:
+        res = Result(cni_version=cni_version)
+        for w in wanted:
+            gw = str(w.subnet.gateway) if w.subnet.gateway else ""
+            res.ips.append(IPConfig(str(w.interface), gw))
+        res.routes = [Route(dst, gw) for dst, gw in cfg.routes]
+        res.dns = dict(cfg.dns)
+        return res
+
+    def delete(self, req) -> None:
+        # DEL must succeed even with a config we can no longer fully parse: fall back to
+        # the raw name/dataDir so the reservation is still released.
+        ipam = req.config.get("ipam") if isinstance(req.config.get("ipam"), dict) else {}
+        data_dir = ipam.get("dataDir", config.DEFAULT_DATA_DIR)
+        if not isinstance(data_dir, str) or not data_dir.startswith("/"):
+            raise config_error("ipam.dataDir", "must be an absolute path")
+        store = Store(data_dir, req.name)
+        with store.lock():
+            gone = store.release_owner(req.container_id, req.ifname)
+        if gone:
+            _log.info("released %s on %s", ",".join(gone), req.name)
+
+    def check(self, req) -> None:
+        cfg = config.load(req.config)
+        store = Store(cfg.data_dir, cfg.network_name)
+        owned = set(store.owned_by(req.container_id, req.ifname))
+        source, texts = addresses.requested(req.config, req.args)
+        keys = {w.key for w in addresses.validate(cfg, source, texts)} if texts else set()
+        if not owned:
+            raise CNIError(ADDRESS_IN_USE, f"no reservation for {req.container_id[:12]}/{req.ifname} "
+                           f"on network {cfg.network_name}")
+        missing = keys - owned
+        if missing:
+            raise CNIError(ADDRESS_IN_USE, f"address {sorted(missing)[0]} is not reserved for "
+                           f"{req.container_id[:12]}/{req.ifname}")
+
+    def gc(self, req) -> None:
+        valid = req.config.get("cni.dev/valid-attachments")
+        if not isinstance(valid, list):
+            raise config_error("cni.dev/valid-attachments", "GC needs the list of valid attachments")
+        keep = {(a.get("containerID"), a.get("ifname")) for a in valid if isinstance(a, dict)}
+        ipam = req.config.get("ipam") or {}
+        store = Store(ipam.get("dataDir", config.DEFAULT_DATA_DIR), req.name)
+        with store.lock():
+            for key, rec in list(store.entries()):
+                if not rec or (rec.get("containerID"), rec.get("ifname")) not in keep:
+                    store.release(key)
+                    _log.info("gc released %s on %s (owner %s)", key, req.name, describe(rec))
+
+    def status(self, req) -> None:
+        cfg = config.load(req.config)
+        os.makedirs(cfg.data_dir, mode=0o700, exist_ok=True)
+        if not os.access(cfg.data_dir, os.W_OK):
+            raise CNIError(IO_FAILURE, f"reservation directory {cfg.data_dir} is not writable")

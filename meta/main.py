@@ -1,0 +1,37 @@
+"""`netmeta` executable: the CNI meta plugin when CNI_COMMAND is set, else the operator CLI."""
+import os
+import sys
+
+USAGE = """usage: netmeta <command> [options]
+  sim create --pf NAME --vfs N [--root DIR]   build a simulated SR-IOV NIC, print its sriov config
+  sim destroy --pf NAME [--root DIR]          remove it
+  version                                     print the version
+"""
+
+
+def _cli(argv: list) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        sys.stderr.write(USAGE)
+        return 0 if argv else 2
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "version":
+        from importlib.metadata import version
+        print(f"netmeta {version('netmeta')}")
+        return 0
+    if cmd == "sim":
+        from delegates.sriov.simnic import main as sim_main
+        return sim_main(rest)
+    sys.stderr.write(f"netmeta: unknown command {cmd!r}\n{USAGE}")
+    return 2
+
+
+def main() -> int:
+    if os.environ.get("CNI_COMMAND"):
+        from cni import skel
+        from .plugin import MetaPlugin
+        return skel.main(MetaPlugin())
+    return _cli(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+import os
+import secrets
+import shutil
+import subprocess
+
+import pytest
+
+
+def pytest_configure(config):
+    os.environ.setdefault("NETMETA_LOG_LEVEL", "debug")
+
+
+@pytest.fixture
+def uid() -> str:
+    """A short unique token for names this test creates (netns, links, networks)."""
+    return secrets.token_hex(3)
+
+
+def _need_root():
+    if os.geteuid() != 0:
+        pytest.skip("needs root for network namespaces")
+
+
+@pytest.fixture
+def netns(uid):
+    """Factory of named network namespaces (/var/run/netns/<name>), deleted afterwards."""
+    _need_root()
+    made = []
+
+    def make(suffix: str = "") -> str:
+        name = f"nmt{uid}{suffix or len(made)}"
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    d = tmp_path / "state"
+    d.mkdir(mode=0o700)
+    yield str(d)
+    shutil.rmtree(d, ignore_errors=True)
