@@ -1,6 +1,4 @@
 """fixipam vs Debian `static`: ADD+DEL of one fixed address through each executable."""
-import json
-import os
 import shutil
 import tempfile
 

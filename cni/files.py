@@ -55,13 +55,13 @@ def remove(path: str) -> bool:
 
 
 @contextlib.contextmanager
-def locked(path: str):
-    """Hold an exclusive flock on `path` (created 0600). The kernel drops the lock when the
-    process dies, so a kill -9 never leaves the node locked."""
+def locked(path: str, shared: bool = False):
+    """Hold an flock on `path` (created 0600): exclusive, or shared for readers. The kernel
+    drops the lock when the process dies, so a kill -9 never leaves the node locked."""
     os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)

@@ -154,5 +154,9 @@ def _in_process(plugin_type: str, conf: dict, env: dict, want: str) -> Result | 
     mod, _, cls = BUILTIN[plugin_type].partition(":")
     plugin = getattr(importlib.import_module(mod), cls)()
     sub = from_env(env, json.dumps(conf).encode())
-    out = dispatch(plugin, sub)
-    return Result.from_dict(out) if out is not None else None
+    if sub.command == "ADD":  # keep the Result object: no lossy round trip through JSON
+        from . import log as _l
+        _l.set_container(sub.container_id)
+        return plugin.add(sub)
+    dispatch(plugin, sub)
+    return None

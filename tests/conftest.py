@@ -44,3 +44,14 @@ def data_dir(tmp_path):
     d.mkdir(mode=0o700)
     yield str(d)
     shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def nic(uid, tmp_path):
+    """A simulated PF with 8 VFs (the product's `netmeta sim create`); its sriov config
+    fragment plus a private stateDir; destroyed afterwards."""
+    _need_root()
+    from tests import simnic
+    frag = simnic.create(f"s{uid}", 8, str(tmp_path / "sys"), str(tmp_path / "state"))
+    yield frag
+    simnic.destroy(frag)

@@ -4,7 +4,7 @@ import os
 import stat
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from cni import errors, files, invoke, version
 from cni.args import parse_cni_args

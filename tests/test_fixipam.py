@@ -1,6 +1,5 @@
 """fixipam through the CNI protocol: alone, and as the `ipam` of Debian's real `bridge`
 plugin in real network namespaces."""
-import json
 import os
 import stat
 import subprocess

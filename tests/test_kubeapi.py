@@ -276,6 +276,7 @@ def test_put_with_stale_resource_version_is_409(v1):
     stale_rv = first.metadata.resource_version
     v1.patch_namespaced_pod(name, "default", {"metadata": {"labels": {"v": "2"}}})
     first.metadata.labels = {"v": "3"}
+    assert first.metadata.resource_version == stale_rv   # the PUT carries the stale version
     with pytest.raises(ApiException) as err:
         v1.replace_namespaced_pod(name, "default", first)
     body = status_of(err.value)

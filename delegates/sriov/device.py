@@ -1,0 +1,49 @@
+"""The hardware view the plugin works on: topology (sysfs) + the PF's VF table, chosen by
+config (`sysfsRoot`, `backend`). Everything else in the plugin is the same for a real NIC and
+for the simulated one."""
+import contextlib
+
+from cni.errors import DEVICE_NOT_FOUND, VF_CONFIG_FAILED, CNIError, config_error
+
+from .topology import Topology
+from .vftable import VFTableError, open_vftable
+
+
+def vf_error(e: VFTableError, what: str) -> CNIError:
+    """A VF-table or topology failure as a CNI error naming the config field."""
+    if e.field in ("master", "deviceID", "vf") and "find" in e.message:
+        return CNIError(DEVICE_NOT_FOUND, f"{what}: {e.message}", f"field={e.field}")
+    return CNIError(VF_CONFIG_FAILED, f"{what}: invalid {e.field!r}: {e.message}", f"field={e.field}")
+
+
+class Device:
+    def __init__(self, sysfs_root: str, backend: str):
+        self.root, self.backend = sysfs_root, backend
+        self.topo = Topology(sysfs_root)
+
+    @contextlib.contextmanager
+    def table(self, pf: str):
+        try:
+            with open_vftable(self.backend, pf, self.root) as t:
+                yield t
+        except VFTableError as e:
+            raise vf_error(e, f"failed to configure VF table of {pf}") from None
+
+    def sync(self, pf: str) -> None:
+        """Bring the topology up to date (the sim's fake sysfs; a no-op for hardware)."""
+        with self.table(pf) as t:
+            t.sync()
+
+    def require_pf(self, pf: str) -> None:
+        if not self.topo.pf_exists(pf):
+            raise CNIError(DEVICE_NOT_FOUND, f"failed to find PF {pf}",
+                           f"no {self.root}/class/net/{pf}/device (field=master)")
+
+    def locate(self, device_id: str, master: str | None) -> tuple[str, int]:
+        try:
+            pf, vf = self.topo.vf_from_pci(device_id)
+        except VFTableError as e:
+            raise vf_error(e, f"failed to find VF {device_id}") from None
+        if master and master != pf:
+            raise config_error("deviceID", f"{device_id} is a VF of {pf}, not of master {master}")
+        return pf, vf
