@@ -172,14 +172,15 @@ class SRIOVPlugin(Plugin):
             self._ipam_del(rec, req)
         orig = saved["netdev"]["name"]
         ns = rec.get("netns")
+        host_name = None
         if netns_alive(rec):
             for name in (rec["ifname"], rec["tmpName"]):
                 if netdev.lookup(name, ns) is not None and self._is_ours(name, ns, rec):
                     netdev.move(name, None, rec["tmpName"], src_netns=ns)
+                    host_name = rec["tmpName"]
                     break
-        if vf is not None:
-            dev.sync(pf)  # the sim emulates a VF coming back when its netns vanished
-        host_name = self._host_name(dev, rec)
+        if host_name is None:
+            host_name = self._host_name(dev, rec)
         if host_name is not None:
             netdev.setup(host_name, None, new_name=orig, mac=saved["netdev"]["mac"] or None,
                          mtu=saved["netdev"]["mtu"], up=saved["netdev"]["up"])
@@ -202,12 +203,18 @@ class SRIOVPlugin(Plugin):
 
     @staticmethod
     def _host_name(dev: Device, rec: dict) -> str | None:
-        if rec["vf"] is None:  # pfOnly: the PF is back under its temp name or its own
-            for n in (rec["tmpName"], rec["saved"]["netdev"]["name"]):
-                if netdev.lookup(n) is not None:
-                    return n
-            return None
-        return dev.topo.vf_netdev(rec["pf"], rec["vf"])
+        """Where the device is in the host when it did not come back from the pod through us:
+        under the temp name (ADD died mid-move back), where the kernel put it when its netns
+        vanished (sysfs knows; the sim emulates), or never moved (its own name)."""
+        if netdev.lookup(rec["tmpName"]) is not None:
+            return rec["tmpName"]
+        if rec["vf"] is not None:
+            dev.sync(rec["pf"])  # the sim emulates a VF coming back when its netns vanished
+            name = dev.topo.vf_netdev(rec["pf"], rec["vf"])
+            if name is not None and netdev.lookup(name) is not None:
+                return name
+        orig = rec["saved"]["netdev"]["name"]
+        return orig if netdev.lookup(orig) is not None else None
 
     def _ipam_del(self, rec: dict, req: Request | None) -> None:
         conf = {"cniVersion": rec.get("cniVersion", "1.0.0"), "name": rec.get("network"),
