@@ -1,0 +1,77 @@
+"""One attachment = one delegate network on one pod interface, and how its delegate(s) run:
+a conf, or a conflist run like libcni (ADD in order with prevResult chained, DEL in reverse,
+CHECK in order), with runtimeConfig injected only for the capabilities each plugin declares."""
+import copy
+from dataclasses import asdict, dataclass, field
+
+from cni import invoke
+from cni.request import Request
+from cni.result import Result
+
+
+@dataclass
+class Attachment:
+    network: str                 # "ns/name" of the NAD, or the cluster network's conf name
+    ifname: str
+    conf: dict                   # conf or conflist, as resolved
+    default: bool = False        # the cluster default network (eth0, primary result)
+    runtime_config: dict = field(default_factory=dict)   # capability values for this attachment
+    cni_args: str = ""
+    gateways: list = field(default_factory=list)         # default-route request
+    drop_default: list = field(default_factory=list)     # families ("4"/"6") whose default route goes
+    resource_name: str | None = None
+    result: dict | None = None   # the delegate's ADD result (its own cniVersion)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Attachment":
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+    @property
+    def plugins(self) -> list:
+        """[(plugin conf with name/cniVersion injected)] — one for a conf."""
+        if isinstance(self.conf.get("plugins"), list):
+            base = {"name": self.conf.get("name", self.network), "cniVersion": self.conf.get("cniVersion", "1.0.0")}
+            return [dict(p, **base) for p in self.conf["plugins"]]
+        return [self.conf]
+
+    def _plugin_conf(self, p: dict, prev: dict | None) -> dict:
+        conf = copy.deepcopy(p)
+        caps = conf.get("capabilities") or {}
+        rc = {k: v for k, v in self.runtime_config.items() if caps.get(k)}
+        if rc:
+            conf["runtimeConfig"] = dict(conf.get("runtimeConfig") or {}, **rc)
+        if prev is not None:
+            conf["prevResult"] = prev
+        return conf
+
+
+def _run(att: Attachment, req: Request, command: str, conf: dict, timeout: float):
+    return invoke.delegate(conf["type"], command, conf, req, timeout=timeout, ifname=att.ifname,
+                           cni_args=att.cni_args)
+
+
+def add(att: Attachment, req: Request, timeout: float) -> Result:
+    prev = None
+    res = None
+    for p in att.plugins:
+        res = _run(att, req, "ADD", att._plugin_conf(p, prev), timeout)
+        if res is None:
+            res = Result(cni_version=p.get("cniVersion", "1.0.0"))
+        prev = res.to_dict(res.cni_version)
+    att.result = res.to_dict(res.cni_version) if res else None
+    return res
+
+
+def delete(att: Attachment, req: Request, timeout: float) -> None:
+    for p in reversed(att.plugins):
+        _run(att, req, "DEL", att._plugin_conf(p, att.result), timeout)
+
+
+def check(att: Attachment, req: Request, timeout: float) -> None:
+    if att.conf.get("disableCheck"):
+        return
+    for p in att.plugins:
+        _run(att, req, "CHECK", att._plugin_conf(p, att.result), timeout)

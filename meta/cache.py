@@ -1,0 +1,38 @@
+"""The DEL cache: what an ADD attached, written atomically (0600) BEFORE the first delegate
+runs and updated after each one, so DEL can undo everything from it alone, without today's
+annotations, NADs or even the pod."""
+import os
+
+from cni import files
+
+
+def path(cni_dir: str, container_id: str, ifname: str) -> str:
+    return os.path.join(cni_dir, f"{container_id}-{ifname}.json")
+
+
+def write(cni_dir: str, entry: dict) -> None:
+    files.write_json(path(cni_dir, entry["containerID"], entry["ifname"]), entry)
+
+
+def read(cni_dir: str, container_id: str, ifname: str):
+    """The entry; None when missing; raises ValueError when corrupt."""
+    return files.read_json(path(cni_dir, container_id, ifname))
+
+
+def remove(cni_dir: str, container_id: str, ifname: str) -> None:
+    files.remove(path(cni_dir, container_id, ifname))
+
+
+def entries(cni_dir: str):
+    """(containerID, ifname, entry or None if corrupt) of every cache file."""
+    if not os.path.isdir(cni_dir):
+        return
+    for name in sorted(os.listdir(cni_dir)):
+        if not name.endswith(".json") or ".tmp." in name:
+            continue
+        try:
+            e = files.read_json(os.path.join(cni_dir, name))
+        except ValueError:
+            e = None
+        cid, _, ifname = name[:-5].rpartition("-")
+        yield cid, ifname, e

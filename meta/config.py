@@ -1,0 +1,104 @@
+"""The `netmeta` CNI configuration: Multus's keys with Multus's meaning (so a Multus config is
+a drop-in) plus ours. Parsed once into a frozen dataclass, validated before anything runs."""
+import os
+import re
+from dataclasses import dataclass
+
+from cni.errors import config_error
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DEFAULT_CNI_DIR = "/var/lib/cni/netmeta/cache"
+DEFAULT_CONF_DIR = "/etc/cni/multus/net.d"   # Multus's confDir: files for NADs without config
+DEFAULT_SOCKET = "/run/netmeta/netmeta.sock"
+
+MULTUS_KEYS = {"kubeconfig", "delegates", "clusterNetwork", "defaultNetworks", "cniDir", "confDir",
+               "binDir", "namespaceIsolation", "globalNamespaces", "systemNamespaces",
+               "readinessindicatorfile", "logLevel", "logFile", "logToStderr", "logOptions",
+               "multusNamespace", "retryDeleteOnError", "auxiliaryCNIChainName", "cniConf"}
+CNI_KEYS = {"cniVersion", "name", "type", "capabilities", "runtimeConfig", "args", "prevResult",
+            "cni.dev/valid-attachments", "cni.dev/attachments"}
+OUR_KEYS = {"socketPath", "mode", "nadDir", "statusDir", "delegateTimeout", "nodeName"}
+
+
+@dataclass(frozen=True)
+class MetaConfig:
+    name: str
+    kubeconfig: str | None
+    delegates: tuple          # inline delegate confs (Multus "delegates"); [0] = cluster default
+    cluster_network: str | None
+    default_networks: tuple
+    cni_dir: str
+    conf_dir: str
+    namespace_isolation: bool
+    global_namespaces: frozenset
+    system_namespaces: frozenset
+    multus_namespace: str
+    readiness_file: str | None
+    log_level: str
+    log_file: str | None
+    socket_path: str
+    mode: str                 # auto | daemon | thin
+    nad_dir: str | None       # Kubernetes-free mode: NADs from <dir>/<ns>/<name>.json|yaml
+    status_dir: str | None
+    delegate_timeout: float
+    node_name: str | None
+
+
+def _strs(conf, key, default=()):
+    v = conf.get(key, default)
+    if isinstance(v, str):   # Multus accepts "a,b" for globalNamespaces
+        v = [s.strip() for s in v.split(",") if s.strip()]
+    if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+        raise config_error(key, "must be a list of strings (or a comma-separated string)")
+    return tuple(v)
+
+
+def _path(conf, key, default=None):
+    v = conf.get(key, default)
+    if v is not None and (not isinstance(v, str) or not v.startswith("/")):
+        raise config_error(key, "must be an absolute path")
+    return v
+
+
+def load(conf: dict) -> MetaConfig:
+    unknown = set(conf) - MULTUS_KEYS - CNI_KEYS - OUR_KEYS
+    if unknown:
+        raise config_error(sorted(unknown)[0], "unknown key in the netmeta configuration")
+    delegates = conf.get("delegates", [])
+    if not isinstance(delegates, list) or not all(isinstance(d, dict) for d in delegates):
+        raise config_error("delegates", "must be a list of CNI configurations")
+    for i, d in enumerate(delegates):
+        if not isinstance(d.get("type"), str) and not isinstance(d.get("plugins"), list):
+            raise config_error(f"delegates[{i}]", "needs a type (conf) or plugins (conflist)")
+    cluster = conf.get("clusterNetwork")
+    if cluster is not None and (not isinstance(cluster, str) or not cluster):
+        raise config_error("clusterNetwork", "must be a NAD name, a file or a directory")
+    if cluster is None and not delegates:
+        raise config_error("clusterNetwork", "set clusterNetwork or delegates (the cluster default network)")
+    mode = conf.get("mode", "auto")
+    if mode not in ("auto", "daemon", "thin"):
+        raise config_error("mode", f"{str(mode)[:20]!r} must be auto, daemon or thin")
+    iso = conf.get("namespaceIsolation", False)
+    if not isinstance(iso, bool):
+        raise config_error("namespaceIsolation", "must be a boolean")
+    level = conf.get("logLevel", "info")
+    if not isinstance(level, str) or level.lower() not in ("debug", "verbose", "info", "warning", "error", "panic"):
+        raise config_error("logLevel", "must be debug, verbose, error or panic (Multus levels) or info/warning")
+    timeout = conf.get("delegateTimeout", 60)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 600:
+        raise config_error("delegateTimeout", "must be a number of seconds in (0, 600]")
+    mns = conf.get("multusNamespace", "kube-system")
+    for ns in (mns, *_strs(conf, "globalNamespaces"), *_strs(conf, "systemNamespaces")):
+        if not DNS_LABEL.match(ns):
+            raise config_error("globalNamespaces", f"{ns[:64]!r} is not a namespace name")
+    return MetaConfig(
+        name=conf.get("name", "netmeta"), kubeconfig=_path(conf, "kubeconfig"), delegates=tuple(delegates),
+        cluster_network=cluster, default_networks=_strs(conf, "defaultNetworks"),
+        cni_dir=_path(conf, "cniDir", DEFAULT_CNI_DIR), conf_dir=_path(conf, "confDir", DEFAULT_CONF_DIR),
+        namespace_isolation=iso, global_namespaces=frozenset(_strs(conf, "globalNamespaces")),
+        system_namespaces=frozenset(_strs(conf, "systemNamespaces", ["kube-system"])),
+        multus_namespace=mns, readiness_file=_path(conf, "readinessindicatorfile"),
+        log_level={"verbose": "debug", "panic": "critical"}.get(level.lower(), level.lower()),
+        log_file=_path(conf, "logFile"), socket_path=_path(conf, "socketPath", DEFAULT_SOCKET), mode=mode,
+        nad_dir=_path(conf, "nadDir"), status_dir=_path(conf, "statusDir"), delegate_timeout=float(timeout),
+        node_name=conf.get("nodeName") or os.environ.get("NODE_NAME"))

@@ -1,0 +1,208 @@
+"""The meta plugin's engine: ADD / DEL / CHECK / STATUS / GC for one pod, usable in-process
+(thin mode, the daemon) — see DESIGN.md "ADD, step by step"."""
+import os
+import time
+
+from cni import fault, log
+from cni.errors import PLUGIN_NOT_AVAILABLE, UNKNOWN_CONTAINER, CNIError, config_error
+from cni.request import Request
+from cni.result import IPConfig, Result
+
+from . import attachments, cache, config, routes, status
+from .attachments import Attachment
+from .networks import DirNADs
+from .plan import Planner
+
+_log = log.get("meta")
+ANNOTS_KEY = "io.kubernetes.cri.pod-annotations"
+
+
+class PodRef:
+    def __init__(self, args: dict):
+        self.namespace = args.get("K8S_POD_NAMESPACE") or None
+        self.name = args.get("K8S_POD_NAME") or None
+        self.uid = args.get("K8S_POD_UID") or None
+
+    def to_dict(self):
+        return {"namespace": self.namespace, "name": self.name, "uid": self.uid}
+
+
+class Engine:
+    """One per config; the daemon keeps them warm (the kube client inside is reused)."""
+
+    def __init__(self, cfg: config.MetaConfig):
+        self.cfg = cfg
+        log.setup(cfg.log_level, cfg.log_file)
+        self._kube = None
+
+    # ---- sources ----
+    @property
+    def kube(self):
+        if self._kube is None and self.cfg.kubeconfig:
+            from . import k8s
+            self._kube = k8s.client(self.cfg.kubeconfig)
+        return self._kube
+
+    def nad_source(self):
+        if self.cfg.kubeconfig:
+            return self.kube
+        if self.cfg.nad_dir:
+            return DirNADs(self.cfg.nad_dir)
+        return None
+
+    def pod_annotations(self, req: Request, pod: PodRef) -> dict:
+        rc = req.config.get("runtimeConfig") or {}
+        if isinstance(rc.get(ANNOTS_KEY), dict):   # the runtime passed them: no API call
+            return {str(k): str(v) for k, v in rc[ANNOTS_KEY].items()}
+        if not (pod.name and pod.namespace and self.kube):
+            return {}
+        obj = self.kube.get_pod(pod.namespace, pod.name)
+        meta = obj.get("metadata") or {}
+        if pod.uid and meta.get("uid") and meta["uid"] != pod.uid:
+            raise CNIError(UNKNOWN_CONTAINER, f"expected pod {pod.namespace}/{pod.name} UID {pod.uid!r} "
+                           f"but got {meta['uid']!r} from the Kubernetes API")
+        return meta.get("annotations") or {}
+
+    # ---- ADD ----
+    def add(self, req: Request) -> Result:
+        pod = PodRef(req.args)
+        annots = self.pod_annotations(req, pod)
+        atts = Planner(self.cfg, self.nad_source()).plan(req, pod.namespace, annots)
+        entry = {"containerID": req.container_id, "ifname": req.ifname, "netns": req.netns,
+                 "pod": pod.to_dict(), "cniVersion": req.cni_version, "cniPath": req.path,
+                 "state": "adding", "created": time.time(),
+                 "attachments": [a.to_dict() for a in atts]}
+        cache.write(self.cfg.cni_dir, entry)   # before any delegate runs
+        fault.point("meta.add.cached")
+        results = []
+        try:
+            for i, att in enumerate(atts):
+                fault.point(f"meta.add.before-{i}")
+                res = attachments.add(att, req, self.cfg.delegate_timeout)
+                results.append(res)
+                entry["attachments"][i] = att.to_dict()
+                cache.write(self.cfg.cni_dir, entry)
+                fault.point(f"meta.add.after-{i}")
+                _log.info("added %s on %s for pod %s/%s", att.network, att.ifname, pod.namespace, pod.name)
+            routes.apply(req.netns, atts, results)
+        except BaseException as e:
+            _log.warning("ADD failed (%s): rolling back %d attachment(s)", e, len(results) + 1)
+            self._rollback(req, atts[:len(results) + 1])
+            raise
+        entry["state"] = "ready"
+        cache.write(self.cfg.cni_dir, entry)
+        entries = [status.entry(a, r) for a, r in zip(atts, results)]
+        self._publish_status(pod, entries)
+        return merge(atts, results, req.cni_version)
+
+    def _rollback(self, req: Request, atts: list) -> None:
+        ok = True
+        for att in reversed(atts):
+            try:
+                attachments.delete(att, req, self.cfg.delegate_timeout)
+            except Exception as e:   # keep the cache: the runtime's DEL will retry
+                ok = False
+                _log.error("rollback of %s on %s failed: %s", att.network, att.ifname, e)
+        if ok:
+            cache.remove(self.cfg.cni_dir, req.container_id, req.ifname)
+
+    def _publish_status(self, pod: PodRef, entries: list) -> None:
+        value = status.annotation(entries)
+        if self.cfg.kubeconfig and pod.name and pod.namespace:
+            try:
+                self.kube.patch_pod_annotations(pod.namespace, pod.name, {status.ANNOTATION: value}, uid=pod.uid)
+            except CNIError as e:   # the pod has its networks; a lost annotation must not undo them
+                _log.error("failed to write network-status of %s/%s: %s", pod.namespace, pod.name, e)
+        elif self.cfg.status_dir and pod.name and pod.namespace:
+            from cni import files
+            files.atomic_write(os.path.join(self.cfg.status_dir, pod.namespace, f"{pod.name}.json"), value)
+
+    # ---- DEL ----
+    def delete(self, req: Request) -> None:
+        try:
+            entry = cache.read(self.cfg.cni_dir, req.container_id, req.ifname)
+        except ValueError:
+            _log.error("DEL cache of %s is corrupt: rebuilding it", req.container_id)
+            entry = self._rebuild(req)
+        if entry is None:
+            _log.info("no DEL cache for %s/%s: nothing was attached, or it is already gone",
+                      req.container_id[:12], req.ifname)
+            return
+        atts = [Attachment.from_dict(a) for a in entry["attachments"]]
+        sub = self._del_request(req, entry)
+        errors = []
+        for att in reversed(atts):
+            try:
+                attachments.delete(att, sub, self.cfg.delegate_timeout)
+            except CNIError as e:
+                errors.append((att, e))
+                _log.error("DEL of %s on %s failed: %s", att.network, att.ifname, e)
+        if errors:
+            raise errors[-1][1]   # cache kept: the runtime retries DEL and finishes the rest
+        cache.remove(self.cfg.cni_dir, req.container_id, req.ifname)
+        _log.info("deleted %d attachment(s) of %s", len(atts), req.container_id[:12])
+
+    @staticmethod
+    def _del_request(req: Request, entry: dict) -> Request:
+        # the CRI's second DEL carries no netns: use the one ADD saw only while it still exists
+        netns = req.netns or (entry.get("netns") if os.path.exists(entry.get("netns") or "") else "")
+        return Request(command="DEL", container_id=req.container_id, netns=netns, ifname=req.ifname,
+                       args=req.args, raw_args=req.raw_args, path=req.path or entry.get("cniPath", []),
+                       config=req.config)
+
+    def _rebuild(self, req: Request):
+        """Re-plan from the API for a corrupt cache (the pod must still exist)."""
+        pod = PodRef(req.args)
+        if not (pod.name and pod.namespace and self.kube):
+            _log.error("cannot rebuild the DEL cache of %s: no pod identity or API", req.container_id)
+            cache.remove(self.cfg.cni_dir, req.container_id, req.ifname)
+            return None
+        annots = self.pod_annotations(req, pod)
+        atts = Planner(self.cfg, self.nad_source()).plan(req, pod.namespace, annots)
+        return {"containerID": req.container_id, "ifname": req.ifname, "netns": req.netns,
+                "attachments": [a.to_dict() for a in atts]}
+
+    # ---- CHECK / STATUS / GC ----
+    def check(self, req: Request) -> None:
+        entry = cache.read(self.cfg.cni_dir, req.container_id, req.ifname)
+        if not entry or entry.get("state") != "ready":
+            raise CNIError(UNKNOWN_CONTAINER, f"no attachments recorded for container {req.container_id[:12]}")
+        for a in entry["attachments"]:
+            attachments.check(Attachment.from_dict(a), req, self.cfg.delegate_timeout)
+
+    def status(self, req: Request) -> None:
+        f = self.cfg.readiness_file
+        if f and not os.path.exists(f):
+            raise CNIError(PLUGIN_NOT_AVAILABLE, "cluster default network is not ready",
+                           f"readiness indicator file {f} does not exist")
+
+    def gc(self, req: Request) -> None:
+        valid = req.config.get("cni.dev/valid-attachments")
+        if not isinstance(valid, list):
+            raise config_error("cni.dev/valid-attachments", "GC needs the list of valid attachments")
+        keep = {(a.get("containerID"), a.get("ifname")) for a in valid if isinstance(a, dict)}
+        for cid, ifname, entry in list(cache.entries(self.cfg.cni_dir)):
+            if (cid, ifname) in keep:
+                continue
+            sub = Request(command="DEL", container_id=cid, ifname=ifname, path=req.path,
+                          config=req.config, raw_args=req.raw_args, args=req.args)
+            try:
+                self.delete(sub)
+                _log.info("gc: removed attachments of %s/%s", cid[:12], ifname)
+            except CNIError as e:
+                _log.error("gc: could not remove %s/%s yet: %s", cid[:12], ifname, e)
+
+
+def merge(atts: list, results: list, version: str) -> Result:
+    """One result for the runtime: every delegate's interfaces and IPs (indices re-based), the
+    default network first and primary (its DNS)."""
+    out = Result(cni_version=version)
+    for att, res in zip(atts, results):
+        off = len(out.interfaces)
+        out.interfaces.extend(res.interfaces)
+        out.ips.extend(IPConfig(c.address, c.gateway, None if c.interface is None else c.interface + off)
+                       for c in res.ips)
+        out.routes.extend(res.routes)
+        if att.default:
+            out.dns = dict(res.dns)
+    return out

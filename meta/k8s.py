@@ -1,0 +1,119 @@
+"""The Kubernetes API as netmeta uses it: GET a pod, GET a NetworkAttachmentDefinition, PATCH
+one pod annotation. The `kubernetes` client is imported lazily (it costs ~190 ms): the daemon
+keeps one warm; the thin path pays only when it really talks to the API.
+
+Every call is counted by verb (for metrics and for the tests that count API requests)."""
+import json
+import random
+import socket
+import threading
+import time
+
+from cni import log
+from cni.errors import API_FAILED, NETWORK_NOT_FOUND, TRY_AGAIN, CNIError
+
+_log = log.get("k8s")
+NAD_GROUP, NAD_VERSION, NAD_PLURAL = "k8s.cni.cncf.io", "v1", "network-attachment-definitions"
+RETRYABLE = {409, 429, 500, 502, 503, 504}
+
+
+class Kube:
+    def __init__(self, kubeconfig: str, timeout: float = 10.0):
+        from kubernetes import client, config
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+        # urllib3's default TCP_NODELAY is lost once socket_options is set: set it back, or
+        # every keep-alive request waits ~40 ms for a delayed ACK (Nagle)
+        cfg.socket_options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),
+                              (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+        self._api = client.ApiClient(cfg)
+        self.core = client.CoreV1Api(self._api)
+        self.custom = client.CustomObjectsApi(self._api)
+        self.exc = client.exceptions.ApiException
+        self.timeout = timeout
+        self.calls: dict = {}
+        self._lock = threading.Lock()
+
+    def _count(self, verb: str) -> None:
+        with self._lock:
+            self.calls[verb] = self.calls.get(verb, 0) + 1
+
+    def _call(self, verb: str, what: str, fn, attempts: int = 4):
+        delay = 0.05
+        for attempt in range(attempts):
+            self._count(verb)
+            try:
+                return fn()
+            except self.exc as e:
+                if e.status in RETRYABLE and attempt + 1 < attempts:
+                    time.sleep(delay * (1 + random.random()))
+                    delay *= 2
+                    continue
+                raise
+            except OSError as e:  # connection refused / reset / timeout: the API is away
+                if attempt + 1 < attempts:
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                raise CNIError(TRY_AGAIN, f"failed to {verb} {what}: Kubernetes API unreachable", str(e)) from None
+            except Exception as e:  # urllib3 errors are not OSError
+                if "urllib3" in type(e).__module__ and attempt + 1 < attempts:
+                    time.sleep(delay)
+                    delay *= 2
+                    continue
+                if "urllib3" in type(e).__module__:
+                    raise CNIError(TRY_AGAIN, f"failed to {verb} {what}: Kubernetes API unreachable",
+                                   str(e)[:300]) from None
+                raise
+
+    def get_pod(self, namespace: str, name: str) -> dict:
+        def go():
+            return self._api.sanitize_for_serialization(
+                self.core.read_namespaced_pod(name, namespace, _request_timeout=self.timeout))
+        try:
+            return self._call("get", f"pod {namespace}/{name}", go)
+        except self.exc as e:
+            raise CNIError(API_FAILED, f"failed to get pod {namespace}/{name}", f"HTTP {e.status}: {e.reason}") from None
+
+    def get_nad(self, namespace: str, name: str) -> dict:
+        def go():
+            return self.custom.get_namespaced_custom_object(NAD_GROUP, NAD_VERSION, namespace, NAD_PLURAL, name,
+                                                            _request_timeout=self.timeout)
+        try:
+            return self._call("get", f"network-attachment-definition {namespace}/{name}", go)
+        except self.exc as e:
+            if e.status == 404:
+                raise CNIError(NETWORK_NOT_FOUND, f"cannot find a network-attachment-definition ({name}) "
+                               f"in namespace ({namespace})", "HTTP 404") from None
+            raise CNIError(API_FAILED, f"failed to get network-attachment-definition {namespace}/{name}",
+                           f"HTTP {e.status}: {e.reason}") from None
+
+    def patch_pod_annotations(self, namespace: str, name: str, annotations: dict, uid: str | None = None) -> None:
+        """Merge-patch only the given annotations (never a whole-object update); retried with
+        backoff on conflicts and server errors. With `uid`, a recreated pod of the same name is
+        not touched (metadata.uid in a patch is a precondition on a real API server)."""
+        body = {"metadata": {"annotations": annotations}}
+        if uid:
+            body["metadata"]["uid"] = uid
+
+        def go():
+            return self.core.patch_namespaced_pod(name, namespace, body, _request_timeout=self.timeout,
+                                                  _content_type="application/merge-patch+json")
+        try:
+            self._call("patch", f"pod {namespace}/{name}", go, attempts=6)
+        except self.exc as e:
+            raise CNIError(API_FAILED, f"failed to patch pod {namespace}/{name}", f"HTTP {e.status}: {e.reason}") from None
+
+
+_clients: dict = {}
+
+
+def client(kubeconfig: str) -> Kube:
+    """One warm client per kubeconfig (the daemon reuses it across requests)."""
+    if kubeconfig not in _clients:
+        _clients[kubeconfig] = Kube(kubeconfig)
+    return _clients[kubeconfig]
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"))

@@ -1,0 +1,114 @@
+"""Resolving network references into delegate CNI configurations (conf or conflist):
+NetworkAttachmentDefinitions from the API or, in Kubernetes-free mode, from a directory
+(<nadDir>/<namespace>/<name>.json|.yaml); NADs without spec.config and the cluster default
+network from files, as Multus does."""
+import json
+import os
+from dataclasses import dataclass, field
+
+from cni import log
+from cni.errors import INVALID_CONFIG, NETWORK_NOT_FOUND, CNIError
+
+_log = log.get("networks")
+RESOURCE_ANNOT = "k8s.v1.cni.cncf.io/resourceName"
+CONF_EXT = (".conf", ".conflist", ".json")
+
+
+@dataclass
+class Network:
+    name: str                    # "namespace/name" for a NAD, the conf's name otherwise
+    conf: dict                   # a CNI conf, or a conflist (has "plugins")
+    resource_name: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def is_list(self) -> bool:
+        return isinstance(self.conf.get("plugins"), list)
+
+    @property
+    def main_type(self) -> str:
+        return self.conf["plugins"][0]["type"] if self.is_list else self.conf.get("type", "")
+
+
+def _parse_conf(raw, where: str) -> dict:
+    try:
+        conf = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+    except ValueError as e:
+        raise CNIError(INVALID_CONFIG, f"invalid CNI config in {where}", str(e)[:200]) from None
+    if not isinstance(conf, dict):
+        raise CNIError(INVALID_CONFIG, f"invalid CNI config in {where}", "not a JSON object")
+    if isinstance(conf.get("plugins"), list):
+        if not conf["plugins"] or not all(isinstance(p, dict) and isinstance(p.get("type"), str)
+                                          for p in conf["plugins"]):
+            raise CNIError(INVALID_CONFIG, f"invalid conflist in {where}", "every plugin needs a type")
+    elif not isinstance(conf.get("type"), str):
+        raise CNIError(INVALID_CONFIG, f"invalid CNI config in {where}", "no type")
+    return conf
+
+
+def load_file(path: str) -> dict:
+    with open(path, "rb") as f:
+        return _parse_conf(f.read(), path)
+
+
+def first_conf_in(directory: str) -> str | None:
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(CONF_EXT):
+            return os.path.join(directory, name)
+    return None
+
+
+def conf_by_name(conf_dir: str, name: str) -> dict | None:
+    """The conf/conflist in conf_dir whose `name` is `name` (Multus: GetCNIConfigFromFile)."""
+    if not os.path.isdir(conf_dir):
+        return None
+    for fname in sorted(os.listdir(conf_dir)):
+        if fname.endswith(CONF_EXT):
+            try:
+                conf = load_file(os.path.join(conf_dir, fname))
+            except (CNIError, OSError):
+                continue
+            if conf.get("name") == name:
+                return conf
+    return None
+
+
+def from_nad(nad: dict, conf_dir: str) -> Network:
+    meta = nad.get("metadata") or {}
+    ns, name = meta.get("namespace", ""), meta.get("name", "")
+    raw = (nad.get("spec") or {}).get("config")
+    if raw:
+        conf = _parse_conf(raw, f"network-attachment-definition {ns}/{name}")
+    else:
+        conf = conf_by_name(conf_dir, name)
+        if conf is None:
+            raise CNIError(NETWORK_NOT_FOUND, f"network-attachment-definition {ns}/{name} has no config",
+                           f"and no file in {conf_dir} has name {name!r}")
+    # Multus names the delegate after the NAD
+    conf = dict(conf, name=name)
+    return Network(f"{ns}/{name}", conf, (meta.get("annotations") or {}).get(RESOURCE_ANNOT))
+
+
+class DirNADs:
+    """Kubernetes-free mode: <dir>/<namespace>/<name>.json|.yaml holding a NAD object."""
+
+    def __init__(self, directory: str):
+        self.dir = directory
+
+    def get_nad(self, namespace: str, name: str) -> dict:
+        for ext in (".json", ".yaml", ".yml"):
+            p = os.path.join(self.dir, namespace, name + ext)
+            if os.path.isfile(p):
+                with open(p, "rb") as f:
+                    raw = f.read()
+                if ext == ".json":
+                    obj = json.loads(raw)
+                else:
+                    import yaml
+                    obj = yaml.safe_load(raw)
+                if not isinstance(obj, dict):
+                    raise CNIError(INVALID_CONFIG, f"invalid NetworkAttachmentDefinition file {p}")
+                obj.setdefault("metadata", {}).update(namespace=namespace, name=name)
+                return obj
+        raise CNIError(NETWORK_NOT_FOUND, f"cannot find a network-attachment-definition ({name}) "
+                       f"in namespace ({namespace})", f"no {self.dir}/{namespace}/{name}.json|.yaml")

@@ -1,0 +1,212 @@
+"""ADD planning: from the config, the pod's annotations and the NADs to the ordered list of
+attachments (default network first). Everything is resolved and validated here, before the
+DEL cache is written and before any delegate runs, so bad input changes nothing."""
+import copy
+
+from cni import log
+from cni.errors import INVALID_CONFIG, NAMESPACE_DENIED, NETWORK_NOT_FOUND, POLICY_DENIED, CNIError
+
+from . import annotations as ann
+from . import networks, overrides
+from .attachments import Attachment
+
+_log = log.get("plan")
+NETWORKS_ANNOT = "k8s.v1.cni.cncf.io/networks"
+DEFAULT_NET_ANNOT = "v1.multus-cni.io/default-network"
+CAP_KEYS = {"ips": "ips", "mac": "mac", "portMappings": "portMappings", "bandwidth": "bandwidth",
+            "deviceID": "deviceID", "infiniband-guid": "infinibandGUID"}
+
+
+class Planner:
+    def __init__(self, cfg, nads):
+        self.cfg, self.nads = cfg, nads   # nads: .get_nad(ns, name) -> NAD object, or None
+
+    # ---- networks by reference ----
+    def nad(self, namespace: str, name: str) -> networks.Network:
+        if self.nads is None:
+            raise CNIError(NETWORK_NOT_FOUND, f"cannot resolve network {namespace}/{name}",
+                           "no kubeconfig and no nadDir configured")
+        try:
+            return networks.from_nad(self.nads.get_nad(namespace, name), self.cfg.conf_dir)
+        except CNIError as e:
+            if e.code == NETWORK_NOT_FOUND:
+                _log.warning("missing NetworkAttachmentDefinition %s/%s: %s", namespace, name, e.msg)
+            raise
+
+    def by_name(self, ref: str) -> networks.Network:
+        """clusterNetwork / defaultNetworks entry, in Multus's order: a NAD in multusNamespace,
+        a conf in confDir with that name, a directory (its first conf), a file."""
+        import os
+        if not ref.startswith("/"):
+            if self.nads is not None:
+                try:
+                    return self.nad(self.cfg.multus_namespace, ref)
+                except CNIError as e:
+                    if e.code != NETWORK_NOT_FOUND:
+                        raise
+            conf = networks.conf_by_name(self.cfg.conf_dir, ref)
+            if conf is not None:
+                return networks.Network(conf.get("name", ref), conf)
+            raise CNIError(NETWORK_NOT_FOUND, f"cannot find network {ref!r}",
+                           f"not a NetworkAttachmentDefinition in {self.cfg.multus_namespace} nor a conf in {self.cfg.conf_dir}")
+        path = ref
+        if os.path.isdir(ref):
+            path = networks.first_conf_in(ref)
+            if path is None:
+                raise CNIError(NETWORK_NOT_FOUND, f"no CNI config in directory {ref}")
+        if not os.path.isfile(path):
+            raise CNIError(NETWORK_NOT_FOUND, f"cluster network file {ref} does not exist")
+        conf = networks.load_file(path)
+        return networks.Network(conf.get("name", ref), conf)
+
+    def cluster_default(self) -> networks.Network:
+        if self.cfg.delegates:
+            conf = copy.deepcopy(self.cfg.delegates[0])
+            return networks.Network(conf.get("name", "default"), conf)
+        return self.by_name(self.cfg.cluster_network)
+
+    # ---- the plan ----
+    def plan(self, req, pod_ns: str | None, annots: dict) -> list:
+        system = pod_ns is None or pod_ns in self.cfg.system_namespaces
+        base_args = _base_args(req)
+        atts = []
+        default_sel = None
+        if not system and annots.get(DEFAULT_NET_ANNOT):
+            # Multus: a pod's default network must be a NAD of multusNamespace
+            default_sel = _parse(ann.parse_default_network, annots[DEFAULT_NET_ANNOT], self.cfg.multus_namespace)
+            default_net = self.nad(default_sel.namespace, default_sel.name)
+        else:
+            default_net = self.cluster_default()
+        rc = {k: v for k, v in (req.config.get("runtimeConfig") or {}).items()
+              if k != "io.kubernetes.cri.pod-annotations"}
+        atts.append(Attachment(default_net.name, req.ifname, default_net.conf, default=True,
+                               runtime_config=rc, cni_args=_base_args(req, keep_addresses=True),
+                               resource_name=default_net.resource_name))
+        extra = [] if system else [self.by_name(n) for n in self.cfg.default_networks]
+        sels = []
+        if not system and annots.get(NETWORKS_ANNOT):
+            sels = _parse(ann.parse_networks, annots[NETWORKS_ANNOT], pod_ns)
+            _check(ann.check_gateways, sels)
+        names = _parse(_ifnames, len(extra), sels, req.ifname)
+        drops = _parse(ann.gateway_filters, [None] * (1 + len(extra)) + list(sels))
+        n = 0
+        for net in extra:
+            atts.append(Attachment(net.name, names[n], net.conf, cni_args=base_args,
+                                   resource_name=net.resource_name))
+            n += 1
+        vlan_o, rate_o = self._overrides(annots, sels) if not system else ({}, {})
+        for sel in sels:
+            self._isolation(sel.namespace, pod_ns)
+            net = self.nad(sel.namespace, sel.name)
+            att = self._selected(net, sel, names[n], base_args, vlan_o, rate_o)
+            atts.append(att)
+            n += 1
+        for att, (drop4, drop6) in zip(atts, drops):
+            att.drop_default = [f for f, d in (("4", drop4), ("6", drop6)) if d]
+        return atts
+
+    def _isolation(self, target_ns: str, pod_ns: str) -> None:
+        if not self.cfg.namespace_isolation or target_ns == pod_ns:
+            return
+        if target_ns == "default" or target_ns in self.cfg.global_namespaces:
+            return
+        raise CNIError(NAMESPACE_DENIED, f"namespace isolation: pod in namespace {pod_ns} may not use "
+                       f"networks of namespace {target_ns}",
+                       "add it to globalNamespaces to share its networks with every namespace")
+
+    def _overrides(self, annots: dict, sels: list) -> tuple:
+        names = {s.name for s in sels} | {f"{s.namespace}/{s.name}" for s in sels}
+        out = []
+        for key in (overrides.VLAN_ANNOT, overrides.TXRATE_ANNOT):
+            out.append(_parse(ann.parse_override, annots[key], names, key) if annots.get(key) not in (None, "") else {})
+        return tuple(out)
+
+    def _selected(self, net, sel, ifname, base_args, vlan_o, rate_o) -> Attachment:
+        rc = {}
+        for src, cap in (("ips", "ips"), ("mac", "mac"), ("port_mappings", "portMappings"),
+                         ("bandwidth", "bandwidth"), ("device_id", "deviceID"),
+                         ("infiniband_guid", "infinibandGUID")):
+            v = getattr(sel, src, None)
+            if v:
+                rc[cap] = list(v) if isinstance(v, tuple) else v
+        conf = copy.deepcopy(net.conf)
+        caps = _capabilities(conf)
+        args = base_args
+        # CNI_ARGS IP=/MAC= for delegates that do not declare the capability (e.g. static)
+        if rc.get("ips") and not caps.get("ips"):
+            args += ";IP=" + ",".join(rc["ips"])
+        if rc.get("mac") and not caps.get("mac"):
+            args += ";MAC=" + rc["mac"]
+        if sel.cni_args:
+            _merge_cni_args(conf, dict(sel.cni_args))
+        if rc.get("deviceID"):
+            _first_plugin(conf)["deviceID"] = rc["deviceID"]
+        vlan, rate = ann.override_for(vlan_o, sel), ann.override_for(rate_o, sel)
+        explicit = any(k in o for o in (vlan_o, rate_o) for k in (sel.key, sel.name))
+        conf = _with_overrides(conf, net.name, vlan, rate, explicit)
+        return Attachment(net.name, ifname, conf, runtime_config=rc, cni_args=args,
+                          gateways=list(sel.default_route or ()), resource_name=net.resource_name)
+
+
+def _parse(fn, *a):
+    try:
+        return fn(*a)
+    except ann.AnnotationError as e:
+        raise CNIError(INVALID_CONFIG, str(e)) from None
+
+
+_check = _parse
+
+
+def _ifnames(n_extra: int, sels: list, default_ifname: str) -> list:
+    # defaultNetworks take net1.. before the pod's own networks, like Multus
+    return ann.assign_interfaces([None] * n_extra + list(sels), first_index=1, reserved=(default_ifname,))
+
+
+def _base_args(req, keep_addresses: bool = False) -> str:
+    raw = req.raw_args or ""
+    if "IgnoreUnknown=" not in raw:
+        raw = "IgnoreUnknown=1" + (";" + raw if raw else "")
+    if keep_addresses:
+        return raw
+    # the runtime's own IP=/MAC= (podman) are meant for the default network only
+    return ";".join(p for p in raw.split(";") if p and not p.startswith(("IP=", "MAC=")))
+
+
+def _first_plugin(conf: dict) -> dict:
+    return conf["plugins"][0] if isinstance(conf.get("plugins"), list) else conf
+
+
+def _capabilities(conf: dict) -> dict:
+    return _first_plugin(conf).get("capabilities") or {}
+
+
+def _merge_cni_args(conf: dict, cni_args: dict) -> None:
+    targets = conf["plugins"] if isinstance(conf.get("plugins"), list) else [conf]
+    for p in targets:
+        args = p.setdefault("args", {})
+        args["cni"] = dict(args.get("cni") or {}, **cni_args)
+
+
+def _with_overrides(conf: dict, network: str, vlan, rate, explicit: bool) -> dict:
+    """Apply pod overrides to the (first) sriov plugin of the network; podOverrides (a conflist
+    may carry it at top level or in the sriov plugin) is removed before any delegate sees it."""
+    is_list = isinstance(conf.get("plugins"), list)
+    plugins = conf["plugins"] if is_list else [conf]
+    top_policy = conf.get("podOverrides") if is_list else None
+    out_plugins, done = [], False
+    for p in plugins:
+        if p.get("type") == "sriov" and not done:
+            policy = p.get("podOverrides", top_policy)
+            base = dict(p, podOverrides=policy) if policy is not None else p
+            p = overrides.apply(base, network, vlan, rate)
+            done = True
+        else:
+            p = {k: v for k, v in p.items() if k != "podOverrides"}
+        out_plugins.append(p)
+    if not done and explicit and (vlan is not None or rate is not None):
+        raise CNIError(POLICY_DENIED, f"network {network} is not an SR-IOV network",
+                       "networks-sriov-vlan / networks-sriov-txrate apply only to sriov attachments")
+    if not is_list:
+        return out_plugins[0]
+    return dict({k: v for k, v in conf.items() if k != "podOverrides"}, plugins=out_plugins)
