@@ -3,21 +3,23 @@ every line is tagged with the container ID being served."""
 import logging
 import os
 import sys
+import threading
 
 _FMT = "%(asctime)s %(levelname)s %(name)s [%(container_id)s] %(message)s"
 
 
-class _ContainerFilter(logging.Filter):
-    container_id = "-"
+_current = threading.local()   # per thread: the daemon serves many containers at once
 
+
+class _ContainerFilter(logging.Filter):
     def filter(self, record):
         if not hasattr(record, "container_id"):
-            record.container_id = _ContainerFilter.container_id
+            record.container_id = getattr(_current, "cid", "-")
         return True
 
 
 def set_container(cid: str) -> None:
-    _ContainerFilter.container_id = (cid or "-")[:12]
+    _current.cid = (cid or "-")[:12]
 
 
 def setup(level: str | None = None, log_file: str | None = None) -> logging.Logger:

@@ -40,11 +40,12 @@ def handle(plugin: Plugin, environ, stdin: bytes) -> tuple[int, bytes]:
         return 1, json.dumps(err.to_dict(_error_version(stdin))).encode() + b"\n"
 
 
-def main(plugin: Plugin) -> int:
+def main(plugin: Plugin, stdin: bytes | None = None) -> int:
     """Entry point of an exec'd plugin. Anything printed by accident (by us or a library) goes
     to stderr: fd 1 is pointed at stderr while the plugin runs and restored for the answer."""
     log.setup()
-    stdin = b"" if os.environ.get("CNI_COMMAND") == "VERSION" and sys.stdin.isatty() else sys.stdin.buffer.read()
+    if stdin is None:
+        stdin = b"" if os.environ.get("CNI_COMMAND") == "VERSION" and sys.stdin.isatty() else sys.stdin.buffer.read()
     real_stdout = os.dup(1)
     os.dup2(2, 1)
     try:

@@ -66,6 +66,7 @@ class Engine:
     # ---- ADD ----
     def add(self, req: Request) -> Result:
         pod = PodRef(req.args)
+        self._undo_previous(req)
         annots = self.pod_annotations(req, pod)
         atts = Planner(self.cfg, self.nad_source()).plan(req, pod.namespace, annots)
         entry = {"containerID": req.container_id, "ifname": req.ifname, "netns": req.netns,
@@ -94,6 +95,18 @@ class Engine:
         entries = [status.entry(a, r) for a, r in zip(atts, results)]
         self._publish_status(pod, entries)
         return merge(atts, results, req.cni_version)
+
+    def _undo_previous(self, req: Request) -> None:
+        """An earlier ADD of this container/interface that never got its DEL (its daemon died
+        mid-way, the runtime retried) is undone first, from its cache."""
+        try:
+            old = cache.read(self.cfg.cni_dir, req.container_id, req.ifname)
+        except ValueError:
+            old = True
+        if old:
+            _log.warning("ADD for %s/%s finds an earlier attachment: undoing it first", req.container_id[:12], req.ifname)
+            self.delete(Request(command="DEL", container_id=req.container_id, netns=req.netns, ifname=req.ifname,
+                                args=req.args, raw_args=req.raw_args, path=req.path, config=req.config))
 
     def _rollback(self, req: Request, atts: list) -> None:
         ok = True
@@ -191,6 +204,29 @@ class Engine:
                 _log.info("gc: removed attachments of %s/%s", cid[:12], ifname)
             except CNIError as e:
                 _log.error("gc: could not remove %s/%s yet: %s", cid[:12], ifname, e)
+
+
+def reclaim_dead_caches(cni_dir: str, timeout: float = 60.0) -> list:
+    """Undo the attachments of every DEL cache whose pod netns no longer exists (node reboot,
+    crashed runtime); returns the container IDs done. The runtime's own DEL later finds no
+    cache and succeeds."""
+    done = []
+    for cid, ifname, entry in list(cache.entries(cni_dir)):
+        ns = (entry or {}).get("netns")
+        if not entry or not ns or os.path.exists(ns):
+            continue
+        req = Request(command="DEL", container_id=cid, ifname=ifname, path=entry.get("cniPath", []),
+                      raw_args="IgnoreUnknown=1", config={"cniVersion": entry.get("cniVersion", "1.0.0"),
+                                                          "name": "netmeta"})
+        try:
+            for a in reversed(entry["attachments"]):
+                attachments.delete(Attachment.from_dict(a), req, timeout)
+        except CNIError as e:
+            _log.error("could not undo attachments of %s yet: %s", cid[:12], e)
+            continue
+        cache.remove(cni_dir, cid, ifname)
+        done.append(cid)
+    return done
 
 
 def merge(atts: list, results: list, version: str) -> Result:

@@ -5,6 +5,7 @@ import sys
 USAGE = """usage: netmeta <command> [options]
   sim create --pf NAME --vfs N [--root DIR]   build a simulated SR-IOV NIC, print its sriov config
   sim destroy --pf NAME [--root DIR]          remove it
+  daemon [--config FILE] [--socket PATH]      run the node daemon (foreground)
   version                                     print the version
 """
 
@@ -18,6 +19,9 @@ def _cli(argv: list) -> int:
         from importlib.metadata import version
         print(f"netmeta {version('netmeta')}")
         return 0
+    if cmd in ("daemon", "netmeta-daemon"):
+        from .daemon import main as daemon_main
+        return daemon_main(rest)
     if cmd == "sim":
         from delegates.sriov.simnic import main as sim_main
         return sim_main(rest)
@@ -25,11 +29,16 @@ def _cli(argv: list) -> int:
     return 2
 
 
+def _in_process(stdin: bytes) -> int:
+    from cni import skel
+    from .plugin import MetaPlugin
+    return skel.main(MetaPlugin(), stdin)
+
+
 def main() -> int:
     if os.environ.get("CNI_COMMAND"):
-        from cni import skel
-        from .plugin import MetaPlugin
-        return skel.main(MetaPlugin())
+        from cni import shim
+        return shim.run("netmeta", _in_process)
     return _cli(sys.argv[1:])
 
 

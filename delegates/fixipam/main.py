@@ -1,11 +1,16 @@
-"""`fixipam` executable."""
+"""`fixipam` executable: forwards to the node daemon when it answers, else runs in-process."""
 import sys
 
 
-def main() -> int:
+def _in_process(stdin: bytes) -> int:
     from cni import skel
     from .plugin import FixIPAM
-    return skel.main(FixIPAM())
+    return skel.main(FixIPAM(), stdin)
+
+
+def main() -> int:
+    from cni import shim
+    return shim.run("fixipam", _in_process)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,16 @@
-"""`sriov` executable."""
+"""`sriov` executable: forwards to the node daemon when it answers, else runs in-process."""
 import sys
 
 
-def main() -> int:
+def _in_process(stdin: bytes) -> int:
     from cni import skel
     from .plugin import SRIOVPlugin
-    return skel.main(SRIOVPlugin())
+    return skel.main(SRIOVPlugin(), stdin)
+
+
+def main() -> int:
+    from cni import shim
+    return shim.run("sriov", _in_process)
 
 
 if __name__ == "__main__":

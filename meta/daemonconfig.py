@@ -1,0 +1,80 @@
+"""`netmeta daemon --config FILE` configuration (YAML or JSON), validated at start-up.
+
+  socketPath: /run/netmeta/netmeta.sock   # root-only unix socket the shims talk to
+  kubeconfig: /etc/netmeta/kubeconfig     # optional: Kubernetes-free mode without it
+  nodeName: node1                         # default: $NODE_NAME
+  cniDir: /var/lib/cni/netmeta/cache      # the meta plugin's DEL caches (start-up reconcile)
+  pfs:                                    # managed PFs, counted for node VF availability
+    - {master: ens1f0, sysfsRoot: /sys, backend: netlink, stateDir: /var/lib/cni/netmeta/sriov}
+  maxConcurrency: 16                      # requests served at once; more wait their turn
+  requestTimeout: 120                     # seconds; then the shim gets code 11 (try again)
+  httpAddr: 127.0.0.1:9641                # /healthz /readyz /metrics ("" = off)
+  reconcilePeriod: 30                     # seconds between availability reconciles
+  coalesceWindow: 0.2                     # seconds a burst of VF changes is merged into one PATCH
+  statusFile: /run/netmeta/node-status.json   # Kubernetes-free: availability written here
+"""
+import os
+from dataclasses import dataclass
+
+from cni.errors import config_error
+
+from .config import DEFAULT_CNI_DIR, DEFAULT_SOCKET
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    socket_path: str = DEFAULT_SOCKET
+    kubeconfig: str | None = None
+    node_name: str | None = None
+    cni_dir: str = DEFAULT_CNI_DIR
+    pfs: tuple = ()
+    max_concurrency: int = 16
+    request_timeout: float = 120.0
+    http_addr: str = "127.0.0.1:9641"
+    reconcile_period: float = 30.0
+    coalesce_window: float = 0.2
+    status_file: str | None = None
+
+
+KEYS = {"socketPath", "kubeconfig", "nodeName", "cniDir", "pfs", "maxConcurrency", "requestTimeout",
+        "httpAddr", "reconcilePeriod", "coalesceWindow", "statusFile"}
+
+
+def _num(d, key, lo, hi, default):
+    v = d.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+        raise config_error(key, f"must be a number in [{lo}, {hi}]")
+    return v
+
+
+def load(path: str | None, overrides: dict | None = None) -> DaemonConfig:
+    d = {}
+    if path:
+        import yaml
+        with open(path) as f:
+            d = yaml.safe_load(f) or {}
+        if not isinstance(d, dict):
+            raise config_error("daemon config", "must be a mapping")
+    d.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = set(d) - KEYS
+    if unknown:
+        raise config_error(sorted(unknown)[0], "unknown key in the daemon configuration")
+    pfs = d.get("pfs", [])
+    if not isinstance(pfs, list):
+        raise config_error("pfs", "must be a list")
+    for i, pf in enumerate(pfs):
+        if not isinstance(pf, dict) or not isinstance(pf.get("master"), str):
+            raise config_error(f"pfs[{i}]", "needs master (the PF netdev)")
+        if set(pf) - {"master", "sysfsRoot", "backend", "stateDir"}:
+            raise config_error(f"pfs[{i}]", "allowed keys: master, sysfsRoot, backend, stateDir")
+    for key in ("socketPath", "kubeconfig", "cniDir", "statusFile"):
+        v = d.get(key)
+        if v is not None and (not isinstance(v, str) or not v.startswith("/")):
+            raise config_error(key, "must be an absolute path")
+    return DaemonConfig(
+        socket_path=d.get("socketPath", DEFAULT_SOCKET), kubeconfig=d.get("kubeconfig"),
+        node_name=d.get("nodeName") or os.environ.get("NODE_NAME"), cni_dir=d.get("cniDir", DEFAULT_CNI_DIR),
+        pfs=tuple(dict(pf) for pf in pfs), max_concurrency=int(_num(d, "maxConcurrency", 1, 1024, 16)),
+        request_timeout=float(_num(d, "requestTimeout", 1, 3600, 120)), http_addr=str(d.get("httpAddr", "127.0.0.1:9641")),
+        reconcile_period=float(_num(d, "reconcilePeriod", 0.1, 86400, 30)),
+        coalesce_window=float(_num(d, "coalesceWindow", 0, 60, 0.2)), status_file=d.get("statusFile"))

@@ -1,0 +1,184 @@
+"""The node daemon and the shim: forwarding, modes when the daemon is down or dies, a root-only
+socket, timeouts, metrics, graceful shutdown, start-up reconcile."""
+import json
+import os
+import stat
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tests.cnirun import DEBIAN_CNI, cni, ip_json
+from tests.daemonproc import DaemonProc
+from tests.simnic import records, snapshot
+
+pytestmark = pytest.mark.skipif(not os.path.exists(f"{DEBIAN_CNI}/bridge"), reason="needs Debian CNI plugins")
+
+
+@pytest.fixture
+def daemon(tmp_path, nic):
+    d = DaemonProc(tmp_path / "d", pfs=[{k: nic[k] for k in ("master", "sysfsRoot", "backend", "stateDir")}],
+                   requestTimeout=5)
+    os.makedirs(d.dir, exist_ok=True)
+    yield d
+    d.stop()
+
+
+def netmeta_conf(d, tmp, uid, mode="auto", nads=None, extra=None):
+    c = {"cniVersion": "1.0.0", "name": "netmeta", "type": "netmeta", "socketPath": d.socket, "mode": mode,
+         "cniDir": d.cfg["cniDir"],
+         "delegates": [{"cniVersion": "1.0.0", "name": "cluster-net", "type": "bridge", "bridge": f"nmd{uid}",
+                        "isGateway": True, "ipam": {"type": "host-local", "subnet": "10.244.8.0/24",
+                                                    "dataDir": str(tmp / "hostlocal")}}]}
+    if nads:
+        c["nadDir"] = nads
+    c.update(extra or {})
+    return c
+
+
+def sriov_pod(tmp, nic, ips="10.56.0.7/24"):
+    """A Kubernetes-free pod: NAD from a directory, annotations from the runtime."""
+    nad_dir = tmp / "nads" / "default"
+    nad_dir.mkdir(parents=True, exist_ok=True)
+    conf = dict(nic, cniVersion="1.0.0", type="sriov", capabilities={"ips": True},
+                ipam={"type": "fixipam", "subnet": "10.56.0.0/24", "dataDir": str(tmp / "fixipam")})
+    (nad_dir / "sriov-a.json").write_text(json.dumps(
+        {"apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
+         "metadata": {"name": "sriov-a"}, "spec": {"config": json.dumps(conf)}}))
+    return str(tmp / "nads"), {"io.kubernetes.cri.pod-annotations": {
+        "k8s.v1.cni.cncf.io/networks": json.dumps([{"name": "sriov-a", "ips": [ips]}])}}
+
+
+def run(conf, ns, cid, command="ADD", **kw):
+    return cni("netmeta", command, conf, container_id=cid, netns=f"/var/run/netns/{ns}", ifname="eth0",
+               args=f"IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=p{cid};K8S_POD_UID=u{cid}", **kw)
+
+
+def test_shim_forwards_to_the_daemon(daemon, tmp_path, nic, netns, uid):
+    daemon.start()
+    nads, rc = sriov_pod(tmp_path, nic)
+    conf = dict(netmeta_conf(daemon, tmp_path, uid, nads=nads), runtimeConfig=rc)
+    ns = netns()
+    before = snapshot(nic)
+    r = run(conf, ns, "c1")
+    assert r.ok, r.stdout + r.stderr.encode()
+    assert sorted(l["ifname"] for l in ip_json("link", "show", netns=ns)) == ["eth0", "lo", "net1"]
+    assert daemon.metric("netmeta_cni_request_seconds_count", plugin="netmeta", command="ADD") == 1
+    assert "added default/sriov-a on net1" in daemon.log()
+    assert run(conf, ns, "c1", "DEL").ok
+    assert daemon.metric("netmeta_cni_request_seconds_count", plugin="netmeta", command="DEL") == 1
+    assert snapshot(nic) == before and records(nic) == []
+    # the stand-alone delegates forward too
+    fx = {"cniVersion": "1.0.0", "name": "fx", "ipam": {"type": "fixipam", "subnet": "10.57.0.0/24",
+                                                       "dataDir": str(tmp_path / "fx")}}
+    env = {"NETMETA_SOCKET": daemon.socket}
+    assert cni("fixipam", "ADD", fx, netns="/x", args="IP=10.57.0.5", extra_env=env).ok
+    assert cni("fixipam", "DEL", fx, netns="/x", extra_env=env).ok
+    assert daemon.metric("netmeta_cni_request_seconds_count", plugin="fixipam") == 2
+    # errors by code
+    bad = run(dict(conf, runtimeConfig={"io.kubernetes.cri.pod-annotations": {"k8s.v1.cni.cncf.io/networks": "Bad!"}}),
+              netns(), "c2")
+    assert bad.out["code"] == 7
+    assert daemon.metric("netmeta_cni_errors_total", plugin="netmeta", code="7") == 1
+
+
+def test_socket_is_root_only(daemon):
+    daemon.start()
+    st = os.stat(daemon.socket)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == 0
+    assert stat.S_IMODE(os.stat(os.path.dirname(daemon.socket)).st_mode) == 0o700
+    probe = ("import socket,sys\ns=socket.socket(socket.AF_UNIX)\n"
+             f"try:\n s.connect({daemon.socket!r}); print('connected')\nexcept OSError as e: print(type(e).__name__)")
+    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", probe],
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == "PermissionError", out
+
+
+def test_modes_when_the_daemon_is_down(daemon, tmp_path, netns, uid):
+    ns = netns()
+    r = run(netmeta_conf(daemon, tmp_path, uid, mode="daemon"), ns, "d1")
+    assert r.rc != 0 and r.out["code"] == 11 and "not running" in r.out["msg"]
+    r = run(netmeta_conf(daemon, tmp_path, uid, mode="auto"), ns, "d1")
+    assert r.ok, r.stdout
+    assert run(netmeta_conf(daemon, tmp_path, uid, mode="auto"), ns, "d1", "DEL").ok
+
+
+def test_daemon_killed_mid_request(daemon, tmp_path, nic, netns, uid):
+    nads, rc = sriov_pod(tmp_path, nic)
+    before = snapshot(nic)
+    for mode, expect_ok in (("daemon", False), ("auto", True)):
+        daemon.start()
+        conf = dict(netmeta_conf(daemon, tmp_path, uid, mode=mode, nads=nads), runtimeConfig=rc)
+        ns = netns()
+        t0 = time.monotonic()
+        r = run(conf, ns, f"k{mode}", extra_env={"NETMETA_DAEMON_FAULT": "meta.add.after-1"})   # the daemon dies
+        assert time.monotonic() - t0 < 30
+        daemon.proc.wait(10)
+        if expect_ok:   # auto: the shim runs the engine itself, which first undoes the half-done ADD
+            assert r.ok, r.stdout + r.stderr.encode()
+            assert sorted(l["ifname"] for l in ip_json("link", "show", netns=ns)) == ["eth0", "lo", "net1"]
+        else:
+            assert r.rc != 0 and r.out["code"] == 11 and "broke off" in r.out["msg"]
+        assert run(conf, ns, f"k{mode}", "DEL").ok or mode == "daemon"
+        if mode == "daemon":   # the runtime's DEL comes once the daemon is back: start-up reconcile + DEL
+            daemon.start()
+            assert run(conf, ns, f"k{mode}", "DEL").ok
+            daemon.stop()
+    assert snapshot(nic) == before and records(nic) == []
+    assert os.listdir(daemon.cfg["cniDir"]) == []
+
+
+def test_request_timeout_answers_try_again(daemon, tmp_path, netns, uid):
+    slow = tmp_path / "bin"
+    slow.mkdir()
+    (slow / "slowplug").write_text('#!/bin/sh\nif [ "$CNI_COMMAND" = VERSION ]; then '
+                                   'echo \'{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}\'; exit 0; fi\nsleep 8\n'
+                                   'echo \'{"cniVersion":"1.0.0"}\'\n')
+    (slow / "slowplug").chmod(0o755)
+    daemon.cfg["requestTimeout"] = 2
+    daemon.start()
+    conf = netmeta_conf(daemon, tmp_path, uid, mode="daemon", extra={
+        "delegates": [{"cniVersion": "1.0.0", "name": "slow", "type": "slowplug"}]})
+    t0 = time.monotonic()
+    r = cni("netmeta", "ADD", conf, container_id="t1", netns=f"/var/run/netns/{netns()}",
+            path=f"{slow}:{DEBIAN_CNI}")
+    took = time.monotonic() - t0
+    assert r.rc != 0 and r.out["code"] == 11 and "did not finish" in r.out["msg"] and took < 6, (r.out, took)
+
+
+def test_graceful_shutdown_finishes_in_flight(daemon, tmp_path, netns, uid):
+    slow = tmp_path / "bin"
+    slow.mkdir()
+    (slow / "slowplug").write_text('#!/bin/sh\nif [ "$CNI_COMMAND" = VERSION ]; then '
+                                   'echo \'{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}\'; exit 0; fi\nsleep 2\n'
+                                   'echo \'{"cniVersion":"1.0.0"}\'\n')
+    (slow / "slowplug").chmod(0o755)
+    daemon.start()
+    conf = netmeta_conf(daemon, tmp_path, uid, mode="daemon", extra={
+        "delegates": [{"cniVersion": "1.0.0", "name": "slow", "type": "slowplug"}]})
+    box = {}
+    t = threading.Thread(target=lambda: box.update(r=cni("netmeta", "ADD", conf, container_id="g1",
+                                                         netns=f"/var/run/netns/{netns()}",
+                                                         path=f"{slow}:{DEBIAN_CNI}")))
+    t.start()
+    time.sleep(0.8)
+    assert daemon.stop() == 0
+    t.join(10)
+    assert box["r"].ok, box["r"].stdout
+    assert not os.path.exists(daemon.socket)
+
+
+def test_startup_reconcile_reclaims_vfs_of_vanished_pods(daemon, tmp_path, nic, uid):
+    nads, rc = sriov_pod(tmp_path, nic)
+    before = snapshot(nic)
+    ns = f"nmt{uid}boot"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    conf = dict(netmeta_conf(daemon, tmp_path, uid, mode="thin", nads=nads), runtimeConfig=rc)
+    assert run(conf, ns, "r1").ok
+    subprocess.run(["ip", "netns", "del", ns], check=True)     # "reboot": the pod netns is gone
+    assert records(nic) == ["vf0.json"]
+    daemon.start()
+    assert records(nic) == [] and snapshot(nic) == before
+    assert os.listdir(daemon.cfg["cniDir"]) == []
+    assert "reconcile" in daemon.log()
