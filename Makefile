@@ -16,6 +16,7 @@ apt:
 $(STAMP): pyproject.toml | apt
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
+	$(VENV)/bin/python -m meta.entrypoints $(VENV)/bin >/dev/null
 	touch $(STAMP)
 
 dev: apt $(STAMP)

@@ -241,10 +241,11 @@ def main(argv: list) -> int:
         print(f"netmeta daemon: {e}", flush=True, file=__import__("sys").stderr)
         return 2
     d = Daemon(cfg)
-    if cfg.kubeconfig:   # warm the kube client once, before the first pod needs it
+    if cfg.kubeconfig:   # a warm kube client with watch caches, before the first pod needs it
         from . import k8s
-        with contextlib.suppress(Exception):
-            d.metrics.add_api_source(lambda c=k8s.client(cfg.kubeconfig): dict(c.calls))
+        kube = k8s.client(cfg.kubeconfig)
+        kube.start_caches(cfg.node_name)
+        d.metrics.add_api_source(lambda: dict(kube.calls))
     d.start()
     d.serve_forever()
     return 0

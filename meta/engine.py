@@ -52,11 +52,12 @@ class Engine:
 
     def pod_annotations(self, req: Request, pod: PodRef) -> dict:
         rc = req.config.get("runtimeConfig") or {}
-        if isinstance(rc.get(ANNOTS_KEY), dict):   # the runtime passed them: no API call
-            return {str(k): str(v) for k, v in rc[ANNOTS_KEY].items()}
+        if ANNOTS_KEY in rc and isinstance(rc[ANNOTS_KEY], (dict, type(None))):
+            # the runtime passed them (containerd sends null for a pod without any): no API call
+            return {str(k): str(v) for k, v in (rc[ANNOTS_KEY] or {}).items()}
         if not (pod.name and pod.namespace and self.kube):
             return {}
-        obj = self.kube.get_pod(pod.namespace, pod.name)
+        obj = self.kube.get_pod(pod.namespace, pod.name, pod.uid)
         meta = obj.get("metadata") or {}
         if pod.uid and meta.get("uid") and meta["uid"] != pod.uid:
             raise CNIError(UNKNOWN_CONTAINER, f"expected pod {pod.namespace}/{pod.name} UID {pod.uid!r} "

@@ -1,6 +1,7 @@
 """The Kubernetes API as netmeta uses it: GET a pod, GET a NetworkAttachmentDefinition, PATCH
-one pod annotation. The `kubernetes` client is imported lazily (it costs ~190 ms): the daemon
-keeps one warm; the thin path pays only when it really talks to the API.
+one pod annotation, GET and merge-PATCH this node (VF availability). The `kubernetes` client
+is imported lazily (it costs ~190 ms): the daemon keeps one warm; the thin path pays only
+when it really talks to the API.
 
 Every call is counted by verb (for metrics and for the tests that count API requests)."""
 import json
@@ -33,6 +34,19 @@ class Kube:
         self.timeout = timeout
         self.calls: dict = {}
         self._lock = threading.Lock()
+        self.nad_cache = None   # Informers the daemon attaches (watch caches); None = always GET
+        self.pod_cache = None
+
+    def start_caches(self, node_name: str | None) -> None:
+        """Daemon only: watch NADs cluster-wide and the pods of this node."""
+        import functools
+        from .informer import Informer
+        nads = functools.partial(self.custom.list_cluster_custom_object, NAD_GROUP, NAD_VERSION, NAD_PLURAL)
+        self.nad_cache = Informer("nads", nads, nads, self._count).start()
+        if node_name:
+            pods = functools.partial(self.core.list_pod_for_all_namespaces, field_selector=f"spec.nodeName={node_name}")
+            self.pod_cache = Informer("pods", lambda: self._api.sanitize_for_serialization(pods()), pods,
+                                      self._count).start()
 
     def _count(self, verb: str) -> None:
         with self._lock:
@@ -66,7 +80,11 @@ class Kube:
                                    str(e)[:300]) from None
                 raise
 
-    def get_pod(self, namespace: str, name: str) -> dict:
+    def get_pod(self, namespace: str, name: str, uid: str | None = None) -> dict:
+        cached = self.pod_cache.get(namespace, name) if self.pod_cache else None
+        if cached and (not uid or (cached.get("metadata") or {}).get("uid") == uid):
+            return cached
+
         def go():
             return self._api.sanitize_for_serialization(
                 self.core.read_namespaced_pod(name, namespace, _request_timeout=self.timeout))
@@ -76,6 +94,10 @@ class Kube:
             raise CNIError(API_FAILED, f"failed to get pod {namespace}/{name}", f"HTTP {e.status}: {e.reason}") from None
 
     def get_nad(self, namespace: str, name: str) -> dict:
+        cached = self.nad_cache.get(namespace, name) if self.nad_cache else None
+        if cached:
+            return cached
+
         def go():
             return self.custom.get_namespaced_custom_object(NAD_GROUP, NAD_VERSION, namespace, NAD_PLURAL, name,
                                                             _request_timeout=self.timeout)
@@ -103,6 +125,30 @@ class Kube:
             self._call("patch", f"pod {namespace}/{name}", go, attempts=6)
         except self.exc as e:
             raise CNIError(API_FAILED, f"failed to patch pod {namespace}/{name}", f"HTTP {e.status}: {e.reason}") from None
+
+    def get_node(self, name: str, attempts: int = 1) -> dict:
+        """GET one node by name (never a LIST). One attempt by default: the availability
+        publisher (meta/nodestatus.py) owns retry and backoff."""
+        def go():
+            return self._api.sanitize_for_serialization(
+                self.core.read_node(name, _request_timeout=self.timeout))
+        try:
+            return self._call("get", f"node {name}", go, attempts=attempts)
+        except self.exc as e:
+            raise CNIError(API_FAILED, f"failed to get node {name}", f"HTTP {e.status}: {e.reason}") from None
+
+    def patch_node(self, name: str, body: dict, attempts: int = 1) -> dict:
+        """Merge-patch a node (application/merge-patch+json: maps merge, null deletes a key);
+        returns the node as the server answered. One attempt by default: the availability
+        publisher owns retry and backoff (pass `attempts` for this client's own retries)."""
+        def go():
+            return self._api.sanitize_for_serialization(
+                self.core.patch_node(name, body, _request_timeout=self.timeout,
+                                     _content_type="application/merge-patch+json"))
+        try:
+            return self._call("patch", f"node {name}", go, attempts=attempts)
+        except self.exc as e:
+            raise CNIError(API_FAILED, f"failed to patch node {name}", f"HTTP {e.status}: {e.reason}") from None
 
 
 _clients: dict = {}

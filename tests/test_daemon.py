@@ -182,3 +182,41 @@ def test_startup_reconcile_reclaims_vfs_of_vanished_pods(daemon, tmp_path, nic, 
     assert records(nic) == [] and snapshot(nic) == before
     assert os.listdir(daemon.cfg["cniDir"]) == []
     assert "reconcile" in daemon.log()
+
+
+def test_daemon_watch_caches_save_api_calls(tmp_path, nic, netns, uid):
+    """With the daemon's NAD/pod watch caches warm, an ADD whose annotations come from the
+    runtime costs ONE API request (the network-status PATCH); without them it costs a NAD GET."""
+    import yaml
+    from tests.kubeapi.server import KubeAPIServer
+    with open(os.path.join(os.path.dirname(__file__), "..", "conf", "crd-network-attachment-definition.yaml")) as f:
+        crd = yaml.safe_load(f)
+    api = KubeAPIServer(objects=[crd]).start()
+    try:
+        kc = api.kubeconfig(str(tmp_path / "kubeconfig"))
+        nads, rc = sriov_pod(tmp_path, nic)
+        with open(os.path.join(nads, "default", "sriov-a.json")) as f:
+            api.create(json.load(f), namespace="default")
+        d = DaemonProc(tmp_path / "d", kubeconfig=kc, nodeName="node1")
+        os.makedirs(d.dir, exist_ok=True)
+        d.start()
+        try:
+            api.create({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pw1", "namespace": "default",
+                        "annotations": rc["io.kubernetes.cri.pod-annotations"]},
+                        "spec": {"nodeName": "node1", "containers": [{"name": "c", "image": "pause"}]}})
+            api.wait_for(lambda: d.metric("netmeta_api_requests_total", verb="watch") >= 2, timeout=10)
+            time.sleep(0.3)
+            api.clear_log()
+            conf = dict(netmeta_conf(d, tmp_path, uid, mode="daemon", extra={"kubeconfig": kc}), runtimeConfig=rc)
+            ns = netns()
+            r = cni("netmeta", "ADD", conf, container_id="w1", netns=f"/var/run/netns/{ns}",
+                    args="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pw1")
+            assert r.ok, r.stdout
+            calls = [(x.verb, x.resource) for x in api.requests if x.verb != "watch"]
+            assert calls == [("patch", "pods")], calls
+            assert cni("netmeta", "DEL", conf, container_id="w1", netns=f"/var/run/netns/{ns}",
+                       args="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pw1").ok
+        finally:
+            d.stop()
+    finally:
+        api.stop()
