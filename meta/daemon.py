@@ -205,10 +205,20 @@ class Daemon:
             _log.info("reconcile: removed attachments of %s (netns gone)", n)
 
     def _start_publisher(self) -> None:
-        if not self.cfg.pfs or not (self.cfg.node_name or self.cfg.status_file):
+        """Node VF availability: to the Node object (API) or, Kubernetes-free, a status file."""
+        c = self.cfg
+        if not c.pfs:
             return
-        from . import nodestatus
-        self.publisher = nodestatus.from_daemon_config(self.cfg, self.metrics)
+        from .nodestatus import NodeStatusPublisher
+        opts = {"window": c.coalesce_window, "period": c.reconcile_period}
+        if c.kubeconfig and c.node_name:
+            from . import k8s
+            self.publisher = NodeStatusPublisher(c.node_name, list(c.pfs), kube=k8s.client(c.kubeconfig), **opts)
+        elif c.status_file:
+            self.publisher = NodeStatusPublisher(c.node_name or "local", list(c.pfs), status_file=c.status_file, **opts)
+        else:
+            _log.warning("VF availability not published: set kubeconfig + nodeName, or statusFile")
+            return
         self.publisher.start()
 
     def _health(self):

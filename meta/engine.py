@@ -82,8 +82,9 @@ class Engine:
                 fault.point(f"meta.add.before-{i}")
                 res = attachments.add(att, req, self.cfg.delegate_timeout)
                 results.append(res)
+                # no cache write per delegate: the cache written before the first one already
+                # lists every attachment, and every delegate's DEL is idempotent
                 entry["attachments"][i] = att.to_dict()
-                cache.write(self.cfg.cni_dir, entry)
                 fault.point(f"meta.add.after-{i}")
                 _log.info("added %s on %s for pod %s/%s", att.network, att.ifname, pod.namespace, pod.name)
             routes.apply(req.netns, atts, results)

@@ -2,9 +2,6 @@
 asks for a default route, every attachment loses the default routes of the families it did not
 name itself (removed from the pod netns and from its result), and the requested gateway becomes
 the default route on the asking attachment's interface."""
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from cni.errors import VF_CONFIG_FAILED, CNIError
 
 DEFAULT_DST = {"4": "0.0.0.0/0", "6": "::/0"}
@@ -13,6 +10,8 @@ DEFAULT_DST = {"4": "0.0.0.0/0", "6": "::/0"}
 def apply(netns: str, atts: list, results: list) -> None:
     if not any(a.drop_default or a.gateways for a in atts):
         return
+    from pyroute2 import IPRoute   # lazily: most pods never need it (~160 ms to import)
+    from pyroute2.netlink.exceptions import NetlinkError
     with IPRoute(netns=netns, flags=0) as ip:
         for att, res in zip(atts, results):
             idx = ip.link_lookup(ifname=att.ifname)

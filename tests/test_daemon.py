@@ -220,3 +220,46 @@ def test_daemon_watch_caches_save_api_calls(tmp_path, nic, netns, uid):
             d.stop()
     finally:
         api.stop()
+
+
+def test_node_availability_follows_every_change(tmp_path, nic, netns, uid):
+    """Daemon + test API server: sriov/vfCount and the freeVFAvailable label track ADD/DEL; the
+    ADD that takes the last VF removes the label within the coalescing window."""
+    import yaml
+    from tests.kubeapi.server import KubeAPIServer
+    with open(os.path.join(os.path.dirname(__file__), "..", "conf", "crd-network-attachment-definition.yaml")) as f:
+        crd = yaml.safe_load(f)
+    api = KubeAPIServer(objects=[crd, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node1"}}]).start()
+    d = DaemonProc(tmp_path / "d", kubeconfig=api.kubeconfig(str(tmp_path / "kc")), nodeName="node1",
+                   pfs=[{k: nic[k] for k in ("master", "sysfsRoot", "backend", "stateDir")}], coalesceWindow=0.2)
+    os.makedirs(d.dir, exist_ok=True)
+
+    def node():
+        m = api.get("nodes", "node1")["metadata"]
+        return (m.get("annotations") or {}).get("sriov/vfCount"), (m.get("labels") or {}).get("sriov/freeVFAvailable")
+    try:
+        d.start()
+        api.wait_for(lambda: node() == ("8", "true"), timeout=10)
+        env = {"NETMETA_SOCKET": d.socket}
+        sr = dict(nic, cniVersion="1.0.0", name="sr", type="sriov")
+        nss = [netns() for _ in range(8)]
+        for i in range(7):
+            assert cni("sriov", "ADD", sr, container_id=f"a{i}", netns=f"/var/run/netns/{nss[i]}", ifname="net1",
+                       extra_env=env).ok
+        api.wait_for(lambda: node() == ("1", "true"), timeout=10)
+        patches_before = api.count(method="PATCH", resource="nodes")
+        t0 = time.monotonic()
+        assert cni("sriov", "ADD", sr, container_id="a7", netns=f"/var/run/netns/{nss[7]}", ifname="net1",
+                   extra_env=env).ok
+        api.wait_for(lambda: node() == ("0", None), timeout=10)
+        took = time.monotonic() - t0
+        print(f"\nlabel removed {took * 1000:.0f} ms after the ADD took the last VF "
+              f"({api.count(method='PATCH', resource='nodes') - patches_before} PATCH)")
+        assert api.count(method="PATCH", resource="nodes") - patches_before == 1
+        for i in range(8):
+            assert cni("sriov", "DEL", sr, container_id=f"a{i}", netns=f"/var/run/netns/{nss[i]}", ifname="net1",
+                       extra_env=env).ok
+        api.wait_for(lambda: node() == ("8", "true"), timeout=10)
+    finally:
+        d.stop()
+        api.stop()
