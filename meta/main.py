@@ -6,6 +6,8 @@ USAGE = """usage: netmeta <command> [options]
   sim create --pf NAME --vfs N [--root DIR]   build a simulated SR-IOV NIC, print its sriov config
   sim destroy --pf NAME [--root DIR]          remove it
   daemon [--config FILE] [--socket PATH]      run the node daemon (foreground)
+  status [--config FILE] [-o json]            PFs, VFs, who has them, VLAN/rate/MAC, node count
+  gc [--config FILE]                          reclaim stale VF records and DEL caches now
   version                                     print the version
 """
 
@@ -22,6 +24,12 @@ def _cli(argv: list) -> int:
     if cmd in ("daemon", "netmeta-daemon"):
         from .daemon import main as daemon_main
         return daemon_main(rest)
+    if cmd == "status":
+        from .opstatus import status_main
+        return status_main(rest)
+    if cmd == "gc":
+        from .opstatus import gc_main
+        return gc_main(rest)
     if cmd == "sim":
         from delegates.sriov.simnic import main as sim_main
         return sim_main(rest)

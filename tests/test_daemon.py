@@ -263,3 +263,31 @@ def test_node_availability_follows_every_change(tmp_path, nic, netns, uid):
     finally:
         d.stop()
         api.stop()
+
+
+def test_status_and_gc_cli(daemon, tmp_path, nic, netns, uid):
+    daemon.start()
+    nads, rc = sriov_pod(tmp_path, nic)
+    rc["io.kubernetes.cri.pod-annotations"]["networks-sriov-vlan"] = "7"
+    nadfile = os.path.join(nads, "default", "sriov-a.json")
+    with open(nadfile) as f:
+        nad = json.load(f)
+    nad["spec"]["config"] = json.dumps(dict(json.loads(nad["spec"]["config"]), podOverrides={"vlan": "1-10"}))
+    with open(nadfile, "w") as f:
+        json.dump(nad, f)
+    conf = dict(netmeta_conf(daemon, tmp_path, uid, nads=nads), runtimeConfig=rc)
+    ns = netns()
+    assert run(conf, ns, "s1").ok
+    from tests.cnirun import VENV_BIN
+    st = json.loads(subprocess.run([f"{VENV_BIN}/netmeta", "status", "--config", daemon.cfg_path, "-o", "json"],
+                                   check=True, capture_output=True, text=True).stdout)
+    vf0 = st["pfs"][0]["vfs"][0]
+    assert (vf0["pod"], vf0["ifname"], vf0["vlan"], vf0["hostName"]) == ("default/ps1", "net1", 7, None)
+    assert st["node"]["vfCount"] == 7 and st["pfs"][0]["free"] == 7
+    table = subprocess.run([f"{VENV_BIN}/netmeta", "status", "--config", daemon.cfg_path], check=True,
+                           capture_output=True, text=True).stdout
+    assert "default/ps1" in table and "7 free of 8" in table
+    daemon.stop()
+    subprocess.run(["ip", "netns", "del", ns], check=True)   # the pod vanished without a DEL
+    assert subprocess.run([f"{VENV_BIN}/netmeta", "gc", "--config", daemon.cfg_path], capture_output=True).returncode == 0
+    assert records(nic) == [] and os.listdir(daemon.cfg["cniDir"]) == []

@@ -1,0 +1,119 @@
+"""`netmeta status` and `netmeta gc`: the operator's view of the node, from the same files the
+plugins and the daemon use (daemon config for the PFs, VF records, DEL caches, node status).
+
+  netmeta status [--config DAEMON_CONFIG] [-o json]
+  netmeta gc [--config DAEMON_CONFIG]
+"""
+import argparse
+import json
+import sys
+
+from cni.errors import CNIError
+
+from . import cache, daemonconfig
+
+
+def _pods_by_container(cni_dir: str) -> dict:
+    out = {}
+    for cid, _ifname, entry in cache.entries(cni_dir):
+        if entry:
+            pod = entry.get("pod") or {}
+            out[cid] = f"{pod.get('namespace') or '-'}/{pod.get('name') or '-'}"
+    return out
+
+
+def collect(cfg: daemonconfig.DaemonConfig) -> dict:
+    from delegates.sriov.availability import pf_count
+    from delegates.sriov.device import Device
+    from delegates.sriov.records import Records
+    pods = _pods_by_container(cfg.cni_dir)
+    pfs = []
+    for pf in cfg.pfs:
+        root, backend = pf.get("sysfsRoot", "/sys"), pf.get("backend", "netlink")
+        state = pf.get("stateDir", "/var/lib/cni/netmeta/sriov")
+        entry = {"pf": pf["master"], "vfs": []}
+        try:
+            count = pf_count(pf["master"], root, backend, state)
+            entry.update(count.to_dict())
+            recs = {r["vf"]: r for r in Records(state).of_pf(pf["master"])}
+            entry["pfRecord"] = recs.pop(None, None)
+            dev = Device(root, backend)
+            if not count.pf_attached:
+                with dev.table(pf["master"]) as t:
+                    table = t.get_all()
+                for info in dev.topo.vfs(pf["master"]):
+                    rec = recs.get(info.index) or {}
+                    st = table[info.index].to_dict() if info.index < len(table) else {}
+                    entry["vfs"].append({
+                        "vf": info.index, "pci": info.pci, "hostName": info.netdev,
+                        "container": (rec.get("containerID") or "")[:12] or None,
+                        "pod": pods.get(rec.get("containerID")), "ifname": rec.get("ifname"),
+                        "network": rec.get("network"), "mac": st.get("mac"), "vlan": st.get("vlan"),
+                        "qos": st.get("qos"), "maxTxRate": st.get("max_tx_rate"), "minTxRate": st.get("min_tx_rate"),
+                        "spoofchk": st.get("spoofchk"), "trust": st.get("trust")})
+        except CNIError as e:
+            entry["error"] = str(e)
+        pfs.append(entry)
+    free = sum(p.get("free", 0) for p in pfs)
+    node = {"name": cfg.node_name, "vfCount": free, "freeVFAvailable": free > 0}
+    if cfg.status_file:
+        try:
+            with open(cfg.status_file) as f:
+                node["published"] = json.load(f)
+        except (OSError, ValueError):
+            node["published"] = None
+    return {"node": node, "pfs": pfs}
+
+
+def render(st: dict) -> str:
+    n = st["node"]
+    lines = [f"node {n['name'] or '-'}: {n['vfCount']} free VF(s); label sriov/freeVFAvailable="
+             f"{'true' if n['freeVFAvailable'] else '(absent)'}"]
+    for pf in st["pfs"]:
+        if "error" in pf:
+            lines.append(f"\nPF {pf['pf']}: ERROR {pf['error']}")
+            continue
+        if pf.get("pfAttached"):
+            rec = pf.get("pfRecord") or {}
+            lines.append(f"\nPF {pf['pf']}: attached whole (pfOnly) to container {str(rec.get('containerID'))[:12]} "
+                         f"as {rec.get('ifname')}")
+            continue
+        lines.append(f"\nPF {pf['pf']}: {pf['free']} free of {pf['total']}")
+        lines.append(f"  {'VF':>3} {'PCI':13} {'host name':15} {'pod':24} {'if':6} {'VLAN':>5} {'QoS':>3} "
+                     f"{'rate':>6} MAC")
+        for v in pf["vfs"]:
+            lines.append(f"  {v['vf']:>3} {v['pci']:13} {v['hostName'] or '(in pod)':15} {v['pod'] or v['container'] or '-':24} "
+                         f"{v['ifname'] or '-':6} {v['vlan'] or '-':>5} {v['qos'] or '-':>3} {v['maxTxRate'] or '-':>6} {v['mac']}")
+    return "\n".join(lines)
+
+
+def status_main(argv: list) -> int:
+    ap = argparse.ArgumentParser(prog="netmeta status")
+    ap.add_argument("--config", help="the daemon's config file (PFs, cniDir, statusFile)")
+    ap.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    a = ap.parse_args(argv)
+    try:
+        st = collect(daemonconfig.load(a.config))
+    except (CNIError, OSError) as e:
+        print(f"netmeta status: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(st, indent=2) if a.output == "json" else render(st))
+    return 0
+
+
+def gc_main(argv: list) -> int:
+    ap = argparse.ArgumentParser(prog="netmeta gc")
+    ap.add_argument("--config", help="the daemon's config file")
+    a = ap.parse_args(argv)
+    from cni import log
+    log.setup()
+    from .daemon import Daemon
+    try:
+        cfg = daemonconfig.load(a.config)
+    except (CNIError, OSError) as e:
+        print(f"netmeta gc: {e}", file=sys.stderr)
+        return 1
+    d = Daemon(cfg)
+    d.reconcile()   # the daemon's start-up reconcile, run once now
+    d.pool.shutdown()
+    return 0
