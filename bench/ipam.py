@@ -3,7 +3,7 @@ import shutil
 import tempfile
 
 from bench.stats import interleave, table
-from tests.cnirun import cni
+from bench.cnicall import call as cni  # own session + no stray daemon (see cnicall)
 
 
 def run(runs: int = 60) -> str:
