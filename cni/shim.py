@@ -52,12 +52,16 @@ def _write(data: bytes) -> None:
         data = data[os.write(1, data):]
 
 
+# the same answer cni/version.py gives; asserted equal in tests/test_cni_core.py
+VERSION_REPLY = b'{"cniVersion": "1.1.0", "supportedVersions": ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]}\n'
+
+
 def run(plugin: str, in_process) -> int:
     """Entry of the `plugin` executable; `in_process(stdin) -> exit code` is the fallback."""
-    if os.environ.get("CNI_COMMAND") == "VERSION" and sys.stdin.isatty():
-        stdin = b""
-    else:
-        stdin = sys.stdin.buffer.read()
+    stdin = b"" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
+    if os.environ.get("CNI_COMMAND") == "VERSION":   # answered here: no daemon, no imports
+        _write(VERSION_REPLY)
+        return 0
     mode = config_string(stdin, b"mode") if plugin == "netmeta" else None
     if mode != "thin" and os.environ.get("NETMETA_MODE") != "thin":
         path = config_string(stdin, b"socketPath") or os.environ.get("NETMETA_SOCKET") or DEFAULT_SOCKET

@@ -255,6 +255,7 @@ def main(argv: list) -> int:
         from . import k8s
         kube = k8s.client(cfg.kubeconfig)
         kube.start_caches(cfg.node_name)
+        k8s.use_node_client(kube)
         d.metrics.add_api_source(lambda: dict(kube.calls))
     d.start()
     d.serve_forever()

@@ -250,3 +250,8 @@ def test_own_type_runs_in_process_but_foreign_namesake_is_execd(tmp_path, data_d
     req2 = from_env(dict(BASE, CNI_PATH=f"{tmp_path}:{VENV_BIN}"), json.dumps(conf).encode())
     invoke.delegate("fixipam", "ADD", conf, req2)
     assert marker.exists()   # the foreign plugin first in CNI_PATH was exec'd, not shadowed
+
+
+def test_shim_version_reply_equals_the_protocol_core():
+    from cni import shim
+    assert json.loads(shim.VERSION_REPLY) == version.version_info()

@@ -79,11 +79,13 @@ def node(tmp_path_factory):
     n.subnet_prefix = f"10.247.{int(run[:2], 16)}."
     n.cni_dir, n.hostlocal = str(work / "netmeta-cache"), str(work / "host-local")
     n.netmeta_log = str(work / "netmeta.log")
+    n.socket = str(work / "netmeta.sock")
+    n.admin_kubeconfig = api.kubeconfig(str(work / "admin-kubeconfig"))
     conf = netmeta_conflist(kubeconfig=api.kubeconfig(str(work / "kubeconfig"), token="netmeta-token"),
                             cni_dir=n.cni_dir, bridge=n.bridge, subnet=f"{n.subnet_prefix}0/24",
                             hostlocal_dir=n.hostlocal, log_file=n.netmeta_log,
                             # hermetic: no daemon answers here, so `auto` runs the engine in-process
-                            socketPath=str(work / "netmeta.sock"))
+                            socketPath=n.socket)
     n.ctrd = Containerd(str(work / "ctrd"), conf, {t: f"{VENV_BIN}/{t}" for t in ("netmeta", "sriov", "fixipam")})
     try:
         try:
@@ -308,6 +310,47 @@ def test_pod_without_annotations_gets_only_eth0(node):
     assert pod_gets == 0   # a null annotations map still means "passed by the runtime"
     stop_remove(node, name, sid, t_run)
     assert_node_clean(node)
+
+
+def test_sriov_pod_through_the_daemon(node, sriov_nad, tmp_path):
+    """The same kubelet path with `netmeta daemon` serving (its watch caches warm): the shim
+    forwards, the node's sriov/vfCount drops by one while the pod runs and comes back."""
+    from tests.daemonproc import DaemonProc
+    if node.api.get("nodes", "node1") is None:
+        node.api.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node1"}})
+    nic = sriov_nad.nic
+    d = DaemonProc(tmp_path / "daemon", socketPath=node.socket, kubeconfig=node.admin_kubeconfig, nodeName="node1",
+                   pfs=[{k: nic[k] for k in ("master", "sysfsRoot", "backend", "stateDir")}], coalesceWindow=0.1)
+    os.makedirs(d.dir, exist_ok=True)
+    d.start()
+    try:
+        def vf_count():
+            m = node.api.get("nodes", "node1")["metadata"]
+            return (m.get("annotations") or {}).get("sriov/vfCount"), (m.get("labels") or {}).get("sriov/freeVFAvailable")
+        node.api.wait_for(lambda: vf_count() == ("8", "true"), timeout=10)
+        node.api.wait_for(lambda: d.metric("netmeta_api_requests_total", verb="watch") >= 2, timeout=10)
+        before = snapshot(nic)
+        annots = {NETWORKS: json.dumps([{"name": sriov_nad.name, "ips": ["10.56.0.17/24"]}]),
+                  "networks-sriov-vlan": "160"}
+        name, uid = new_pod(node, annots)
+        time.sleep(0.3)   # let the NAD/pod watch events arrive
+        node.api.clear_log()
+        sid, t_run = run_sandbox(node, name, uid, annots)
+        reqs = [(r.verb, r.resource) for r in node.api.requests if r.verb not in ("watch",)]
+        assert ("patch", "pods") in reqs and ("get", "pods") not in reqs and \
+            ("get", "network-attachment-definitions") not in reqs, reqs
+        assert d.metric("netmeta_cni_request_seconds_count", plugin="netmeta", command="ADD") == 1
+        netns = os.path.basename(node.cri.netns_path(sid))
+        assert sorted(link["ifname"] for link in ip_json("link", "show", netns=netns)) == ["eth0", "lo", "net1"]
+        assert addrs(netns, "net1") == ["10.56.0.17"] and snapshot(nic)["table"][0]["vlan"] == 160
+        node.api.wait_for(lambda: vf_count() == ("7", "true"), timeout=5)
+        assert [s["interface"] for s in network_status(node, name)] == ["eth0", "net1"]
+        stop_remove(node, name, sid, t_run)
+        node.api.wait_for(lambda: vf_count() == ("8", "true"), timeout=5)
+        assert d.metric("netmeta_cni_request_seconds_count", plugin="netmeta", command="DEL") == 2
+        assert_node_clean(node, sriov_nad, before)
+    finally:
+        d.stop()
 
 
 def test_zz_containerd_stops_cleanly(node):

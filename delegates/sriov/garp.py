@@ -7,8 +7,6 @@ import ipaddress
 import socket
 import struct
 
-from pyroute2 import netns as pnetns
-
 ETH_P_ARP, ETH_P_IPV6 = 0x0806, 0x86DD
 
 
@@ -52,6 +50,7 @@ def announce(netns: str, ifname: str, mac: str, addresses: list) -> int:
         frames.append(unsolicited_na(mac, ip) if ":" in ip else arp_announce(mac, ip))
     if not frames or not mac:
         return 0
+    from pyroute2 import netns as pnetns
     sent = 0
     with contextlib.suppress(OSError):
         s = pnetns.create_socket(netns, socket.AF_PACKET, socket.SOCK_RAW, 0, flags=0)
