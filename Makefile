@@ -3,10 +3,11 @@ SHELL := /bin/bash
 PY    := /usr/bin/python3
 VENV  := .venv
 STAMP := $(VENV)/.installed
-APT_PKGS := containernetworking-plugins iproute2 python3-venv iptables iputils-ping
+APT_PKGS := containernetworking-plugins iproute2 python3-venv iptables iputils-ping gcc libc6-dev
+LIBEXEC  := $(abspath $(VENV))/libexec/netmeta
 PYTEST_ARGS ?=
 
-.PHONY: dev test demo bench apt clean
+.PHONY: dev test demo bench apt clean shim
 
 apt:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -16,8 +17,18 @@ apt:
 $(STAMP): pyproject.toml | apt
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
-	$(VENV)/bin/python -m meta.entrypoints $(VENV)/bin >/dev/null
+	$(MAKE) --no-print-directory shim
 	touch $(STAMP)
+
+# The executables the runtime calls: the native shim (shim/netmeta-shim.c, ~1 ms to reach the
+# daemon) named netmeta/sriov/fixipam; it runs the Python entries in $(LIBEXEC) when the
+# daemon does not answer. Without a C compiler the Python entries are installed instead.
+shim: shim/netmeta-shim.c
+	@$(VENV)/bin/python -m meta.entrypoints $(LIBEXEC) >/dev/null
+	@if cc -O2 -Wall -DFALLBACK_DIR='"$(LIBEXEC)"' -o $(VENV)/bin/.netmeta-shim.tmp shim/netmeta-shim.c; then \
+	  for p in netmeta sriov fixipam; do cp $(VENV)/bin/.netmeta-shim.tmp $(VENV)/bin/.$$p.tmp && mv -f $(VENV)/bin/.$$p.tmp $(VENV)/bin/$$p; done; \
+	  rm -f $(VENV)/bin/.netmeta-shim.tmp; \
+	else echo "no C compiler: using the Python entries" >&2; $(VENV)/bin/python -m meta.entrypoints $(VENV)/bin >/dev/null; fi
 
 dev: apt $(STAMP)
 

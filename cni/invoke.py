@@ -59,10 +59,13 @@ def _is_own(exe: str) -> bool:
     key = (exe, st.st_mtime_ns, st.st_size)
     if key not in _own_cache:
         own = False
-        if st.st_size < 64 * 1024:
+        if st.st_size < 256 * 1024:   # our scripts and the native shim are small
             with open(exe, "rb") as f:
-                head = f.read(4096)
-            own = head.startswith(b"#!") and (OWN_MARKER in head or _ENTRY_RE.search(head) is not None)
+                data = f.read()
+            if data.startswith(b"#!"):
+                own = OWN_MARKER in data[:4096] or _ENTRY_RE.search(data[:4096]) is not None
+            elif data.startswith(b"\x7fELF"):
+                own = OWN_MARKER in data   # shim/netmeta-shim.c embeds it
         _own_cache[key] = own
     return _own_cache[key]
 

@@ -1,0 +1,44 @@
+"""The executables the runtime calls: the native shim (shim/netmeta-shim.c) named netmeta,
+sriov, fixipam, with the Python entries it falls back to."""
+import json
+import os
+import subprocess
+
+from cni import invoke, version
+from tests.cnirun import VENV_BIN, cni
+
+
+def test_installed_executables_are_the_native_shim_and_ours():
+    for name in ("netmeta", "sriov", "fixipam"):
+        with open(os.path.join(VENV_BIN, name), "rb") as f:
+            assert f.read(4) == b"\x7fELF"
+        assert invoke._is_own(os.path.join(VENV_BIN, name))   # so our types run in-process
+
+
+def test_version_is_answered_without_stdin_or_daemon():
+    for name in ("netmeta", "sriov", "fixipam"):
+        p = subprocess.run([os.path.join(VENV_BIN, name)], env={"CNI_COMMAND": "VERSION"}, stdin=subprocess.DEVNULL,
+                           capture_output=True)
+        assert p.returncode == 0 and json.loads(p.stdout) == version.version_info()
+
+
+def test_cli_passes_through_to_python():
+    p = subprocess.run([os.path.join(VENV_BIN, "netmeta"), "version"], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.startswith("netmeta ")
+
+
+def test_fallback_gets_the_same_stdin_and_argv0_picks_the_plugin(tmp_path):
+    conf = {"cniVersion": "1.0.0", "name": "fx", "ipam": {"type": "fixipam", "subnet": "10.58.0.0/24",
+                                                         "dataDir": str(tmp_path)}}
+    env = {"NETMETA_SOCKET": str(tmp_path / "none.sock")}
+    r = cni("fixipam", "ADD", conf, netns="/x", args="IP=10.58.0.4", extra_env=env)
+    assert r.ok and r.out["ips"][0]["address"] == "10.58.0.4/24", r.stdout
+    assert cni("fixipam", "DEL", conf, netns="/x", extra_env=env).ok
+
+
+def test_daemon_mode_without_daemon_is_try_again(tmp_path):
+    conf = {"cniVersion": "0.4.0", "name": "n", "type": "netmeta", "mode": "daemon",
+            "socketPath": str(tmp_path / "none.sock"), "delegates": [{"type": "bridge"}]}
+    r = cni("netmeta", "ADD", conf, netns="/x")
+    assert r.rc == 1 and r.out == {"cniVersion": "0.4.0", "code": 11, "msg": "the netmeta daemon is not running",
+                                   "details": "start the daemon (netmeta daemon) or set mode auto to run in-process"}
