@@ -16,12 +16,20 @@ def for_request(value: str | None) -> None:
     _request.value = value
 
 
+_hits: dict = {}
+
+
 def point(name: str) -> None:
+    """NETMETA_FAULT=<name>[#N][:fail]: at the Nth time (default 1st) this process reaches it."""
     want = getattr(_request, "value", None) or os.environ.get("NETMETA_FAULT")
     if not want:
         return
     target, _, mode = want.partition(":")
+    target, _, nth = target.partition("#")
     if target != name:
+        return
+    _hits[name] = _hits.get(name, 0) + 1
+    if _hits[name] != int(nth or 1):
         return
     if mode == "fail":
         raise CNIError(INTERNAL, f"injected failure at {name}")

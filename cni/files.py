@@ -4,6 +4,8 @@ import fcntl
 import json
 import os
 
+from . import fault
+
 
 def atomic_write(path: str, data: bytes | str, mode: int = 0o600) -> None:
     """Write `data` so a reader sees the old file or the new one, never a torn one, even after a
@@ -21,6 +23,7 @@ def atomic_write(path: str, data: bytes | str, mode: int = 0o600) -> None:
     finally:
         os.close(fd)
     try:
+        fault.point("files.atomic-write")   # written, not yet renamed: the old file stays
         os.rename(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -31,6 +34,26 @@ def atomic_write(path: str, data: bytes | str, mode: int = 0o600) -> None:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+def stale_tmp(directory: str, name: str) -> bool:
+    """True for an atomic_write temp file (`<name>.tmp.<pid>`) whose writer is gone (a crash
+    between write and rename); it is removed. Listings call this for every `.tmp.` name."""
+    base, sep, pid = name.rpartition(".tmp.")
+    if not sep or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+        return False
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        return False
+    try:
+        os.unlink(os.path.join(directory, name))
+    except FileNotFoundError:
+        pass
+    return True
 
 
 def write_json(path: str, obj) -> None:

@@ -21,6 +21,10 @@ def read(cni_dir: str, container_id: str, ifname: str):
 
 def remove(cni_dir: str, container_id: str, ifname: str) -> None:
     files.remove(path(cni_dir, container_id, ifname))
+    prefix = f"{container_id}-{ifname}.json.tmp."
+    for name in os.listdir(cni_dir) if os.path.isdir(cni_dir) else ():   # a crash between write and rename
+        if name.startswith(prefix):
+            files.stale_tmp(cni_dir, name)
 
 
 def entries(cni_dir: str):
@@ -28,7 +32,10 @@ def entries(cni_dir: str):
     if not os.path.isdir(cni_dir):
         return
     for name in sorted(os.listdir(cni_dir)):
-        if not name.endswith(".json") or ".tmp." in name:
+        if ".tmp." in name:
+            files.stale_tmp(cni_dir, name)
+            continue
+        if not name.endswith(".json"):
             continue
         try:
             e = files.read_json(os.path.join(cni_dir, name))

@@ -92,8 +92,10 @@ class Engine:
             _log.warning("ADD failed (%s): rolling back %d attachment(s)", e, len(results) + 1)
             self._rollback(req, atts[:len(results) + 1])
             raise
+        fault.point("meta.add.attached")
         entry["state"] = "ready"
         cache.write(self.cfg.cni_dir, entry)
+        fault.point("meta.add.ready")
         entries = [status.entry(a, r) for a, r in zip(atts, results)]
         self._publish_status(pod, entries)
         return merge(atts, results, req.cni_version)
@@ -142,11 +144,13 @@ class Engine:
         if entry is None:
             _log.info("no DEL cache for %s/%s: nothing was attached, or it is already gone",
                       req.container_id[:12], req.ifname)
+            cache.remove(self.cfg.cni_dir, req.container_id, req.ifname)   # and no temp file either
             return
         atts = [Attachment.from_dict(a) for a in entry["attachments"]]
         sub = self._del_request(req, entry)
         errors = []
-        for att in reversed(atts):
+        for i, att in reversed(list(enumerate(atts))):
+            fault.point(f"meta.del.before-{i}")
             try:
                 attachments.delete(att, sub, self.cfg.delegate_timeout)
             except CNIError as e:
@@ -154,6 +158,7 @@ class Engine:
                 _log.error("DEL of %s on %s failed: %s", att.network, att.ifname, e)
         if errors:
             raise errors[-1][1]   # cache kept: the runtime retries DEL and finishes the rest
+        fault.point("meta.del.done")
         cache.remove(self.cfg.cni_dir, req.container_id, req.ifname)
         _log.info("deleted %d attachment(s) of %s", len(atts), req.container_id[:12])
 

@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 
-from cni import log
+from cni import fault, log
 from cni.errors import API_FAILED, NETWORK_NOT_FOUND, TRY_AGAIN, CNIError
 
 _log = log.get("k8s")
@@ -56,6 +56,7 @@ class Kube:
         delay = 0.05
         for attempt in range(attempts):
             self._count(verb)
+            fault.point(f"k8s.{verb}")
             try:
                 return fn()
             except self.exc as e:

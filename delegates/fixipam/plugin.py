@@ -2,7 +2,7 @@
 import contextlib
 import os
 
-from cni import log
+from cni import fault, log
 from cni.errors import ADDRESS_IN_USE, IO_FAILURE, CNIError, config_error
 from cni.plugin import Plugin
 from cni.result import IPConfig, Result, Route
@@ -30,6 +30,7 @@ class FixIPAM(Plugin):
                 if rec is None:
                     store.reserve(w.key, req.container_id, req.ifname)
                     undo.callback(store.release, w.key)
+            fault.point("fixipam.add.reserved")
             undo.pop_all()  # every reservation made: keep them
         _log.info("reserved %s on %s for %s/%s", ",".join(w.key for w in wanted),
                   cfg.network_name, req.container_id[:12], req.ifname)
@@ -54,6 +55,7 @@ class FixIPAM(Plugin):
             raise config_error("ipam.dataDir", "must be an absolute path")
         store = Store(data_dir, req.name)
         with store.lock():
+            fault.point("fixipam.del.locked")
             gone = store.release_owner(req.container_id, req.ifname)
         if gone:
             _log.info("released %s on %s", ",".join(gone), req.name)

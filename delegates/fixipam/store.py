@@ -39,6 +39,7 @@ class Store:
         with contextlib.suppress(FileNotFoundError):
             for name in os.listdir(self.dir):
                 if name.startswith(".") or ".tmp." in name:
+                    files.stale_tmp(self.dir, name)
                     continue
                 yield name, self.owner(name)
 

@@ -170,6 +170,7 @@ class SRIOVPlugin(Plugin):
         saved = rec["saved"]
         if rec.get("ipam"):
             self._ipam_del(rec, req)
+        fault.point("sriov.del.ipam-released")
         orig = saved["netdev"]["name"]
         ns = rec.get("netns")
         host_name = None
@@ -177,6 +178,7 @@ class SRIOVPlugin(Plugin):
             for name in (rec["ifname"], rec["tmpName"]):
                 if netdev.lookup(name, ns) is not None and self._is_ours(name, ns, rec):
                     netdev.move(name, None, rec["tmpName"], src_netns=ns)
+                    fault.point("sriov.del.moved-back")
                     host_name = rec["tmpName"]
                     break
         if host_name is None:
@@ -187,9 +189,11 @@ class SRIOVPlugin(Plugin):
         elif not (vf is None and not netns_alive(rec)):
             raise CNIError(DEVICE_NOT_FOUND, f"failed to find the netdev of {pf} "
                            f"{'PF' if vf is None else f'VF {vf}'} to restore it")
+        fault.point("sriov.del.netdev-restored")
         if vf is not None and saved.get("table"):
             with dev.table(pf) as t:
                 t.set(vf, **VFState.from_dict(saved["table"]).to_dict())
+        fault.point("sriov.del.table-restored")
         Records(rec.get("stateDir", config.DEFAULT_STATE_DIR)).remove(pf, vf)
         _log.info("restored %s %s (was %s in %s)", pf, "PF" if vf is None else f"VF {vf}",
                   rec["ifname"], rec.get("netns"))

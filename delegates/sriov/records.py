@@ -37,8 +37,11 @@ class Records:
     def of_pf(self, pf: str) -> list:
         out = []
         with contextlib.suppress(FileNotFoundError):
-            for name in sorted(os.listdir(os.path.join(self.dir, pf))):
-                if name.endswith(".json") and ".tmp." not in name:
+            d = os.path.join(self.dir, pf)
+            for name in sorted(os.listdir(d)):
+                if ".tmp." in name:
+                    files.stale_tmp(d, name)
+                elif name.endswith(".json"):
                     vf = None if name == "pf.json" else int(name[2:-5])
                     rec = self.read(pf, vf)
                     if rec is not None:
