@@ -8,6 +8,8 @@ USAGE = """usage: netmeta <command> [options]
   daemon [--config FILE] [--socket PATH]      run the node daemon (foreground)
   status [--config FILE] [-o json]            PFs, VFs, who has them, VLAN/rate/MAC, node count
   gc [--config FILE]                          reclaim stale VF records and DEL caches now
+  install [--bin-dir D] [--conf-dir D] ...     install executables + CNI config + kubeconfig
+                                              (see `netmeta install --help`)
   version                                     print the version
 """
 
@@ -30,6 +32,9 @@ def _cli(argv: list) -> int:
     if cmd == "gc":
         from .opstatus import gc_main
         return gc_main(rest)
+    if cmd == "install":
+        from .install import main as install_main
+        return install_main(rest)
     if cmd == "sim":
         from delegates.sriov.simnic import main as sim_main
         return sim_main(rest)
