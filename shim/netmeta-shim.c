@@ -54,17 +54,40 @@ static int read_all(int fd, char **out, size_t *len, size_t max) {
     *out = b; *len = n; return 0;
 }
 
-/* value of "key": "value" in the config, without a JSON parser (routing hints only) */
+/* the string value of a TOP-LEVEL "key" of the config, without a JSON parser: depth and
+ * strings are tracked, so a delegate's own "mode" (macvlan, ipvlan) never shadows ours */
 static int config_string(const char *key, char *dst, size_t cap) {
-    char pat[64]; snprintf(pat, sizeof pat, "\"%s\"", key);
-    char *p = memmem(in_buf, in_len, pat, strlen(pat)), *end = in_buf + in_len;
-    if (!p) return 0;
-    p += strlen(pat);
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n' || *p == ':')) p++;
-    if (p >= end || *p != '"') return 0;
-    char *q = memchr(p + 1, '"', end - p - 1);
-    if (!q || (size_t)(q - p - 1) >= cap) return 0;
-    memcpy(dst, p + 1, q - p - 1); dst[q - p - 1] = 0; return 1;
+    size_t klen = strlen(key), i = 0;
+    int depth = 0;
+    while (i < in_len) {
+        char c = in_buf[i];
+        if (c == '"') {
+            size_t j = i + 1;
+            while (j < in_len && in_buf[j] != '"') j += in_buf[j] == '\\' ? 2 : 1;
+            if (j >= in_len) return 0;
+            if (depth == 1 && j - i - 1 == klen && !memcmp(in_buf + i + 1, key, klen)) {
+                size_t k = j + 1;
+                while (k < in_len && (in_buf[k] == ' ' || in_buf[k] == '\t' || in_buf[k] == '\r' || in_buf[k] == '\n')) k++;
+                if (k < in_len && in_buf[k] == ':') {
+                    k++;
+                    while (k < in_len && (in_buf[k] == ' ' || in_buf[k] == '\t' || in_buf[k] == '\r' || in_buf[k] == '\n')) k++;
+                    if (k >= in_len || in_buf[k] != '"') return 0;
+                    size_t e = k + 1;
+                    while (e < in_len && in_buf[e] != '"') e += in_buf[e] == '\\' ? 2 : 1;
+                    if (e >= in_len || e - k - 1 >= cap) return 0;
+                    memcpy(dst, in_buf + k + 1, e - k - 1);
+                    dst[e - k - 1] = 0;
+                    return 1;
+                }
+            }
+            i = j + 1;
+            continue;
+        }
+        if (c == '{' || c == '[') depth++;
+        else if (c == '}' || c == ']') depth--;
+        i++;
+    }
+    return 0;
 }
 
 static void fallback(const char *plugin, char **argv) {

@@ -42,3 +42,14 @@ def test_daemon_mode_without_daemon_is_try_again(tmp_path):
     r = cni("netmeta", "ADD", conf, netns="/x")
     assert r.rc == 1 and r.out == {"cniVersion": "0.4.0", "code": 11, "msg": "the netmeta daemon is not running",
                                    "details": "start the daemon (netmeta daemon) or set mode auto to run in-process"}
+
+
+def test_only_a_top_level_mode_counts(tmp_path):
+    """libcni sorts keys: "delegates" (with macvlan's own "mode") comes before ours."""
+    conf = {"cniVersion": "1.0.0", "name": "n", "type": "netmeta",
+            "delegates": [{"type": "macvlan", "mode": "thin", "master": "x", "x": '"mode": "thin"'}],
+            "mode": "daemon", "socketPath": str(tmp_path / "none.sock")}
+    raw = json.dumps(conf, sort_keys=True)
+    assert raw.index('"mode": "thin"') < raw.index('"mode": "daemon"')
+    r = cni("netmeta", "ADD", raw, netns="/x")
+    assert r.rc == 1 and r.out["code"] == 11, r.out
