@@ -67,7 +67,9 @@ def test_guest_kernel_tests():
     command = [_guest_python(), "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", GUEST_TESTS]
     # hypothesis' pytest plugin costs ~10 s under TCG and no guest test needs its options
     env = {"PYTEST_ADDOPTS": "-p no:hypothesispytest"}
-    result = harness.run_in_guest(command, timeout=GUEST_TIMEOUT, env=env, repo=REPO)
+    # the repo is shared explicitly: under /tmp (where CI may clone it) the guest's own tmpfs
+    # would hide it in the read-only host root
+    result = harness.run_in_guest(command, timeout=GUEST_TIMEOUT, env=env, repo=REPO, share=REPO)
     print(f"\n===== kernel tier: {' '.join(command)} (in guest, cwd {REPO}) =====")
     print(result.output, end="" if result.output.endswith("\n") else "\n")
     print(f"===== kernel tier: guest rc={result.returncode}, boot+run+poweroff "

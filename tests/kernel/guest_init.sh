@@ -52,6 +52,8 @@ stage1() {
   mkdir -p "/newroot$R"
   mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 netmeta_run "/newroot$R" \
     || die "mount 9p netmeta_run"
+  # /tmp first: a shared repo may live under /tmp (CI clones anywhere) and must stay on top
+  mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
   SHARE=$(cat "/newroot$R/share" 2>/dev/null)
   if [ -n "$SHARE" ]; then
     mkdir -p "/newroot$SHARE"
@@ -88,7 +90,7 @@ stage2() {
   mkdir -p /dev/pts /dev/shm
   mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
   mount -t tmpfs -o mode=1777 tmpfs /dev/shm
-  mount -t tmpfs -o mode=1777 tmpfs /tmp
+  grep -q " /tmp " /proc/mounts || mount -t tmpfs -o mode=1777 tmpfs /tmp
   mount -t debugfs debugfs /sys/kernel/debug || fail "mount debugfs"
   ip link set lo up
   hostname netmeta-guest 2>/dev/null
