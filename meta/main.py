@@ -10,6 +10,8 @@ USAGE = """usage: netmeta <command> [options]
   gc [--config FILE]                          reclaim stale VF records and DEL caches now
   install [--bin-dir D] [--conf-dir D] ...     install executables + CNI config + kubeconfig
                                               (see `netmeta install --help`)
+  scheduler-extender [--listen ADDR] ...       kube-scheduler extender: place SR-IOV pods
+                                              only where free VFs exist (see --help)
   version                                     print the version
 """
 
@@ -32,6 +34,9 @@ def _cli(argv: list) -> int:
     if cmd == "gc":
         from .opstatus import gc_main
         return gc_main(rest)
+    if cmd == "scheduler-extender":
+        from .extender import main as extender_main
+        return extender_main(rest)
     if cmd == "install":
         from .install import main as install_main
         return install_main(rest)
