@@ -43,6 +43,7 @@ class Daemon:
         self._http = None
         self._stopping = threading.Event()
         self.publisher = None
+        self.status_writer = None
         self.ready = False
 
     # ---------------- lifecycle ----------------
@@ -71,6 +72,8 @@ class Daemon:
         self.pool.shutdown(wait=True, cancel_futures=False)
         if self.publisher is not None:
             self.publisher.stop(timeout=grace)
+        if self.status_writer is not None:
+            self.status_writer.stop(timeout=min(grace, 10))
         if self._http is not None:
             self._http.shutdown()
         _log.info("stopped")
@@ -256,6 +259,9 @@ def main(argv: list) -> int:
         kube = k8s.client(cfg.kubeconfig)
         kube.start_caches(cfg.node_name)
         k8s.use_node_client(kube)
+        from .statuswriter import StatusWriter
+        d.status_writer = StatusWriter(kube).start()
+        engine.STATUS_SINK = d.status_writer.submit
         d.metrics.add_api_source(lambda: dict(kube.calls))
     d.start()
     d.serve_forever()

@@ -15,6 +15,8 @@ from .plan import Planner
 
 _log = log.get("meta")
 ANNOTS_KEY = "io.kubernetes.cri.pod-annotations"
+# the daemon sets this to its StatusWriter.submit: network-status then never blocks a request
+STATUS_SINK = None
 
 
 class PodRef:
@@ -125,7 +127,9 @@ class Engine:
 
     def _publish_status(self, pod: PodRef, entries: list) -> None:
         value = status.annotation(entries)
-        if self.cfg.kubeconfig and pod.name and pod.namespace:
+        if self.cfg.kubeconfig and pod.name and pod.namespace and STATUS_SINK is not None:
+            STATUS_SINK(pod.namespace, pod.name, pod.uid, value)
+        elif self.cfg.kubeconfig and pod.name and pod.namespace:
             try:
                 self.kube.patch_pod_annotations(pod.namespace, pod.name, {status.ANNOTATION: value}, uid=pod.uid)
             except CNIError as e:   # the pod has its networks; a lost annotation must not undo them

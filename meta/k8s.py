@@ -111,7 +111,8 @@ class Kube:
             raise CNIError(API_FAILED, f"failed to get network-attachment-definition {namespace}/{name}",
                            f"HTTP {e.status}: {e.reason}") from None
 
-    def patch_pod_annotations(self, namespace: str, name: str, annotations: dict, uid: str | None = None) -> None:
+    def patch_pod_annotations(self, namespace: str, name: str, annotations: dict, uid: str | None = None,
+                              attempts: int = 6) -> None:
         """Merge-patch only the given annotations (never a whole-object update); retried with
         backoff on conflicts and server errors. With `uid`, a recreated pod of the same name is
         not touched (metadata.uid in a patch is a precondition on a real API server)."""
@@ -123,7 +124,7 @@ class Kube:
             return self.core.patch_namespaced_pod(name, namespace, body, _request_timeout=self.timeout,
                                                   _content_type="application/merge-patch+json")
         try:
-            self._call("patch", f"pod {namespace}/{name}", go, attempts=6)
+            self._call("patch", f"pod {namespace}/{name}", go, attempts=attempts)
         except self.exc as e:
             raise CNIError(API_FAILED, f"failed to patch pod {namespace}/{name}", f"HTTP {e.status}: {e.reason}") from None
 

@@ -1,0 +1,106 @@
+"""network-status writes in the daemon, off the CNI request's path: a request hands the value
+over and returns; a background thread PATCHes it, retrying with backoff (+ jitter) through 409
+storms, 5xx and API outages until it lands. Only the latest value per pod is kept, so a flood
+of changes costs one PATCH per pod once the API is back. A pod that is gone (404) or was
+recreated (UID precondition fails) is dropped."""
+import random
+import threading
+import time
+
+from cni import log
+from cni.errors import CNIError
+
+from .status import ANNOTATION
+
+_log = log.get("statuswriter")
+
+
+class StatusWriter:
+    def __init__(self, kube, backoff: float = 0.2, backoff_max: float = 5.0):
+        self.kube = kube
+        self.backoff, self.backoff_max = backoff, backoff_max
+        self._pending: dict = {}   # (ns, name) -> [uid, value, first queued, next attempt, backoff]
+        self._cond = threading.Condition()
+        self._stop = False
+        self.written = self.failures = 0
+        self.last_convergence = None      # seconds from queueing to success of the last write
+        self._thread = threading.Thread(target=self._run, name="status-writer", daemon=True)
+
+    def start(self) -> "StatusWriter":
+        self._thread.start()
+        return self
+
+    def submit(self, namespace: str, name: str, uid: str | None, value: str) -> None:
+        with self._cond:
+            prev = self._pending.get((namespace, name))
+            # a newer value replaces the queued one and is tried at once
+            self._pending[(namespace, name)] = [uid, value, prev[2] if prev else time.monotonic(), 0.0, self.backoff]
+            self._cond.notify()
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._pending)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.pending() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return not self.pending()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.flush(timeout)
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+
+    def _next(self):
+        """The pending write due first (each pod has its own backoff: one pod the API keeps
+        refusing never holds up the others), or how long to wait for one."""
+        now = time.monotonic()
+        key, item = min(self._pending.items(), key=lambda kv: kv[1][3])
+        return (key, list(item)) if item[3] <= now else item[3] - now
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._stop:
+                        return
+                    nxt = self._next() if self._pending else None
+                    if isinstance(nxt, tuple):
+                        break
+                    self._cond.wait(nxt)
+                key, (uid, value, t0, _due, delay) = nxt
+            try:
+                self.kube.patch_pod_annotations(key[0], key[1], {ANNOTATION: value}, uid=uid, attempts=1)
+            except CNIError as e:
+                gone = "HTTP 404" in (e.details or "") or (
+                    "HTTP 409" in (e.details or "") and uid is not None and self._uid_changed(key, uid))
+                if gone:
+                    _log.info("network-status of %s/%s dropped: the pod is gone or was recreated", *key)
+                    self._done(key, value)
+                    continue
+                self.failures += 1
+                wait = delay * (0.5 + random.random())
+                _log.warning("network-status of %s/%s not written yet (%s); retrying in %.1fs", key[0], key[1], e, wait)
+                with self._cond:
+                    cur = self._pending.get(key)
+                    if cur and cur[1] == value:
+                        cur[3], cur[4] = time.monotonic() + wait, min(delay * 2, self.backoff_max)
+                continue
+            self.written += 1
+            self.last_convergence = time.monotonic() - t0
+            self._done(key, value)
+
+    def _done(self, key, value) -> None:
+        with self._cond:
+            cur = self._pending.get(key)
+            if cur and cur[1] == value:   # a newer value queued meanwhile stays pending
+                del self._pending[key]
+
+    def _uid_changed(self, key, uid) -> bool:
+        try:
+            obj = self.kube.get_pod(key[0], key[1])
+        except CNIError:
+            return False
+        return (obj.get("metadata") or {}).get("uid") not in (None, uid)
