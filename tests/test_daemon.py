@@ -212,6 +212,8 @@ def test_daemon_watch_caches_save_api_calls(tmp_path, nic, netns, uid):
             r = cni("netmeta", "ADD", conf, container_id="w1", netns=f"/var/run/netns/{ns}",
                     args="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pw1")
             assert r.ok, r.stdout
+            # network-status is written by the daemon's background writer, right after the ADD
+            api.wait_for(lambda: api.count(method="PATCH", resource="pods"), timeout=5)
             calls = [(x.verb, x.resource) for x in api.requests if x.verb != "watch"]
             assert calls == [("patch", "pods")], calls
             assert cni("netmeta", "DEL", conf, container_id="w1", netns=f"/var/run/netns/{ns}",
