@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import socket
-import threading
 
 from cni import log
 
@@ -29,25 +27,8 @@ class ExtenderKube(Kube):
 
     ATTEMPTS = 2
 
-    def __init__(self, kubeconfig: str | None, timeout: float = 2.0):   # deliberately no super().__init__
-        from kubernetes import client, config
-        cfg = client.Configuration()
-        if kubeconfig:
-            config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-        else:
-            config.load_incluster_config(client_configuration=cfg)
-        cfg.retries = False
-        cfg.socket_options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),
-                              (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
-        self._api = client.ApiClient(cfg)
-        self.core = client.CoreV1Api(self._api)
-        self.custom = client.CustomObjectsApi(self._api)
-        self.exc = client.exceptions.ApiException
-        self.timeout = timeout
-        self.calls: dict = {}
-        self._lock = threading.Lock()
-        self.nad_cache = None
-        self.pod_cache = None
+    def __init__(self, kubeconfig: str | None, timeout: float = 2.0):
+        super().__init__(kubeconfig, timeout, urllib3_retries=False)
 
     def _call(self, verb, what, fn, attempts: int = ATTEMPTS):
         return super()._call(verb, what, fn, attempts=min(attempts, self.ATTEMPTS))

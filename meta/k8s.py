@@ -19,10 +19,16 @@ RETRYABLE = {409, 429, 500, 502, 503, 504}
 
 
 class Kube:
-    def __init__(self, kubeconfig: str, timeout: float = 10.0):
+    def __init__(self, kubeconfig: str | None, timeout: float = 10.0, urllib3_retries: bool = True):
+        """kubeconfig None = the pod's service account (in-cluster)."""
         from kubernetes import client, config
         cfg = client.Configuration()
-        config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+        if kubeconfig:
+            config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+        else:
+            config.load_incluster_config(client_configuration=cfg)
+        if not urllib3_retries:
+            cfg.retries = False
         # urllib3's default TCP_NODELAY is lost once socket_options is set: set it back, or
         # every keep-alive request waits ~40 ms for a delayed ACK (Nagle)
         cfg.socket_options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),
