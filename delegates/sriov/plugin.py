@@ -74,36 +74,36 @@ class SRIOVPlugin(Plugin):
     def _select(self, cfg, dev: Device, recs: Records, req) -> tuple:
         if cfg.device_id:
             pf, vf = dev.locate(cfg.device_id, cfg.master)
-            dev.sync(pf)
         else:
             pf = cfg.master
             dev.require_pf(pf)
-            dev.sync(pf)
             vf = cfg.vf
-        if self._reclaim_stale(recs, pf):
-            dev.sync(pf)  # restore renamed netdevs: the sim's sysfs view must catch up
+        self._reclaim_stale(recs, pf)
+        # Records are read BEFORE the topology is refreshed: a concurrent DEL renames its VF
+        # back and only then drops its record (without our lock), so a VF whose record is gone
+        # is already back under its own name; one freed after this read just looks taken.
+        taken = {r["vf"]: r for r in recs.of_pf(pf)}
+        dev.sync(pf)   # the sim's sysfs view (a no-op for real sysfs, which is always live)
         if cfg.pf_only:
             if netdev.lookup(pf) is None:
                 raise CNIError(DEVICE_BUSY, f"PF {pf} is not in the host network namespace")
-            taken = recs.of_pf(pf)
             if taken:
+                first = next(iter(taken.values()))
                 raise CNIError(DEVICE_BUSY, f"PF {pf} is in use",
-                               f"{len(taken)} allocation(s) on it, e.g. container {taken[0].get('containerID', '?')[:12]}")
+                               f"{len(taken)} allocation(s) on it, e.g. container {str(first.get('containerID', '?'))[:12]}")
             return pf, None
-        if recs.read(pf, None):
+        if None in taken:
             raise CNIError(DEVICE_BUSY, f"PF {pf} is attached to a pod (pfOnly)")
         numvfs = dev.topo.numvfs(pf)
         if vf is not None:
             if vf >= numvfs:
                 raise config_error("vf", f"VF {vf} does not exist: {pf} has {numvfs} VFs enabled")
-            owner = recs.read(pf, vf)
-            if owner:
+            if vf in taken:
                 raise CNIError(DEVICE_BUSY, f"VF {vf} of {pf} is allocated",
-                               f"to container {str(owner.get('containerID'))[:12]}")
+                               f"to container {str(taken[vf].get('containerID'))[:12]}")
             if dev.topo.vf_netdev(pf, vf) is None:
                 raise CNIError(DEVICE_BUSY, f"VF {vf} of {pf} has no netdev in the host network namespace")
             return pf, vf
-        taken = {r["vf"] for r in recs.of_pf(pf)}
         for info in dev.topo.vfs(pf):
             if info.index not in taken and info.netdev and info.index not in cfg.exclude_vfs:
                 return pf, info.index
