@@ -15,6 +15,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import cnicall, daemon, guard, ipam, meta, multi, parallel, sriov, startup  # noqa: E402
+from bench import patches, rss  # noqa: E402
 from bench.stats import Report  # noqa: E402
 
 # name -> (runner, default runs): defaults keep one full run under ~5 minutes on 2 noisy cores
@@ -26,6 +27,8 @@ SECTIONS = {
     "startup": (startup.run, 40),    # 5. VERSION start-up (~0.8 s/iter)
     "ipam": (lambda runs: Report("fixipam vs static (IPAM only, no netns)", ipam.run(runs),
                                  "ipam: see table"), 30),
+    "rss": (rss.run, 1000),          # (g) daemon RSS idle / after N ADD+DEL cycles (~2.5-3 min)
+    "patches": (patches.run, 1),     # (h) node PATCHes for 100 pods in bursts; rounds (~45 s/round)
 }
 
 
@@ -46,9 +49,10 @@ def _runs(spec: str | None) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", help="comma-separated sections: " + ",".join(SECTIONS))
-    ap.add_argument("--runs", help="N for every section, or section=N,... (parallel: rounds)")
+    ap.add_argument("--runs", help="N for every section, or section=N,... (parallel, patches: rounds; rss: cycles)")
     ap.add_argument("--no-daemon", dest="daemon", action="store_false",
-                    help="skip the thick variants (netmeta daemon running); they run by default")
+                    help="skip the thick variants (netmeta daemon running) and the daemon-only "
+                         "sections rss, patches; they run by default")
     ap.add_argument("--list", action="store_true")
     a = ap.parse_args()
     if a.list:

@@ -225,7 +225,7 @@ class Daemon:
         if not c.pfs:
             return
         from .nodestatus import NodeStatusPublisher
-        opts = {"window": c.coalesce_window, "period": c.reconcile_period}
+        opts = {"window": c.coalesce_window, "period": c.reconcile_period, "min_interval": c.min_publish_interval}
         if c.kubeconfig and c.node_name:
             from . import k8s
             self.publisher = NodeStatusPublisher(c.node_name, list(c.pfs), kube=k8s.client(c.kubeconfig), **opts)

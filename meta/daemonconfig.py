@@ -11,6 +11,8 @@
   httpAddr: 127.0.0.1:9641                # /healthz /readyz /metrics ("" = off)
   reconcilePeriod: 30                     # seconds between availability reconciles
   coalesceWindow: 0.2                     # seconds a burst of VF changes is merged into one PATCH
+  minPublishInterval: 2.0                 # a count-only change waits this long after the last
+                                          # PATCH (label changes never wait)
   statusFile: /run/netmeta/node-status.json   # Kubernetes-free: availability written here
 """
 import os
@@ -33,11 +35,12 @@ class DaemonConfig:
     http_addr: str = "127.0.0.1:9641"
     reconcile_period: float = 30.0
     coalesce_window: float = 0.2
+    min_publish_interval: float = 2.0
     status_file: str | None = None
 
 
 KEYS = {"socketPath", "kubeconfig", "nodeName", "cniDir", "pfs", "maxConcurrency", "requestTimeout",
-        "httpAddr", "reconcilePeriod", "coalesceWindow", "statusFile"}
+        "httpAddr", "reconcilePeriod", "coalesceWindow", "minPublishInterval", "statusFile"}
 
 
 def _num(d, key, lo, hi, default):
@@ -77,4 +80,5 @@ def load(path: str | None, overrides: dict | None = None) -> DaemonConfig:
         pfs=tuple(dict(pf) for pf in pfs), max_concurrency=int(_num(d, "maxConcurrency", 1, 1024, 16)),
         request_timeout=float(_num(d, "requestTimeout", 1, 3600, 120)), http_addr=str(d.get("httpAddr", "127.0.0.1:9641")),
         reconcile_period=float(_num(d, "reconcilePeriod", 0.1, 86400, 30)),
-        coalesce_window=float(_num(d, "coalesceWindow", 0, 60, 0.2)), status_file=d.get("statusFile"))
+        coalesce_window=float(_num(d, "coalesceWindow", 0, 60, 0.2)),
+        min_publish_interval=float(_num(d, "minPublishInterval", 0, 300, 2.0)), status_file=d.get("statusFile"))

@@ -156,6 +156,7 @@ class NodeStatusPublisher:
 
     def __init__(self, node_name: str, pfs: list[dict], kube=None, *, status_file: str | None = None,
                  window: float = 0.2, period: float = 30.0, node_resync: float | None = 300.0,
+                 min_interval: float = 2.0,
                  backoff: float = 0.2, backoff_max: float = 30.0):
         if (kube is None) == (status_file is None):
             raise ValueError("NodeStatusPublisher needs exactly one of kube, status_file")
@@ -170,6 +171,12 @@ class NodeStatusPublisher:
         self.pfs = [dict(p) for p in pfs]
         self.sink = KubeSink(kube, node_name) if kube is not None else FileSink(status_file)
         self.window, self.period, self.node_resync = window, period, node_resync
+        # A change of the count alone waits until min_interval after the last PATCH (a burst of
+        # pods costs one PATCH per min_interval, not one per window); a change of the label (free VFs
+        # reaching 0, or back) is published at the end of the window: the scheduler needs it.
+        self.min_interval = min_interval
+        self._last_publish_mono = float("-inf")
+        self._holding = False   # _retry_at was set by the rate limit, not by a failure
         self.backoff, self.backoff_max = backoff, backoff_max
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -322,9 +329,16 @@ class NodeStatusPublisher:
         with self._cond:
             if self._desired is None or self._desired == self._published:
                 return
-            if self._retry_at is not None and time.monotonic() < self._retry_at:
-                return
             published, desired = self._published, self._desired
+            label_change = published is None or published.get("labels") != desired.get("labels")
+            now = time.monotonic()
+            if self._retry_at is not None and now < self._retry_at and not (self._holding and label_change):
+                return   # backing off after a failure, or a count-only change held back
+            hold_until = self._last_publish_mono + self.min_interval
+            if not label_change and now < hold_until and not self._flushers:
+                self._retry_at, self._holding = hold_until, True   # the count alone: rate-limited
+                return
+            self._holding = False
         self._publish(published, desired)
 
     def _read(self, startup: bool) -> None:
@@ -374,6 +388,7 @@ class NodeStatusPublisher:
             return
         with self._cond:
             self._published = desired
+            self._last_publish_mono = time.monotonic()
             self._retry_at = None
             self._failures_in_row = 0
             self._stats["patches"] += 1
@@ -385,6 +400,7 @@ class NodeStatusPublisher:
     def _fail(self, e: Exception) -> float:
         """Record a failed write (lock held): what the sink holds is unknown; back off."""
         self._failures_in_row += 1
+        self._holding = False
         self._stats["patch_failures"] += 1
         self._stats["last_error"] = str(e)[:500]
         self._published = None

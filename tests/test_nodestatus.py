@@ -63,6 +63,7 @@ def publisher(kube, node):
 
     def make(pfs, **kw):
         kw.setdefault("backoff", 0.05)
+        kw.setdefault("min_interval", 0.0)   # rate limiting has its own test
         if "status_file" not in kw:
             kw.setdefault("kube", kube)
         p = NodeStatusPublisher(node, pfs, **kw)
@@ -414,3 +415,22 @@ def test_merge_patch_turns_what_the_node_holds_into_what_it_should(old, new):
     assert after["metadata"]["annotations"]["other"] == "x" and after["metadata"]["labels"]["keep"] == "y"
     assert (body == {"metadata": {}}) == (old == new)
     assert (AVAILABLE_LABEL in new["labels"]) == (int(new["annotations"][COUNT_ANNOTATION]) > 0)
+
+
+def test_count_changes_are_rate_limited_but_label_changes_are_not(api, node, nic, publisher):
+    """A count-only change waits min_interval after the last PATCH (bursts cost few PATCHes);
+    the label (free VFs reaching 0) is published at the end of the window regardless."""
+    p = publisher([nic], min_interval=1.5, window=0.05).start()
+    assert p.flush(5)
+    base = patches(api, node)
+    set_numvfs(nic, 6)
+    p.notify()
+    time.sleep(0.5)
+    assert held(api, node)[0][COUNT_ANNOTATION] == "8" and patches(api, node) == base   # held back
+    t0 = time.monotonic()
+    set_numvfs(nic, 0)          # no free VF: the label must go now
+    p.notify()
+    wait_count(api, node, "0", timeout=5)
+    took = time.monotonic() - t0
+    assert took < 0.9 and AVAILABLE_LABEL not in held(api, node)[1], took
+    assert patches(api, node) == base + 1
