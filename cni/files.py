@@ -7,13 +7,24 @@ import os
 from . import fault
 
 
+def makedirs(d: str) -> None:
+    """Create `d` and every missing parent 0700 (os.makedirs gives only the last one `mode`)."""
+    if not d or os.path.isdir(d):
+        return
+    makedirs(os.path.dirname(os.path.abspath(d)))
+    try:
+        os.mkdir(d, 0o700)
+    except FileExistsError:
+        pass
+
+
 def atomic_write(path: str, data: bytes | str, mode: int = 0o600) -> None:
     """Write `data` so a reader sees the old file or the new one, never a torn one, even after a
     crash: write a temp file in the same directory, fsync it, rename over, fsync the directory."""
     if isinstance(data, str):
         data = data.encode()
     d = os.path.dirname(path) or "."
-    os.makedirs(d, mode=0o700, exist_ok=True)
+    makedirs(d)
     tmp = f"{path}.tmp.{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
     try:
@@ -81,10 +92,13 @@ def remove(path: str) -> bool:
 def locked(path: str, shared: bool = False):
     """Hold an flock on `path` (created 0600): exclusive, or shared for readers. The kernel
     drops the lock when the process dies, so a kill -9 never leaves the node locked."""
-    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+    makedirs(os.path.dirname(path) or ".")
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         yield
     finally:
+        # unlock explicitly: a forked child holding a copy of the fd would otherwise keep the
+        # lock for as long as it lives
+        fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)

@@ -35,7 +35,7 @@ _own_cache: dict = {}
 
 
 def validate_type(t) -> str:
-    if not isinstance(t, str) or not TYPE_RE.match(t) or t in (".", ".."):
+    if not isinstance(t, str) or not TYPE_RE.fullmatch(t) or t in (".", ".."):
         raise CNIError(INVALID_CONFIG, f"invalid plugin type {str(t)[:80]!r}",
                        "a plugin type is a plain file name: no '/', no '..'")
     return t

@@ -22,10 +22,17 @@ def set_container(cid: str) -> None:
     _current.cid = (cid or "-")[:12]
 
 
+FROZEN = False        # the daemon owns its level: a config's logLevel does not change it
+MAX_FILE_HANDLERS = 8   # and each distinct logFile costs an fd for the daemon's life
+
+
 def setup(level: str | None = None, log_file: str | None = None) -> logging.Logger:
     root = logging.getLogger("netmeta")
-    lvl = (level or os.environ.get("NETMETA_LOG_LEVEL") or "info").upper()
-    root.setLevel(getattr(logging, lvl, logging.INFO))
+    if not FROZEN:
+        lvl = (level or os.environ.get("NETMETA_LOG_LEVEL") or "info").upper()
+        root.setLevel(getattr(logging, lvl, logging.INFO))
+    if log_file and sum(1 for h in root.handlers if getattr(h, "baseFilename", None)) >= MAX_FILE_HANDLERS:
+        log_file = None
     if not root.handlers:
         h = logging.StreamHandler(sys.stderr)
         h.setFormatter(logging.Formatter(_FMT))

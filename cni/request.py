@@ -37,7 +37,8 @@ def validate_ifname(name: str) -> str:
 
 
 def validate_container_id(cid: str) -> str:
-    if not CONTAINER_ID_RE.match(cid) or len(cid) > 1024:
+    # 192: state files are named <containerID>-<ifname>.json and a name may not exceed 255 bytes
+    if not CONTAINER_ID_RE.fullmatch(cid) or len(cid) > 192:
         raise CNIError(INVALID_ENV, f"invalid container ID {cid[:80]!r}",
                        "must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
     return cid
@@ -115,7 +116,7 @@ def from_env(environ, stdin: bytes) -> Request:
                        f"config version {v} does not allow {cmd}",
                        f"{cmd} needs cniVersion >= {MIN_VERSION[cmd]}")
     name = req.config.get("name")
-    if not isinstance(name, str) or not NETWORK_NAME_RE.match(name):
+    if not isinstance(name, str) or not NETWORK_NAME_RE.fullmatch(name) or len(name) > 200:
         raise CNIError(INVALID_CONFIG, f"invalid network name {str(name)[:80]!r}",
                        "must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
     return req

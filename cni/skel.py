@@ -8,7 +8,7 @@ import sys
 import traceback
 
 from . import log, version
-from .errors import CNIError, INTERNAL
+from .errors import CNIError, INTERNAL, IO_FAILURE
 from .plugin import Plugin, dispatch
 from .request import from_env
 
@@ -33,6 +33,10 @@ def handle(plugin: Plugin, environ, stdin: bytes) -> tuple[int, bytes]:
         _log.error("%s %s failed: code %d: %s", environ.get("CNI_COMMAND", "?"),
                    plugin.type_name, e.code, e)
         return 1, json.dumps(e.to_dict(_error_version(stdin))).encode() + b"\n"
+    except OSError as e:   # a state file or directory we cannot write: an I/O failure, not a bug
+        _log.error("%s %s failed: I/O error: %s", environ.get("CNI_COMMAND", "?"), plugin.type_name, e)
+        err = CNIError(IO_FAILURE, f"I/O failure in {plugin.type_name}: {e.strerror or e}", str(e)[:500])
+        return 1, json.dumps(err.to_dict(_error_version(stdin))).encode() + b"\n"
     except Exception as e:  # a bug, still answered in the protocol
         _log.error("internal error in %s: %s", plugin.type_name, traceback.format_exc())
         err = CNIError(INTERNAL, f"internal error in {plugin.type_name}: {type(e).__name__}",

@@ -41,5 +41,8 @@ def entries(cni_dir: str):
             e = files.read_json(os.path.join(cni_dir, name))
         except ValueError:
             e = None
-        cid, _, ifname = name[:-5].rpartition("-")
+        if isinstance(e, dict) and e.get("containerID") and e.get("ifname"):
+            cid, ifname = e["containerID"], e["ifname"]   # IDs and ifnames may both contain "-"
+        else:
+            cid, _, ifname = name[:-5].rpartition("-")
         yield cid, ifname, e

@@ -54,6 +54,8 @@ def _strs(conf, key, default=()):
 
 
 def _path(conf, key, default=None):
+    if key in conf and conf[key] is None and default is not None:
+        raise config_error(key, "must be an absolute path, not null")
     v = conf.get(key, default)
     if v is not None and (not isinstance(v, str) or not v.startswith("/")):
         raise config_error(key, "must be an absolute path")
@@ -68,8 +70,17 @@ def load(conf: dict) -> MetaConfig:
     if not isinstance(delegates, list) or not all(isinstance(d, dict) for d in delegates):
         raise config_error("delegates", "must be a list of CNI configurations")
     for i, d in enumerate(delegates):
-        if not isinstance(d.get("type"), str) and not isinstance(d.get("plugins"), list):
-            raise config_error(f"delegates[{i}]", "needs a type (conf) or plugins (conflist)")
+        plugins = d.get("plugins") if isinstance(d.get("plugins"), list) else [d]
+        if not plugins or not all(isinstance(p, dict) and isinstance(p.get("type"), str) for p in plugins):
+            raise config_error(f"delegates[{i}]", "needs a type (conf) or plugins with a type each (conflist)")
+        for p in plugins:
+            from cni.invoke import validate_type
+            try:
+                validate_type(p["type"])
+            except Exception:
+                raise config_error(f"delegates[{i}].type", f"{str(p['type'])[:40]!r} is not a plain plugin name") from None
+            if not isinstance(p.get("capabilities", {}), dict):
+                raise config_error(f"delegates[{i}].capabilities", "must be an object")
     cluster = conf.get("clusterNetwork")
     if cluster is not None and (not isinstance(cluster, str) or not cluster):
         raise config_error("clusterNetwork", "must be a NAD name, a file or a directory")
@@ -88,6 +99,8 @@ def load(conf: dict) -> MetaConfig:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 600:
         raise config_error("delegateTimeout", "must be a number of seconds in (0, 600]")
     mns = conf.get("multusNamespace", "kube-system")
+    if not isinstance(mns, str):
+        raise config_error("multusNamespace", "must be a namespace name")
     for ns in (mns, *_strs(conf, "globalNamespaces"), *_strs(conf, "systemNamespaces")):
         if not DNS_LABEL.match(ns):
             raise config_error("globalNamespaces", f"{ns[:64]!r} is not a namespace name")

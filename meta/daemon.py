@@ -104,7 +104,8 @@ class Daemon:
 
     def _listen(self) -> None:
         path = self.cfg.socket_path
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        from cni.files import makedirs
+        makedirs(os.path.dirname(path))
         if os.path.exists(path):
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
@@ -136,10 +137,17 @@ class Daemon:
     # ---------------- one request ----------------
     def _serve_conn(self, conn: socket.socket) -> None:
         with conn:
+            deadline = time.monotonic() + 10.0
+
+            def recv(n):   # one deadline for the whole request: a trickling client gets 10 s
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("request not received within 10 s")
+                conn.settimeout(left)
+                return conn.recv(n)
             try:
-                conn.settimeout(10.0)
-                env, stdin = wire.decode_request(conn.recv)
-            except (ValueError, EOFError, OSError, UnicodeError) as e:
+                env, stdin = wire.decode_request(recv)
+            except (ValueError, EOFError, OSError, UnicodeError) as e:   # TimeoutError is an OSError
                 _log.warning("bad request on the socket: %s", e)
                 with contextlib.suppress(OSError):
                     conn.sendall(wire.encode_response(1, _error(DECODE_FAILURE, "bad request to the netmeta daemon", str(e))))
@@ -260,6 +268,7 @@ def main(argv: list) -> int:
     ap.add_argument("--socket")
     a = ap.parse_args(argv)
     log.setup()
+    log.FROZEN = True
     try:
         cfg = daemonconfig.load(a.config, {"socketPath": a.socket})
     except CNIError as e:

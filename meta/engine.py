@@ -1,10 +1,12 @@
 """The meta plugin's engine: ADD / DEL / CHECK / STATUS / GC for one pod, usable in-process
 (thin mode, the daemon) — see DESIGN.md "ADD, step by step"."""
 import os
+import re
 import time
 
 from cni import fault, log
-from cni.errors import PLUGIN_NOT_AVAILABLE, UNKNOWN_CONTAINER, CNIError, config_error
+from cni.errors import (DELEGATE_NOT_FOUND, INVALID_ENV, PLUGIN_NOT_AVAILABLE, UNKNOWN_CONTAINER, CNIError,
+                        config_error)
 from cni.request import Request
 from cni.result import IPConfig, Result
 
@@ -19,11 +21,22 @@ ANNOTS_KEY = "io.kubernetes.cri.pod-annotations"
 STATUS_SINK = None
 
 
+_NS_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
 class PodRef:
+    """The pod from CNI_ARGS. Validated: the namespace and name end up in file paths
+    (nadDir, statusDir) and API URLs."""
+
     def __init__(self, args: dict):
         self.namespace = args.get("K8S_POD_NAMESPACE") or None
         self.name = args.get("K8S_POD_NAME") or None
         self.uid = args.get("K8S_POD_UID") or None
+        if self.namespace is not None and not _NS_RE.fullmatch(self.namespace):
+            raise CNIError(INVALID_ENV, f"invalid K8S_POD_NAMESPACE {self.namespace[:64]!r}", "not a namespace name")
+        if self.name is not None and not _NAME_RE.fullmatch(self.name):
+            raise CNIError(INVALID_ENV, f"invalid K8S_POD_NAME {self.name[:64]!r}", "not a pod name")
 
     def to_dict(self):
         return {"namespace": self.namespace, "name": self.name, "uid": self.uid}
@@ -119,6 +132,11 @@ class Engine:
         for att in reversed(atts):
             try:
                 attachments.delete(att, req, self.cfg.delegate_timeout)
+            except CNIError as e:
+                if e.code == DELEGATE_NOT_FOUND:   # e.g. the very plugin whose absence failed the ADD
+                    continue
+                ok = False
+                _log.error("rollback of %s on %s failed: %s", att.network, att.ifname, e)
             except Exception as e:   # keep the cache: the runtime's DEL will retry
                 ok = False
                 _log.error("rollback of %s on %s failed: %s", att.network, att.ifname, e)
@@ -158,13 +176,22 @@ class Engine:
             try:
                 attachments.delete(att, sub, self.cfg.delegate_timeout)
             except CNIError as e:
+                if e.code == DELEGATE_NOT_FOUND:   # a plugin that does not exist holds no state
+                    _log.warning("DEL of %s skipped: %s", att.network, e)
+                    continue
                 errors.append((att, e))
                 _log.error("DEL of %s on %s failed: %s", att.network, att.ifname, e)
         if errors:
             raise errors[-1][1]   # cache kept: the runtime retries DEL and finishes the rest
         fault.point("meta.del.done")
         cache.remove(self.cfg.cni_dir, req.container_id, req.ifname)
+        self._remove_status_file(entry.get("pod") or {})
         _log.info("deleted %d attachment(s) of %s", len(atts), req.container_id[:12])
+
+    def _remove_status_file(self, pod: dict) -> None:
+        if self.cfg.status_dir and pod.get("namespace") and pod.get("name"):
+            from cni import files
+            files.remove(os.path.join(self.cfg.status_dir, pod["namespace"], f"{pod['name']}.json"))
 
     @staticmethod
     def _del_request(req: Request, entry: dict) -> Request:
@@ -231,7 +258,11 @@ def reclaim_dead_caches(cni_dir: str, timeout: float = 60.0) -> list:
                                                           "name": "netmeta"})
         try:
             for a in reversed(entry["attachments"]):
-                attachments.delete(Attachment.from_dict(a), req, timeout)
+                try:
+                    attachments.delete(Attachment.from_dict(a), req, timeout)
+                except CNIError as e:
+                    if e.code != DELEGATE_NOT_FOUND:
+                        raise
         except CNIError as e:
             _log.error("could not undo attachments of %s yet: %s", cid[:12], e)
             continue

@@ -23,10 +23,14 @@ class Kube:
         """kubeconfig None = the pod's service account (in-cluster)."""
         from kubernetes import client, config
         cfg = client.Configuration()
-        if kubeconfig:
-            config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-        else:
-            config.load_incluster_config(client_configuration=cfg)
+        try:
+            if kubeconfig:
+                config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+            else:
+                config.load_incluster_config(client_configuration=cfg)
+        except Exception as e:   # ConfigException, YAML errors, a missing file: all a bad config
+            from cni.errors import config_error
+            raise config_error("kubeconfig", f"cannot load {kubeconfig or 'the in-cluster config'}: {str(e)[:200]}") from None
         if not urllib3_retries:
             cfg.retries = False
         # urllib3's default TCP_NODELAY is lost once socket_options is set: set it back, or

@@ -33,7 +33,7 @@ class Network:
 def _parse_conf(raw, where: str) -> dict:
     try:
         conf = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise CNIError(INVALID_CONFIG, f"invalid CNI config in {where}", str(e)[:200]) from None
     if not isinstance(conf, dict):
         raise CNIError(INVALID_CONFIG, f"invalid CNI config in {where}", "not a JSON object")
@@ -41,8 +41,19 @@ def _parse_conf(raw, where: str) -> dict:
         if not conf["plugins"] or not all(isinstance(p, dict) and isinstance(p.get("type"), str)
                                           for p in conf["plugins"]):
             raise CNIError(INVALID_CONFIG, f"invalid conflist in {where}", "every plugin needs a type")
+        plugins = conf["plugins"]
     elif not isinstance(conf.get("type"), str):
         raise CNIError(INVALID_CONFIG, f"invalid CNI config in {where}", "no type")
+    else:
+        plugins = [conf]
+    from cni.invoke import validate_type
+    for p in plugins:   # refused here, before any cache is written: DEL could never run it
+        try:
+            validate_type(p["type"])
+        except CNIError as e:
+            raise CNIError(INVALID_CONFIG, f"invalid CNI config in {where}: {e.msg}", e.details) from None
+        if not isinstance(p.get("capabilities", {}), dict):
+            raise CNIError(INVALID_CONFIG, f"invalid CNI config in {where}", "capabilities must be an object")
     return conf
 
 
@@ -74,6 +85,10 @@ def conf_by_name(conf_dir: str, name: str) -> dict | None:
 
 
 def from_nad(nad: dict, conf_dir: str) -> Network:
+    if not isinstance(nad, dict) or not isinstance(nad.get("metadata") or {}, dict) or \
+            not isinstance(nad.get("spec") or {}, dict) or \
+            not isinstance((nad.get("metadata") or {}).get("annotations") or {}, dict):
+        raise CNIError(INVALID_CONFIG, "invalid NetworkAttachmentDefinition", "metadata/spec/annotations must be objects")
     meta = nad.get("metadata") or {}
     ns, name = meta.get("namespace", ""), meta.get("name", "")
     raw = (nad.get("spec") or {}).get("config")
@@ -89,6 +104,16 @@ def from_nad(nad: dict, conf_dir: str) -> Network:
     return Network(f"{ns}/{name}", conf, (meta.get("annotations") or {}).get(RESOURCE_ANNOT))
 
 
+def _yaml(raw: bytes):
+    """YAML without aliases: a few bytes of nested aliases expand to gigabytes (billion laughs)."""
+    import yaml
+
+    class NoAliases(yaml.SafeLoader):
+        def fetch_alias(self):
+            raise yaml.YAMLError("YAML aliases are not allowed in NAD files")
+    return yaml.load(raw.decode("utf-8"), Loader=NoAliases)
+
+
 class DirNADs:
     """Kubernetes-free mode: <dir>/<namespace>/<name>.json|.yaml holding a NAD object."""
 
@@ -96,17 +121,25 @@ class DirNADs:
         self.dir = directory
 
     def get_nad(self, namespace: str, name: str) -> dict:
+        import re
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", namespace or "") or \
+                not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", name or ""):
+            raise CNIError(INVALID_CONFIG, f"invalid network reference {namespace[:64]!r}/{name[:64]!r}",
+                           "namespace and name must be DNS-1123 names")
         for ext in (".json", ".yaml", ".yml"):
             p = os.path.join(self.dir, namespace, name + ext)
             if os.path.isfile(p):
                 with open(p, "rb") as f:
-                    raw = f.read()
-                if ext == ".json":
-                    obj = json.loads(raw)
-                else:
-                    import yaml
-                    obj = yaml.safe_load(raw)
-                if not isinstance(obj, dict):
+                    raw = f.read(1024 * 1024 + 1)
+                try:
+                    if len(raw) > 1024 * 1024:
+                        raise ValueError("larger than 1 MiB")
+                    obj = json.loads(raw) if ext == ".json" else _yaml(raw)
+                except (ValueError, RecursionError, UnicodeDecodeError) as e:
+                    raise CNIError(INVALID_CONFIG, f"invalid NetworkAttachmentDefinition file {p}", str(e)[:200]) from None
+                except Exception as e:   # yaml.YAMLError
+                    raise CNIError(INVALID_CONFIG, f"invalid NetworkAttachmentDefinition file {p}", str(e)[:200]) from None
+                if not isinstance(obj, dict) or not isinstance(obj.get("metadata") or {}, dict):
                     raise CNIError(INVALID_CONFIG, f"invalid NetworkAttachmentDefinition file {p}")
                 obj.setdefault("metadata", {}).update(namespace=namespace, name=name)
                 return obj

@@ -74,6 +74,8 @@ class Planner:
         if not system and annots.get(DEFAULT_NET_ANNOT):
             # Multus: a pod's default network must be a NAD of multusNamespace
             default_sel = _parse(ann.parse_default_network, annots[DEFAULT_NET_ANNOT], self.cfg.multus_namespace)
+            if default_sel.namespace != self.cfg.multus_namespace:
+                self._isolation(default_sel.namespace, pod_ns)
             default_net = self.nad(default_sel.namespace, default_sel.name)
         else:
             default_net = self.cluster_default()

@@ -123,6 +123,9 @@ def load(conf: dict) -> SriovConfig:
     ipam = conf.get("ipam")
     if ipam is not None and (not isinstance(ipam, dict) or not isinstance(ipam.get("type"), str)):
         raise config_error("ipam", "must be an object with a type")
+    if ipam is not None:
+        from cni.invoke import validate_type
+        validate_type(ipam["type"])
     backend = conf.get("backend", "netlink")
     if backend not in ("netlink", "sim"):
         raise config_error("backend", f"{str(backend)[:20]!r} must be netlink or sim")

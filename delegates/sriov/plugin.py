@@ -11,7 +11,7 @@ import secrets
 import time
 
 from cni import fault, invoke, log
-from cni.errors import (DEVICE_BUSY, DEVICE_NOT_FOUND, NO_FREE_VF, UNKNOWN_CONTAINER, VF_CONFIG_FAILED, CNIError,
+from cni.errors import (DELEGATE_NOT_FOUND, DEVICE_BUSY, DEVICE_NOT_FOUND, NO_FREE_VF, UNKNOWN_CONTAINER, VF_CONFIG_FAILED, CNIError,
                         config_error)
 from cni.plugin import Plugin
 from cni.request import Request
@@ -168,8 +168,13 @@ class SRIOVPlugin(Plugin):
         pf, vf = rec["pf"], rec["vf"]
         dev = Device(rec.get("sysfsRoot", "/sys"), rec.get("backend", "netlink"))
         saved = rec["saved"]
+        ipam_error = None
         if rec.get("ipam"):
-            self._ipam_del(rec, req)
+            try:
+                self._ipam_del(rec, req)
+            except CNIError as e:   # the VF comes back all the same; the error is reported after
+                ipam_error = e
+                _log.error("IPAM DEL for %s %s failed: %s", pf, vf, e)
         fault.point("sriov.del.ipam-released")
         orig = saved["netdev"]["name"]
         ns = rec.get("netns")
@@ -197,6 +202,8 @@ class SRIOVPlugin(Plugin):
         Records(rec.get("stateDir", config.DEFAULT_STATE_DIR)).remove(pf, vf)
         _log.info("restored %s %s (was %s in %s)", pf, "PF" if vf is None else f"VF {vf}",
                   rec["ifname"], rec.get("netns"))
+        if ipam_error is not None and ipam_error.code != DELEGATE_NOT_FOUND:
+            raise ipam_error   # the runtime retries DEL: the IPAM release is tried again
 
     @staticmethod
     def _is_ours(name: str, ns: str, rec: dict) -> bool:
@@ -249,10 +256,16 @@ class SRIOVPlugin(Plugin):
         found = recs.find(req.container_id, req.ifname)
         for rec in found:
             self.restore(rec, req)
-        if not found and isinstance(req.config.get("ipam"), dict):
+        ipam = req.config.get("ipam")
+        if not found and isinstance(ipam, dict) and isinstance(ipam.get("type"), str):
             # no record (ADD never got that far, or a second DEL): IPAM DEL is idempotent and
             # releases an address an interrupted ADD may have reserved
-            invoke.delegate(req.config["ipam"]["type"], "DEL", dict(req.config), req)
+            try:
+                invoke.delegate(ipam["type"], "DEL", dict(req.config), req)
+            except CNIError as e:
+                if e.code != DELEGATE_NOT_FOUND:   # a missing IPAM plugin holds nothing
+                    raise
+                _log.warning("IPAM DEL skipped: %s", e)
 
     def check(self, req: Request) -> None:
         cfg = config.load(req.config)
@@ -284,8 +297,9 @@ class SRIOVPlugin(Plugin):
         for rec in recs.all():
             if rec.get("network") == req.name and (rec.get("containerID"), rec.get("ifname")) not in keep:
                 self.restore(rec, req)
-        if isinstance(req.config.get("ipam"), dict):
-            invoke.delegate(req.config["ipam"]["type"], "GC", dict(req.config), req)
+        ipam = req.config.get("ipam")
+        if isinstance(ipam, dict) and isinstance(ipam.get("type"), str):
+            invoke.delegate(ipam["type"], "GC", dict(req.config), req)
 
     def status(self, req: Request) -> None:
         cfg = config.load(req.config)
