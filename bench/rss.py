@@ -37,7 +37,6 @@ from bench.cnicall import call, error_code
 from bench.meta import netmeta_conf
 from bench.multi import ANNOTS_KEY, write_nad
 from bench.stats import Report, summary
-from tests.cnirun import VENV_BIN
 from tests.daemonproc import DaemonProc
 
 WORKERS = 8            # pods in flight at once (2 shared cores; 8 gave the best throughput here)
@@ -57,25 +56,7 @@ class BenchDaemon(DaemonProc):
     orphans: tuple = ()
 
     def start(self, env: dict | None = None, timeout: float = 30.0) -> "BenchDaemon":
-        os.makedirs(self.dir, exist_ok=True)
-        with open(self.cfg_path, "w") as f:
-            json.dump(self.cfg, f)
-        e = {k: v for k, v in os.environ.items() if k != "NETMETA_ALLOW_FAULTS"}
-        e.update(env or {})
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([f"{VENV_BIN}/netmeta", "daemon", "--config", self.cfg_path],
-                                         stdout=log, stderr=log, env=e, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited {self.proc.returncode}: {self.log()[-2000:]}")
-            try:
-                if self.get("/readyz")[0] == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(f"daemon not ready after {timeout:.0f} s: {self.log()[-2000:]}")
+        return super().start(env, timeout, allow_faults=False, new_session=True)
 
     def stop(self) -> int | None:
         """SIGTERM by PID (graceful), SIGKILL after 20 s; then SIGKILL whatever is left in the

@@ -29,14 +29,18 @@ class DaemonProc:
         self.log_path = os.path.join(self.dir, "daemon.log")
         self.proc = None
 
-    def start(self, env: dict | None = None, timeout: float = 20.0) -> "DaemonProc":
+    def start(self, env: dict | None = None, timeout: float = 20.0, allow_faults: bool = True,
+              new_session: bool = False) -> "DaemonProc":
+        os.makedirs(self.dir, exist_ok=True)
         with open(self.cfg_path, "w") as f:
             json.dump(self.cfg, f)
-        e = dict(os.environ, NETMETA_ALLOW_FAULTS="1", **(env or {}))
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([f"{VENV_BIN}/netmeta", "daemon", "--config", self.cfg_path],
-                                     stdout=log, stderr=log, env=e)
-        log.close()
+        e = {k: v for k, v in os.environ.items() if k != "NETMETA_ALLOW_FAULTS"}
+        if allow_faults:
+            e["NETMETA_ALLOW_FAULTS"] = "1"
+        e.update(env or {})
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([f"{VENV_BIN}/netmeta", "daemon", "--config", self.cfg_path],
+                                         stdout=log, stderr=log, env=e, start_new_session=new_session)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -47,7 +51,7 @@ class DaemonProc:
             except OSError:
                 pass
             time.sleep(0.05)
-        raise TimeoutError(f"daemon not ready: {self.log()[-2000:]}")
+        raise TimeoutError(f"daemon not ready after {timeout:.0f} s: {self.log()[-2000:]}")
 
     def get(self, path: str):
         try:
