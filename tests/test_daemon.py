@@ -16,6 +16,13 @@ from tests.simnic import records, snapshot
 pytestmark = pytest.mark.skipif(not os.path.exists(f"{DEBIAN_CNI}/bridge"), reason="needs Debian CNI plugins")
 
 
+@pytest.fixture(autouse=True)
+def _bridge_removed(uid):
+    """netmeta_conf's cluster network creates the bridge nmd<uid>: remove it afterwards."""
+    yield
+    subprocess.run(["ip", "link", "del", f"nmd{uid}"], capture_output=True)
+
+
 @pytest.fixture
 def daemon(tmp_path, nic):
     d = DaemonProc(tmp_path / "d", pfs=[{k: nic[k] for k in ("master", "sysfsRoot", "backend", "stateDir")}],
