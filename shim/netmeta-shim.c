@@ -99,7 +99,16 @@ static void fallback(const char *plugin, char **argv) {
     char path[4096]; snprintf(path, sizeof path, "%s/%s", FALLBACK_DIR, plugin);
     argv[0] = path;
     execv(path, argv);
-    fprintf(stderr, "netmeta shim: cannot run %s: %s\n", path, strerror(errno));
+    int err = errno;
+    fprintf(stderr, "netmeta shim: cannot run %s: %s\n", path, strerror(err));
+    if (getenv("CNI_COMMAND")) {   /* still answer in the protocol: code 5, I/O failure */
+        char v[32] = "1.1.0", out[2048];
+        config_string("cniVersion", v, sizeof v);
+        int n = snprintf(out, sizeof out, "{\"cniVersion\": \"%s\", \"code\": 5, \"msg\": \"netmeta: the daemon "
+                         "did not answer and the in-process fallback cannot run\", \"details\": \"%s: %s\"}\n",
+                         v, path, strerror(err));
+        if (n > 0) write_all(1, out, (size_t)n < sizeof out ? (size_t)n : sizeof out - 1);
+    }
     exit(1);
 }
 
