@@ -35,5 +35,5 @@ def negotiate(plugin_supported, ours=SUPPORTED) -> str:
     return max(common, key=parse)
 
 
-def version_info(req_version: str | None = None) -> dict:
+def version_info() -> dict:
     return {"cniVersion": CURRENT, "supportedVersions": list(SUPPORTED)}

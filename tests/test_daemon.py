@@ -136,13 +136,19 @@ def test_daemon_killed_mid_request(daemon, tmp_path, nic, netns, uid):
     assert os.listdir(daemon.cfg["cniDir"]) == []
 
 
-def test_request_timeout_answers_try_again(daemon, tmp_path, netns, uid):
+def _slow_plugin(tmp_path, seconds: int):
+    """A foreign delegate `slowplug` that answers VERSION at once and ADD after `seconds`."""
     slow = tmp_path / "bin"
     slow.mkdir()
     (slow / "slowplug").write_text('#!/bin/sh\nif [ "$CNI_COMMAND" = VERSION ]; then '
-                                   'echo \'{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}\'; exit 0; fi\nsleep 8\n'
-                                   'echo \'{"cniVersion":"1.0.0"}\'\n')
+                                   'echo \'{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}\'; exit 0; fi\n'
+                                   f'sleep {seconds}\necho \'{{"cniVersion":"1.0.0"}}\'\n')
     (slow / "slowplug").chmod(0o755)
+    return slow
+
+
+def test_request_timeout_answers_try_again(daemon, tmp_path, netns, uid):
+    slow = _slow_plugin(tmp_path, 8)
     daemon.cfg["requestTimeout"] = 2
     daemon.start()
     conf = netmeta_conf(daemon, tmp_path, uid, mode="daemon", extra={
@@ -155,12 +161,7 @@ def test_request_timeout_answers_try_again(daemon, tmp_path, netns, uid):
 
 
 def test_graceful_shutdown_finishes_in_flight(daemon, tmp_path, netns, uid):
-    slow = tmp_path / "bin"
-    slow.mkdir()
-    (slow / "slowplug").write_text('#!/bin/sh\nif [ "$CNI_COMMAND" = VERSION ]; then '
-                                   'echo \'{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}\'; exit 0; fi\nsleep 2\n'
-                                   'echo \'{"cniVersion":"1.0.0"}\'\n')
-    (slow / "slowplug").chmod(0o755)
+    slow = _slow_plugin(tmp_path, 2)
     daemon.start()
     conf = netmeta_conf(daemon, tmp_path, uid, mode="daemon", extra={
         "delegates": [{"cniVersion": "1.0.0", "name": "slow", "type": "slowplug"}]})
