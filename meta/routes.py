@@ -10,9 +10,10 @@ DEFAULT_DST = {"4": "0.0.0.0/0", "6": "::/0"}
 def apply(netns: str, atts: list, results: list) -> None:
     if not any(a.drop_default or a.gateways for a in atts):
         return
-    from pyroute2 import IPRoute   # lazily: most pods never need it (~160 ms to import)
-    from pyroute2.netlink.exceptions import NetlinkError
-    with IPRoute(netns=netns, flags=0) as ip:
+    from pyroute2.netlink.exceptions import NetlinkError   # lazily: most pods never need it
+
+    from cni.netns import rtnl
+    with rtnl(netns) as ip:
         for att, res in zip(atts, results):
             idx = ip.link_lookup(ifname=att.ifname)
             if not idx:

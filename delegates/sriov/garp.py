@@ -1,11 +1,14 @@
 """Announce a moved interface's addresses so neighbours update their caches at once: a
 gratuitous ARP (request form, RFC 5227 announcement) per IPv4 address and an unsolicited
 neighbour advertisement (RFC 4861 7.2.6, Override flag) per IPv6 address. Sent from an
-AF_PACKET socket created inside the pod netns (pyroute2 opens it there)."""
+AF_PACKET socket created inside the pod netns (cni/netns.py)."""
 import contextlib
 import ipaddress
 import socket
 import struct
+import threading
+
+from cni import netns as nsock
 
 ETH_P_ARP, ETH_P_IPV6 = 0x0806, 0x86DD
 
@@ -50,13 +53,16 @@ def announce(netns: str, ifname: str, mac: str, addresses: list) -> int:
         frames.append(unsolicited_na(mac, ip) if ":" in ip else arp_announce(mac, ip))
     if not frames or not mac:
         return 0
-    from pyroute2 import netns as pnetns
     sent = 0
     with contextlib.suppress(OSError):
-        s = pnetns.create_socket(netns, socket.AF_PACKET, socket.SOCK_RAW, 0, flags=0)
-        with s:
+        s = nsock.socket_in(netns, socket.AF_PACKET, socket.SOCK_RAW, 0)
+        try:
             s.bind((ifname, 0))
             for f in frames:
                 s.send(f)
                 sent += 1
+        finally:
+            # closing a packet socket waits for an RCU grace period (synchronize_net() in
+            # packet_release: ~15 ms); the frames are out, so nobody needs to wait for it
+            threading.Thread(target=s.close, name="garp-close", daemon=True).start()
     return sent

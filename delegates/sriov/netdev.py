@@ -5,7 +5,8 @@ Kernel facts relied on:
 - IFLA_NET_NS_FD together with IFLA_IFNAME moves AND renames in one RTM_NEWLINK, so the device
   never appears in the target netns under a name that could clash there.
 - a device must be down to be renamed.
-- `IPRoute(netns=path, flags=0)`: flags=0 so a vanished netns is an error, not re-created.
+- a netlink socket opened in a pod netns (cni/netns.py: setns in a throw-away thread, no fork)
+  works there for life; a vanished netns is an error (FileNotFoundError), never re-created.
 """
 import contextlib
 import errno
@@ -14,11 +15,13 @@ import os
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from cni import netns as nsock
 from cni.errors import DEVICE_NOT_FOUND, VF_CONFIG_FAILED, CNIError
 
 
 def ipr(netns: str | None = None) -> IPRoute:
-    return IPRoute(netns=netns, flags=0) if netns else IPRoute()
+    """rtnetlink in `netns` (host when None)."""
+    return nsock.rtnl(netns)
 
 
 def _state(msg) -> dict:

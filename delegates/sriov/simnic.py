@@ -48,6 +48,7 @@ from pyroute2 import IPRoute, NetlinkError, netns
 from pyroute2.netlink.rtnl import RTM_GETLINK
 
 from .topology import valid_ifname
+from cni import netns as nsock
 from cni.files import atomic_write
 
 from .vftable import ZERO_MAC, VFTableError
@@ -403,9 +404,14 @@ def _add_port(ipr: IPRoute, pf: str, key: str, name: str, ns: str,
     return index
 
 
+def _in_netns(ns: str) -> IPRoute:
+    """rtnetlink in the named netns, opened without a fork (see cni/netns.py)."""
+    return nsock.rtnl(os.path.join(netns.NETNS_RUN_DIR, ns))
+
+
 def _plug_peers(ns: str, keys: list[str]) -> None:
     """In the private netns: enslave the ports' peer ends to the bridge, set them up."""
-    with IPRoute(netns=ns, flags=0) as nsr:
+    with _in_netns(ns) as nsr:
         br = nsr.link_lookup(ifname=BRIDGE)
         if not br:
             nsr.link("add", ifname=BRIDGE, kind="bridge")
@@ -506,7 +512,7 @@ def _destroy_locked(root: str, pf: str, meta: dict[str, Any]) -> None:
     if ns in netns.listnetns():
         # deleting a veth end deletes its peer wherever it is (host, a pod): do it explicitly
         # rather than rely on the netns teardown, which runs asynchronously in the kernel
-        with IPRoute(netns=ns, flags=0) as nsr:
+        with _in_netns(ns) as nsr:
             for msg in nsr.link("dump"):
                 if msg.get_attr("IFLA_IFNAME") != "lo":
                     with contextlib.suppress(NetlinkError):
