@@ -7,8 +7,6 @@ pod was bound to (its claim stays there only) or its deletion before binding.
 Needs get/list/watch on nodes, pods and network-attachment-definitions, nothing else."""
 from __future__ import annotations
 
-import functools
-import json
 
 from cni import log
 
@@ -20,15 +18,14 @@ PENDING = "status.phase=Pending"
 
 
 class ExtenderKube(Kube):
-    """meta.k8s.Kube for the extender: a kubeconfig, or the pod's service account (None); no
-    urllib3-level retries (they sleep out a 503's Retry-After) and at most two attempts per
-    request, so a NAD lookup that misses the watch cache stays well inside kube-scheduler's
-    extender timeout (httpTimeout, 5 s by default)."""
+    """meta.k8s.Kube for the extender: a kubeconfig, or the pod's service account (None); at
+    most two attempts per request, so a NAD lookup that misses the watch cache stays well
+    inside kube-scheduler's extender timeout (httpTimeout, 5 s by default)."""
 
     ATTEMPTS = 2
 
     def __init__(self, kubeconfig: str | None, timeout: float = 2.0):
-        super().__init__(kubeconfig, timeout, urllib3_retries=False)
+        super().__init__(kubeconfig, timeout)
 
     def _call(self, verb, what, fn, attempts: int = ATTEMPTS):
         return super()._call(verb, what, fn, attempts=min(attempts, self.ATTEMPTS))
@@ -82,17 +79,12 @@ class ClusterView:
         self._pod_uids: dict = {}     # (namespace, name) -> uid of the pending pods seen
 
     def start(self) -> ClusterView:
-        kube, core = self.kube, self.kube.core
+        kube = self.kube
         kube.start_caches(None)        # the NAD watch cache (get_nad falls back to a GET)
-        timeout = max(kube.timeout, 60)
-
-        def raw_list(fn):
-            return lambda: json.loads(fn(_preload_content=False, _request_timeout=timeout).data)
-        self.nodes = ReportingInformer("nodes", raw_list(core.list_node), core.list_node,
+        self.nodes = ReportingInformer("nodes", *kube.lister("/api/v1/nodes"),
                                        kube._count, self._node_changed).start()
-        pods = functools.partial(core.list_pod_for_all_namespaces, field_selector=PENDING)
-        self.pods = ReportingInformer("pending-pods", raw_list(pods), pods, kube._count,
-                                      self._pod_changed).start()
+        self.pods = ReportingInformer("pending-pods", *kube.lister("/api/v1/pods", fieldSelector=PENDING),
+                                      kube._count, self._pod_changed).start()
         return self
 
     def stop(self) -> None:

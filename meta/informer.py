@@ -2,7 +2,6 @@
 resourceVersion, re-LIST on 410 Gone or a broken stream, with backoff. Reads never block on
 the API: a miss (not synced yet, or an object newer than the cache) falls back to a GET."""
 import threading
-import time
 
 from cni import log
 
@@ -11,9 +10,9 @@ _log = log.get("informer")
 
 class Informer:
     def __init__(self, name: str, list_fn, watch_fn, count=None, backoff_max: float = 10.0):
-        """list_fn() -> the list as a dict; watch_fn: the kubernetes client's list method (its
-        arguments bound) that kubernetes.watch.Watch.stream calls with watch=True. Objects are
-        kept as dicts (the events' raw_object)."""
+        """list_fn() -> the list as a dict; watch_fn(resource_version) -> an iterator of watch
+        events ({"type", "object"}) from that version (meta/k8s.Kube.lister makes both).
+        Objects are kept as dicts."""
         self.name, self.list_fn, self.watch_fn, self.count = name, list_fn, watch_fn, count
         self.items: dict = {}
         self.synced = threading.Event()
@@ -49,8 +48,7 @@ class Informer:
         return (resp.get("metadata") or {}).get("resourceVersion", "")
 
     def _run(self) -> None:
-        from kubernetes import watch
-        from kubernetes.client.exceptions import ApiException
+        from .kubeclient import ApiError
         delay = 0.2
         rv = ""
         while not self._stop.is_set():
@@ -59,14 +57,11 @@ class Informer:
                     rv = self._relist()
                 if self.count:
                     self.count("watch")
-                w = watch.Watch()
-                for ev in w.stream(self.watch_fn, resource_version=rv, timeout_seconds=300,
-                                   allow_watch_bookmarks=True, _request_timeout=330):
+                for ev in self.watch_fn(rv):
                     if self._stop.is_set():
-                        w.stop()
                         return
-                    obj, kind = ev["raw_object"], ev["type"]
-                    if kind == "ERROR":   # 410 Expired as an event: start over
+                    obj, kind = ev.get("object") or {}, ev.get("type")
+                    if kind == "ERROR":   # 410 Expired (or another Status) as an event: start over
                         rv = ""
                         break
                     rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
@@ -78,16 +73,15 @@ class Informer:
                         else:
                             self.items[self._key(obj)] = obj
                 delay = 0.2
-            except ApiException as e:
+            except ApiError as e:
                 if e.status == 410:
                     rv = ""
                     continue
                 _log.warning("%s watch failed: HTTP %s; retrying in %.1fs", self.name, e.status, delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, self._backoff_max)
-            except Exception as e:   # connection refused/reset, API outage
+            except Exception as e:   # connection refused/reset, API outage, a garbled stream
                 _log.warning("%s watch broke: %s; retrying in %.1fs", self.name, str(e)[:200], delay)
                 rv = rv if self.synced.is_set() else ""
                 self._stop.wait(delay)
                 delay = min(delay * 2, self._backoff_max)
-                time.sleep(0)

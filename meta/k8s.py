@@ -1,17 +1,18 @@
 """The Kubernetes API as netmeta uses it: GET a pod, GET a NetworkAttachmentDefinition, PATCH
-one pod annotation, GET and merge-PATCH this node (VF availability). The `kubernetes` client
-is imported lazily (it costs ~190 ms): the daemon keeps one warm; the thin path pays only
-when it really talks to the API.
+one pod annotation, GET and merge-PATCH this node (VF availability), through the small JSON
+client in meta/kubeclient.py (why not the `kubernetes` package: see there). The daemon keeps
+one warm; the thin path pays only when it really talks to the API.
 
 Every call is counted by verb (for metrics and for the tests that count API requests)."""
 import json
 import random
-import socket
 import threading
 import time
 
 from cni import fault, log
 from cni.errors import API_FAILED, NETWORK_NOT_FOUND, TRY_AGAIN, CNIError
+
+from .kubeclient import path as kubeclient_path
 
 _log = log.get("k8s")
 NAD_GROUP, NAD_VERSION, NAD_PLURAL = "k8s.cni.cncf.io", "v1", "network-attachment-definitions"
@@ -19,43 +20,39 @@ RETRYABLE = {409, 429, 500, 502, 503, 504}
 
 
 class Kube:
-    def __init__(self, kubeconfig: str | None, timeout: float = 10.0, urllib3_retries: bool = True):
+    def __init__(self, kubeconfig: str | None, timeout: float = 10.0):
         """kubeconfig None = the pod's service account (in-cluster)."""
-        from kubernetes import client, config
-        cfg = client.Configuration()
+        from . import kubeclient
         try:
-            if kubeconfig:
-                config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-            else:
-                config.load_incluster_config(client_configuration=cfg)
-        except Exception as e:   # ConfigException, YAML errors, a missing file: all a bad config
+            ep = kubeclient.from_kubeconfig(kubeconfig) if kubeconfig else kubeclient.in_cluster()
+        except kubeclient.ConfigError as e:
             from cni.errors import config_error
             raise config_error("kubeconfig", f"cannot load {kubeconfig or 'the in-cluster config'}: {str(e)[:200]}") from None
-        if not urllib3_retries:
-            cfg.retries = False
-        # urllib3's default TCP_NODELAY is lost once socket_options is set: set it back, or
-        # every keep-alive request waits ~40 ms for a delayed ACK (Nagle)
-        cfg.socket_options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),
-                              (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
-        self._api = client.ApiClient(cfg)
-        self.core = client.CoreV1Api(self._api)
-        self.custom = client.CustomObjectsApi(self._api)
-        self.exc = client.exceptions.ApiException
+        self.http = kubeclient.Client(ep, timeout)
+        self.exc = kubeclient.ApiError
         self.timeout = timeout
         self.calls: dict = {}
         self._lock = threading.Lock()
         self.nad_cache = None   # Informers the daemon attaches (watch caches); None = always GET
         self.pod_cache = None
 
+    def lister(self, path: str, timeout: float | None = None, **query):
+        """(list_fn, watch_fn) of a collection for an Informer."""
+        def list_fn():
+            return self.http.request("GET", path, query, timeout=timeout or max(self.timeout, 60))
+
+        def watch_fn(resource_version: str, timeout_seconds: int = 300):
+            return self.http.watch(path, dict(query, resourceVersion=resource_version, allowWatchBookmarks="true",
+                                              timeoutSeconds=str(timeout_seconds)), timeout=timeout_seconds + 30)
+        return list_fn, watch_fn
+
     def start_caches(self, node_name: str | None) -> None:
         """Daemon only: watch NADs cluster-wide and the pods of this node."""
-        import functools
         from .informer import Informer
-        nads = functools.partial(self.custom.list_cluster_custom_object, NAD_GROUP, NAD_VERSION, NAD_PLURAL)
-        self.nad_cache = Informer("nads", nads, nads, self._count).start()
+        self.nad_cache = Informer("nads", *self.lister(kubeclient_path(NAD_GROUP, NAD_VERSION, NAD_PLURAL)),
+                                  self._count).start()
         if node_name:
-            pods = functools.partial(self.core.list_pod_for_all_namespaces, field_selector=f"spec.nodeName={node_name}")
-            self.pod_cache = Informer("pods", lambda: self._api.sanitize_for_serialization(pods()), pods,
+            self.pod_cache = Informer("pods", *self.lister("/api/v1/pods", fieldSelector=f"spec.nodeName={node_name}"),
                                       self._count).start()
 
     def _count(self, verb: str) -> None:
@@ -75,32 +72,26 @@ class Kube:
                     delay *= 2
                     continue
                 raise
-            except OSError as e:  # connection refused / reset / timeout: the API is away
+            except OSError as e:  # refused / reset / timed out / TLS: the API is away
                 if attempt + 1 < attempts:
                     time.sleep(delay)
                     delay *= 2
                     continue
-                raise CNIError(TRY_AGAIN, f"failed to {verb} {what}: Kubernetes API unreachable", str(e)) from None
-            except Exception as e:  # urllib3 errors are not OSError
-                if "urllib3" in type(e).__module__ and attempt + 1 < attempts:
-                    time.sleep(delay)
-                    delay *= 2
-                    continue
-                if "urllib3" in type(e).__module__:
-                    raise CNIError(TRY_AGAIN, f"failed to {verb} {what}: Kubernetes API unreachable",
-                                   str(e)[:300]) from None
-                raise
+                raise CNIError(TRY_AGAIN, f"failed to {verb} {what}: Kubernetes API unreachable", str(e)[:300]) from None
+
+    def _get(self, path: str) -> dict:
+        return self.http.request("GET", path)
+
+    def _merge_patch(self, path: str, body: dict) -> dict:
+        return self.http.request("PATCH", path, body=body, content_type="application/merge-patch+json")
 
     def get_pod(self, namespace: str, name: str, uid: str | None = None) -> dict:
         cached = self.pod_cache.get(namespace, name) if self.pod_cache else None
         if cached and (not uid or (cached.get("metadata") or {}).get("uid") == uid):
             return cached
-
-        def go():
-            return self._api.sanitize_for_serialization(
-                self.core.read_namespaced_pod(name, namespace, _request_timeout=self.timeout))
+        p = kubeclient_path("", "v1", "pods", namespace, name)
         try:
-            return self._call("get", f"pod {namespace}/{name}", go)
+            return self._call("get", f"pod {namespace}/{name}", lambda: self._get(p))
         except self.exc as e:
             raise CNIError(API_FAILED, f"failed to get pod {namespace}/{name}", f"HTTP {e.status}: {e.reason}") from None
 
@@ -108,12 +99,9 @@ class Kube:
         cached = self.nad_cache.get(namespace, name) if self.nad_cache else None
         if cached:
             return cached
-
-        def go():
-            return self.custom.get_namespaced_custom_object(NAD_GROUP, NAD_VERSION, namespace, NAD_PLURAL, name,
-                                                            _request_timeout=self.timeout)
+        p = kubeclient_path(NAD_GROUP, NAD_VERSION, NAD_PLURAL, namespace, name)
         try:
-            return self._call("get", f"network-attachment-definition {namespace}/{name}", go)
+            return self._call("get", f"network-attachment-definition {namespace}/{name}", lambda: self._get(p))
         except self.exc as e:
             if e.status == 404:
                 raise CNIError(NETWORK_NOT_FOUND, f"cannot find a network-attachment-definition ({name}) "
@@ -129,23 +117,18 @@ class Kube:
         body = {"metadata": {"annotations": annotations}}
         if uid:
             body["metadata"]["uid"] = uid
-
-        def go():
-            return self.core.patch_namespaced_pod(name, namespace, body, _request_timeout=self.timeout,
-                                                  _content_type="application/merge-patch+json")
+        p = kubeclient_path("", "v1", "pods", namespace, name)
         try:
-            self._call("patch", f"pod {namespace}/{name}", go, attempts=attempts)
+            self._call("patch", f"pod {namespace}/{name}", lambda: self._merge_patch(p, body), attempts=attempts)
         except self.exc as e:
             raise CNIError(API_FAILED, f"failed to patch pod {namespace}/{name}", f"HTTP {e.status}: {e.reason}") from None
 
     def get_node(self, name: str, attempts: int = 1) -> dict:
         """GET one node by name (never a LIST). One attempt by default: the availability
         publisher (meta/nodestatus.py) owns retry and backoff."""
-        def go():
-            return self._api.sanitize_for_serialization(
-                self.core.read_node(name, _request_timeout=self.timeout))
+        p = kubeclient_path("", "v1", "nodes", None, name)
         try:
-            return self._call("get", f"node {name}", go, attempts=attempts)
+            return self._call("get", f"node {name}", lambda: self._get(p), attempts=attempts)
         except self.exc as e:
             raise CNIError(API_FAILED, f"failed to get node {name}", f"HTTP {e.status}: {e.reason}") from None
 
@@ -153,12 +136,9 @@ class Kube:
         """Merge-patch a node (application/merge-patch+json: maps merge, null deletes a key);
         returns the node as the server answered. One attempt by default: the availability
         publisher owns retry and backoff (pass `attempts` for this client's own retries)."""
-        def go():
-            return self._api.sanitize_for_serialization(
-                self.core.patch_node(name, body, _request_timeout=self.timeout,
-                                     _content_type="application/merge-patch+json"))
+        p = kubeclient_path("", "v1", "nodes", None, name)
         try:
-            return self._call("patch", f"node {name}", go, attempts=attempts)
+            return self._call("patch", f"node {name}", lambda: self._merge_patch(p, body), attempts=attempts)
         except self.exc as e:
             raise CNIError(API_FAILED, f"failed to patch node {name}", f"HTTP {e.status}: {e.reason}") from None
 

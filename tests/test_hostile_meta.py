@@ -428,11 +428,8 @@ def test_netconf_corpus(world):
 
 
 def test_a_bad_kubeconfig_file_is_a_config_error(world):
-    """`kubeconfig` naming a missing, empty or invalid file: meta/k8s.py Kube.__init__ lets the
-    kubernetes client's ConfigException (or the YAML error) escape, so the pod gets code 100
-    "internal error in netmeta: ConfigException" instead of a config error. Fix: catch them in
-    meta/k8s.py client()/Kube.__init__ and raise CNIError(INVALID_CONFIG, "failed to load
-    kubeconfig <path>: ...") (or API_FAILED)."""
+    """`kubeconfig` naming a missing, empty or invalid file is a config error (code 7) naming
+    the key, never an internal error."""
     path = world.root / "alt" / "kubeconfig"
     codes = {}
     for content in (None, b"", b"not: [yaml", b"apiVersion: v1\nkind: Config\n"):

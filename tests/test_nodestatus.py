@@ -1,5 +1,5 @@
 """The node VF availability publisher (meta/nodestatus.py) end to end: the test Kubernetes API
-server over TLS with the real `kubernetes` client (meta.k8s.Kube, a token that may only get and
+server over TLS with netmeta's client (meta.k8s.Kube, a token that may only get and
 patch nodes), a simulated SR-IOV NIC with 8 VFs, and VFs taken and given back by real sriov
 ADD/DEL through the executable. API writes are counted in the server's request log."""
 import json

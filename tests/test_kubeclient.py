@@ -1,0 +1,165 @@
+"""meta/kubeclient.py, netmeta's small Kubernetes client, against the test API server over TLS:
+every credential form a kubeconfig can carry that we support, in-cluster, token rotation,
+TLS verification, errors, and watch streams."""
+import base64
+import threading
+
+import pytest
+import yaml
+
+from meta import kubeclient
+from tests.kubeapi import KubeAPIServer, certs, objects
+
+
+@pytest.fixture(scope="module")
+def api():
+    srv = KubeAPIServer(tokens={"admin-token": "*"}).start()
+    srv.create(objects.pod("p1", namespace="default"))
+    yield srv
+    srv.stop()
+
+
+def _edit(path, fn):
+    doc = yaml.safe_load(open(path))
+    fn(doc)
+    with open(path, "w") as f:
+        yaml.safe_dump(doc, f)
+    return path
+
+
+def _get_p1(ep) -> dict:
+    return kubeclient.Client(ep, timeout=5).request("GET", kubeclient.path("", "v1", "pods", "default", "p1"))
+
+
+@pytest.mark.parametrize("embed_ca", [False, True])
+def test_token_and_ca_from_a_kubeconfig(api, tmp_path, embed_ca):
+    kc = api.kubeconfig(str(tmp_path / "kc"), token="admin-token", embed_ca=embed_ca)
+    assert _get_p1(kubeclient.from_kubeconfig(kc))["metadata"]["name"] == "p1"
+
+
+def test_token_file_relative_to_the_kubeconfig_is_reread_after_rotation(api, tmp_path, monkeypatch):
+    api.set_token("rot-1", "*")
+    (tmp_path / "tok").write_text("rot-1\n")
+
+    def use_file(doc):
+        u = doc["users"][0]["user"]
+        del u["token"]
+        u["tokenFile"] = "tok"
+    kc = _edit(api.kubeconfig(str(tmp_path / "kc")), use_file)
+    ep = kubeclient.from_kubeconfig(kc)
+    client = kubeclient.Client(ep, timeout=5)
+    p = kubeclient.path("", "v1", "pods", "default", "p1")
+    assert client.request("GET", p)["metadata"]["name"] == "p1"
+    api.set_token("rot-2", "*")       # the kubelet rotates the token: the old one stops working
+    api.remove_token("rot-1")
+    (tmp_path / "tok").write_text("rot-2\n")
+    with pytest.raises(kubeclient.ApiError) as e:   # still cached: 401 until the re-read
+        client.request("GET", p)
+    assert e.value.status == 401
+    monkeypatch.setattr(kubeclient, "TOKEN_REREAD", 0.0)
+    assert client.request("GET", p)["metadata"]["name"] == "p1"
+
+
+def test_a_server_signed_by_another_ca_is_refused_unless_verification_is_off(api, tmp_path):
+    other_ca, _, _ = certs.generate(str(tmp_path))
+    kc = api.kubeconfig(str(tmp_path / "kc"), token="admin-token")
+    _edit(kc, lambda d: d["clusters"][0]["cluster"].update({"certificate-authority": other_ca}))
+    with pytest.raises(kubeclient.Unreachable) as e:
+        _get_p1(kubeclient.from_kubeconfig(kc))
+    assert "CERTIFICATE_VERIFY_FAILED" in str(e.value)
+    assert isinstance(e.value, OSError)       # callers treat it as "API unreachable"
+
+    def insecure(d):
+        c = d["clusters"][0]["cluster"]
+        del c["certificate-authority"]
+        c["insecure-skip-tls-verify"] = True
+    _edit(kc, insecure)
+    assert _get_p1(kubeclient.from_kubeconfig(kc))["metadata"]["name"] == "p1"
+
+
+def test_client_certificate_data_is_loaded_and_a_wrong_key_refused(api, tmp_path):
+    _, crt, key = certs.generate(str(tmp_path / "a"))
+    _, _, other_key = certs.generate(str(tmp_path / "b"))
+    b64 = lambda p: base64.b64encode(open(p, "rb").read()).decode()   # noqa: E731
+    kc = api.kubeconfig(str(tmp_path / "kc"), token="admin-token")
+    _edit(kc, lambda d: d["users"][0]["user"].update({"client-certificate-data": b64(crt),
+                                                      "client-key-data": b64(key)}))
+    ep = kubeclient.from_kubeconfig(kc)
+    assert _get_p1(ep)["metadata"]["name"] == "p1"
+    assert list(tmp_path.glob("netmeta-kube-*")) == []
+    _edit(kc, lambda d: d["users"][0]["user"].update({"client-key-data": b64(other_key)}))
+    with pytest.raises(kubeclient.ConfigError, match="TLS set-up failed"):
+        kubeclient.from_kubeconfig(kc)
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda d: d["users"][0]["user"].update({"exec": {"command": "aws"}}), "'exec' is not supported"),
+    (lambda d: d["users"][0]["user"].update({"auth-provider": {"name": "oidc"}}), "'auth-provider'"),
+    (lambda d: d.pop("current-context"), "no current-context"),
+    (lambda d: d.update({"current-context": "nope"}), "no context named 'nope'"),
+    (lambda d: d["clusters"][0]["cluster"].update({"server": "ftp://x"}), "not an http(s) URL"),
+    (lambda d: d["users"][0]["user"].update({"client-certificate-data": "QUJD"}), "go together"),
+    (lambda d: d["clusters"][0]["cluster"].update({"certificate-authority-data": "%%%"}), "not base64"),
+])
+def test_kubeconfigs_we_cannot_use_are_named_errors(api, tmp_path, change, words):
+    kc = _edit(api.kubeconfig(str(tmp_path / "kc")), change)
+    with pytest.raises(kubeclient.ConfigError) as e:
+        kubeclient.from_kubeconfig(kc)
+    assert words in str(e.value)
+
+
+def test_in_cluster_service_account(api, tmp_path):
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "token").write_text("admin-token")
+    (sa / "ca.crt").write_bytes(open(api.ca_file, "rb").read())
+    host, _, port = api.url.rpartition("//")[2].rpartition(":")
+    env = {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port}
+    assert _get_p1(kubeclient.in_cluster(env, str(sa)))["metadata"]["name"] == "p1"
+    with pytest.raises(kubeclient.ConfigError, match="not in a cluster"):
+        kubeclient.in_cluster({}, str(sa))
+    (sa / "token").unlink()
+    with pytest.raises(kubeclient.ConfigError, match="cannot read token file"):
+        kubeclient.in_cluster(env, str(sa))
+
+
+def test_http_errors_carry_status_and_the_status_message(api, tmp_path):
+    c = kubeclient.Client(kubeclient.from_kubeconfig(api.kubeconfig(str(tmp_path / "kc"))), timeout=5)
+    with pytest.raises(kubeclient.ApiError) as e:
+        c.request("GET", kubeclient.path("", "v1", "pods", "default", "missing"))
+    assert e.value.status == 404 and "not found" in str(e.value)
+
+
+def test_merge_patch_and_watch_stream(api, tmp_path):
+    c = kubeclient.Client(kubeclient.from_kubeconfig(api.kubeconfig(str(tmp_path / "kc"))), timeout=5)
+    pods = "/api/v1/pods"
+    rv = c.request("GET", pods)["metadata"]["resourceVersion"]
+    seen, started = [], threading.Event()
+
+    def watch():
+        started.set()
+        for ev in c.watch(pods, {"resourceVersion": rv, "timeoutSeconds": "30"}, timeout=40):
+            seen.append((ev["type"], ev["object"]["metadata"]["name"],
+                         ev["object"]["metadata"].get("annotations", {}).get("k")))
+            if len(seen) == 2:
+                api.close_watches()
+    t = threading.Thread(target=watch)
+    t.start()
+    started.wait()
+    c.request("POST", "/api/v1/namespaces/default/pods", body=objects.pod("w1", namespace="default"))
+    c.request("PATCH", kubeclient.path("", "v1", "pods", "default", "w1"),
+              body={"metadata": {"annotations": {"k": "v"}}}, content_type="application/merge-patch+json")
+    t.join(20)
+    assert not t.is_alive()
+    assert seen == [("ADDED", "w1", None), ("MODIFIED", "w1", "v")]
+    # the client is still usable after a stream it left mid-way
+    assert c.request("GET", kubeclient.path("", "v1", "pods", "default", "w1"))["metadata"]["annotations"] == {"k": "v"}
+
+
+def test_unreachable_server_is_an_oserror(tmp_path):
+    srv = KubeAPIServer(tokens={"admin-token": "*"}).start()
+    kc = srv.kubeconfig(str(tmp_path / "kc"))
+    c = kubeclient.Client(kubeclient.from_kubeconfig(kc), timeout=2)
+    srv.stop()
+    with pytest.raises(kubeclient.Unreachable):
+        c.request("GET", "/api/v1/pods")
