@@ -8,8 +8,9 @@ rest of the node daemon; netmeta only needs dicts.
 Credentials: a kubeconfig's current context (server, certificate-authority[-data],
 insecure-skip-tls-verify, tls-server-name, token, tokenFile, client-certificate[-data] +
 client-key[-data]; relative paths are relative to the kubeconfig, as kubectl reads them), or
-the in-cluster service account. Token files are re-read once a minute (the kubelet rotates
-bound service-account tokens). exec and auth-provider users are refused with a clear error.
+the in-cluster service account. Tokens are re-read once a minute and after a 401 (the kubelet
+rotates bound service-account tokens; `netmeta install --refresh` rewrites its kubeconfig
+then). exec and auth-provider users are refused with a clear error.
 """
 from __future__ import annotations
 
@@ -53,28 +54,38 @@ class Unreachable(ConnectionError):
 
 # ---------------- credentials ----------------
 class Endpoint:
+    """Where the API is and how to authenticate. A token from a file (tokenFile, the service
+    account's) or inline in a kubeconfig that `netmeta install` rewrites when the token
+    rotates, is read again once a minute (client-go's period) and at once after a 401."""
+
     def __init__(self, server: str, ctx: ssl.SSLContext | None, token: str | None = None,
-                 token_file: str | None = None, server_name: str | None = None):
+                 token_source=None, server_name: str | None = None):
         self.server = server.rstrip("/")
         self.ctx, self.server_name = ctx, server_name
-        self._token, self._token_file = token, token_file
-        self._token_read = 0.0
+        self._token, self._source = token, token_source
+        self._token_read = time.monotonic() if token else 0.0
         self._lock = threading.Lock()
 
-    def token(self) -> str | None:
-        if not self._token_file:
+    def token(self, force: bool = False) -> str | None:
+        if self._source is None:
             return self._token
         with self._lock:
             now = time.monotonic()
-            if self._token is None or now - self._token_read > TOKEN_REREAD:
+            if force or self._token is None or now - self._token_read > TOKEN_REREAD:
                 try:
-                    with open(self._token_file, encoding="ascii") as f:
-                        self._token = f.read().strip()
-                except OSError as e:
-                    if self._token is None:
-                        raise ConfigError(f"cannot read token file {self._token_file}: {e.strerror}") from None
+                    self._token = self._source()
+                except (OSError, ConfigError) as e:
+                    if self._token is None:   # keep a token we had: the file is being rewritten
+                        raise ConfigError(f"cannot read the token: {e}") from None
                 self._token_read = now
             return self._token
+
+
+def _token_file(path: str):
+    def read() -> str:
+        with open(path, encoding="ascii") as f:
+            return f.read().strip()
+    return read
 
 
 def _tls(ca_file=None, ca_data=None, insecure=False, cert=None, key=None) -> ssl.SSLContext:
@@ -151,9 +162,15 @@ def from_kubeconfig(path: str) -> Endpoint:
                        insecure=bool(cluster.get("insecure-skip-tls-verify")), cert=cert, key=key)
         except (OSError, ssl.SSLError, ValueError) as e:
             raise ConfigError(f"kubeconfig {path}: TLS set-up failed: {e}") from None
-    token_file = user.get("tokenFile")
-    return Endpoint(server, ctx, token=user.get("token"),
-                    token_file=os.path.join(base, token_file) if token_file else None,
+    token_file, user_name = user.get("tokenFile"), context.get("user")
+
+    def inline_token() -> str | None:
+        with open(path, encoding="utf-8") as f:
+            d = yaml.safe_load(f)
+        return _named(d.get("users"), user_name, "user").get("token")
+    source = _token_file(os.path.join(base, token_file)) if token_file else (
+        inline_token if user.get("token") else None)
+    return Endpoint(server, ctx, token=None if token_file else user.get("token"), token_source=source,
                     server_name=cluster.get("tls-server-name"))
 
 
@@ -166,7 +183,7 @@ def in_cluster(env=os.environ, sa_dir: str = SA_DIR) -> Endpoint:
     except (OSError, ssl.SSLError) as e:
         raise ConfigError(f"cannot load the service account CA from {sa_dir}: {e}") from None
     server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
-    ep = Endpoint(server, ctx, token_file=os.path.join(sa_dir, "token"))
+    ep = Endpoint(server, ctx, token_source=_token_file(os.path.join(sa_dir, "token")))
     ep.token()   # fail now, not at the first request
     return ep
 
@@ -197,18 +214,23 @@ class Client:
     def request(self, method: str, path: str, query: dict | None = None, body=None,
                 content_type: str = "application/json", timeout: float | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
-        try:
-            r = self.pool.request(method, self._url(path, query), body=data,
-                                  headers=self._headers(content_type if data is not None else None),
-                                  timeout=urllib3.Timeout(total=timeout or self.timeout))
-        except urllib3.exceptions.HTTPError as e:
-            raise Unreachable(f"{method} {path}: {e}") from None
+        r = self._send(method, path, query, data, content_type, timeout)
+        if r.status == 401 and self.ep.token() != self.ep.token(force=True):
+            r = self._send(method, path, query, data, content_type, timeout)   # it rotated
         if r.status >= 400:
             raise ApiError(r.status, r.reason, r.data)
         try:
             return json.loads(r.data)
         except ValueError:
             raise ApiError(r.status, "response is not JSON", r.data[:200]) from None
+
+    def _send(self, method, path, query, data, content_type, timeout):
+        try:
+            return self.pool.request(method, self._url(path, query), body=data,
+                                     headers=self._headers(content_type if data is not None else None),
+                                     timeout=urllib3.Timeout(total=timeout or self.timeout))
+        except urllib3.exceptions.HTTPError as e:
+            raise Unreachable(f"{method} {path}: {e}") from None
 
     def watch(self, path: str, query: dict | None = None, timeout: float = 330.0):
         """Yield the watch events ({"type", "object"}) of a LIST path with watch=1 until the

@@ -37,27 +37,41 @@ def test_token_and_ca_from_a_kubeconfig(api, tmp_path, embed_ca):
     assert _get_p1(kubeclient.from_kubeconfig(kc))["metadata"]["name"] == "p1"
 
 
-def test_token_file_relative_to_the_kubeconfig_is_reread_after_rotation(api, tmp_path, monkeypatch):
-    api.set_token("rot-1", "*")
-    (tmp_path / "tok").write_text("rot-1\n")
+@pytest.mark.parametrize("form", ["tokenFile", "inline"])
+def test_a_rotated_token_is_picked_up(api, tmp_path, monkeypatch, form):
+    """tokenFile (relative to the kubeconfig), or the inline token `netmeta install --refresh`
+    rewrites: a 401 makes the client read it again at once; without a 401 it is re-read once
+    TOKEN_REREAD has passed."""
+    api.set_token(f"{form}-1", "*")
+    kc = api.kubeconfig(str(tmp_path / "kc"), token=f"{form}-1")
 
-    def use_file(doc):
-        u = doc["users"][0]["user"]
-        del u["token"]
-        u["tokenFile"] = "tok"
-    kc = _edit(api.kubeconfig(str(tmp_path / "kc")), use_file)
+    def rotate(n):
+        if form == "tokenFile":
+            (tmp_path / "tok").write_text(f"{form}-{n}\n")
+        else:
+            _edit(kc, lambda d: d["users"][0]["user"].update({"token": f"{form}-{n}"}))
+    if form == "tokenFile":
+        _edit(kc, lambda d: d["users"][0]["user"].update({"tokenFile": "tok", "token": None}))
+        rotate(1)
     ep = kubeclient.from_kubeconfig(kc)
     client = kubeclient.Client(ep, timeout=5)
     p = kubeclient.path("", "v1", "pods", "default", "p1")
     assert client.request("GET", p)["metadata"]["name"] == "p1"
-    api.set_token("rot-2", "*")       # the kubelet rotates the token: the old one stops working
-    api.remove_token("rot-1")
-    (tmp_path / "tok").write_text("rot-2\n")
-    with pytest.raises(kubeclient.ApiError) as e:   # still cached: 401 until the re-read
+    api.set_token(f"{form}-2", "*")       # the token rotates: the old one stops working
+    api.remove_token(f"{form}-1")
+    rotate(2)
+    assert client.request("GET", p)["metadata"]["name"] == "p1"      # 401 -> re-read -> retried
+    assert ep.token() == f"{form}-2"
+    rotate(3)                              # both valid for a while: re-read on the period only
+    api.set_token(f"{form}-3", "*")
+    assert ep.token() == f"{form}-2"
+    monkeypatch.setattr(kubeclient, "TOKEN_REREAD", 0.0)
+    assert ep.token() == f"{form}-3"
+    api.remove_token(f"{form}-2")
+    api.remove_token(f"{form}-3")
+    with pytest.raises(kubeclient.ApiError) as e:    # a token nobody accepts is still a 401
         client.request("GET", p)
     assert e.value.status == 401
-    monkeypatch.setattr(kubeclient, "TOKEN_REREAD", 0.0)
-    assert client.request("GET", p)["metadata"]["name"] == "p1"
 
 
 def test_a_server_signed_by_another_ca_is_refused_unless_verification_is_off(api, tmp_path):
@@ -119,7 +133,7 @@ def test_in_cluster_service_account(api, tmp_path):
     with pytest.raises(kubeclient.ConfigError, match="not in a cluster"):
         kubeclient.in_cluster({}, str(sa))
     (sa / "token").unlink()
-    with pytest.raises(kubeclient.ConfigError, match="cannot read token file"):
+    with pytest.raises(kubeclient.ConfigError, match="cannot read the token"):
         kubeclient.in_cluster(env, str(sa))
 
 
