@@ -59,7 +59,7 @@ def _is_own(exe: str) -> bool:
     key = (exe, st.st_mtime_ns, st.st_size)
     if key not in _own_cache:
         own = False
-        if st.st_size < 256 * 1024:   # our scripts and the native shim are small
+        if st.st_size < 2 * 1024 * 1024:   # our scripts, and the native shim (~0.9 MB static)
             with open(exe, "rb") as f:
                 data = f.read()
             if data.startswith(b"#!"):

@@ -5,13 +5,17 @@
                   [--primary NAME] [--wait-primary SECONDS]
                   [--kubeconfig PATH | --no-kubeconfig] [--service-account-dir DIR]
                   [--python PATH] [--paths DIR:DIR...] [--lib-dir DIR] [--plugins netmeta,sriov,fixipam]
+                  [--shim auto|none|PATH]
                   [--force] [--dry-run] [--ready-file PATH]
                   [--cleanup-on-exit [--refresh SECONDS] [-- COMMAND ARGS...]]
 
 What it writes, in this order, so the runtime never selects a config whose plugin is missing:
   1. --lib-dir (optional): a copy of netmeta's own packages for the host, in a directory named
      after their content hash, renamed into place whole (a running shim keeps its old copy);
-  2. the executables (meta/entrypoints.py scripts: `python -IS`, 0755) into the CNI bin dir;
+  2. the executables into the CNI bin dir (0755): the native shim (shim/netmeta-shim.c, ~2 ms
+     to reach the daemon) named netmeta/sriov/fixipam, with the Python entries it falls back to
+     (meta/entrypoints.py scripts: `python -IS`) in BIN_DIR/.netmeta/, written first; or, with
+     no native shim (--shim none, or auto finding none), the Python entries themselves;
   3. a kubeconfig from the pod's service account (token, CA, KUBERNETES_SERVICE_HOST/PORT), 0600;
   4. the netmeta CNI config (a conflist, 0600) into the conf dir, named to sort first.
 Each file is written atomically (temp file + rename: a running shim never sees a torn file or
@@ -54,6 +58,8 @@ LIB_MARK = ".netmeta-lib"
 RETIRED = ".retired"
 RETIRE_AFTER = 60.0          # seconds an old library copy outlives the scripts that used it
 PACKAGES = ("cni", "meta", "delegates")
+ELF = b"\x7fELF"
+ENTRY_DIR = ".netmeta"       # beside the native shim: the Python entries it falls back to
 
 
 class InstallError(Exception):
@@ -89,7 +95,25 @@ def is_our_conf(data: bytes) -> bool:
 
 
 def is_our_exe(data: bytes) -> bool:
-    return entrypoints.MARKER.encode() in data[:512]
+    """A Python entry (marker in its second line) or the native shim (marker in its rodata)."""
+    return entrypoints.MARKER.encode() in (data if data[:4] == ELF else data[:512])
+
+
+def find_shim(choice: str) -> bytes | None:
+    """The native shim's bytes: `none`; a path; or `auto`: this installation's (the venv's
+    bin/netmeta that `make dev` builds, or libexec/netmeta-shim in the image), else none."""
+    if choice == "none":
+        return None
+    paths = [choice] if choice != "auto" else [os.path.join(sys.prefix, "bin", "netmeta"),
+                                               os.path.join(sys.prefix, "libexec", "netmeta-shim")]
+    for p in paths:
+        data = _read(p)
+        if data is not None and data[:4] == ELF and entrypoints.MARKER.encode() in data:
+            return data
+        if choice != "auto":
+            raise InstallError(f"--shim {p}: not the netmeta native shim (an ELF file built from "
+                               "shim/netmeta-shim.c)")
+    return None
 
 
 def is_our_kubeconfig(data: bytes) -> bool:
@@ -301,6 +325,7 @@ class Installer:
         self.base = self._load_base() if a.config else None
         self.sources = lib_sources() if a.lib_dir else None
         self.lib = os.path.join(a.lib_dir, lib_name(self.sources)) if a.lib_dir else None
+        self.shim = find_shim(a.shim)
         self.written: dict = {}       # path -> the bytes we put there (or found already right)
         self.lib_written = False
         self.created_dirs: list = []
@@ -359,9 +384,14 @@ class Installer:
         if paths is None:
             paths = _default_paths()
         python = a.python or os.path.realpath(sys.executable)
-        for name in a.plugins:
+        for name in a.plugins:     # the fallback first: a shim must never miss its entry
             script = entrypoints.script(entrypoints.TARGETS[name], python, paths).encode()
-            out.append((os.path.join(a.bin_dir, name), script, 0o755, is_our_exe))
+            if self.shim is None:
+                out.append((os.path.join(a.bin_dir, name), script, 0o755, is_our_exe))
+            else:
+                out.append((os.path.join(a.bin_dir, ENTRY_DIR, name), script, 0o755, is_our_exe))
+        if self.shim is not None:
+            out += [(os.path.join(a.bin_dir, name), self.shim, 0o755, is_our_exe) for name in a.plugins]
         if self.kube_on:
             out.append((self.kube_path, kubeconfig_text(a.service_account_dir, self.env).encode(), 0o600,
                         is_our_kubeconfig))
@@ -537,6 +567,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--lib-dir", metavar="DIR", help="copy netmeta's packages here (a host path) and point the "
                     "executables at the copy")
     ap.add_argument("--plugins", default=",".join(entrypoints.TARGETS), help="executables to install (default %(default)s)")
+    ap.add_argument("--shim", default="auto", metavar="auto|none|PATH",
+                    help="the native shim to install as the executables: a path, none (Python entries "
+                    "only), or auto: this installation's, if it was built (default %(default)s)")
     ap.add_argument("--force", action="store_true", help="replace files of the same name netmeta did not write")
     ap.add_argument("--dry-run", action="store_true", help="print the CNI config and the files, write nothing")
     ap.add_argument("--ready-file", metavar="PATH", help="created once installed, removed at cleanup (startupProbe)")
@@ -566,6 +599,8 @@ def main(argv: list) -> int:
         ap.error("-- COMMAND needs --cleanup-on-exit")
     if a.refresh <= 0 or a.wait_primary < 0:
         ap.error("--refresh must be > 0 and --wait-primary >= 0")
+    if a.shim not in ("auto", "none") and not os.path.isabs(a.shim):
+        ap.error("--shim must be auto, none or an absolute path")
     for opt in ("bin_dir", "conf_dir", "lib_dir", "kubeconfig", "python"):
         v = getattr(a, opt)
         if v is not None and not os.path.isabs(v):

@@ -7,7 +7,8 @@
  *   auto (default): exec the Python entry (in-process engine) with the same argv and stdin;
  *   daemon: answer CNI error 11 (try again later); thin: always the Python entry.
  * Without CNI_COMMAND (the operator CLI) the Python entry runs directly.
- * Build: cc -O2 -DFALLBACK_DIR='"/path/with/python/entries"' -o netmeta netmeta-shim.c
+ * Build: cc -O2 -static -DFALLBACK_DIR='"/path/with/python/entries"' -o netmeta netmeta-shim.c
+ * (static: `netmeta install` copies it onto hosts whose glibc may be older than ours)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -96,10 +97,24 @@ static void fallback(const char *plugin, char **argv) {
     /* the Python entry reads the same stdin: hand it over through a memfd */
     int fd = memfd_create("netmeta-stdin", 0);
     if (fd >= 0) { write_all(fd, in_buf, in_len); lseek(fd, 0, SEEK_SET); dup2(fd, 0); close(fd); }
-    char path[4096]; snprintf(path, sizeof path, "%s/%s", FALLBACK_DIR, plugin);
-    argv[0] = path;
-    execv(path, argv);
-    int err = errno;
+    /* the Python entries: `.netmeta/` beside this executable (where `netmeta install` puts
+     * them), else the directory this binary was built for (a `make dev` venv) */
+    char path[4096], self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    int err = ENOENT;
+    if (n > 0) {
+        self[n] = 0;
+        snprintf(path, sizeof path, "%s/.netmeta/%s", dirname(self), plugin);
+        argv[0] = path;
+        execv(path, argv);
+        err = errno;
+    }
+    if (err == ENOENT) {
+        snprintf(path, sizeof path, "%s/%s", FALLBACK_DIR, plugin);
+        argv[0] = path;
+        execv(path, argv);
+        err = errno;
+    }
     fprintf(stderr, "netmeta shim: cannot run %s: %s\n", path, strerror(err));
     if (getenv("CNI_COMMAND")) {   /* still answer in the protocol: code 5, I/O failure */
         char v[32] = "1.1.0", out[2048];

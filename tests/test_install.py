@@ -44,7 +44,8 @@ def host(tmp_path, monkeypatch):
     h.conf = tmp_path / "etc/cni/net.d"
     h.bin.mkdir(parents=True)
     h.conf.mkdir(parents=True)
-    h.args = ["--bin-dir", str(h.bin), "--conf-dir", str(h.conf)]
+    # the Python entries as the executables (the native shim has its own tests below)
+    h.args = ["--bin-dir", str(h.bin), "--conf-dir", str(h.conf), "--shim", "none"]
     return h
 
 
@@ -210,6 +211,71 @@ def test_executables_are_runnable_and_answer_version(host):
         rc, out, err = version_of(exe)
         assert rc == 0, err
         assert "1.1.0" in json.loads(out)["supportedVersions"]
+
+
+def _native_shim() -> str:
+    path = os.path.join(sys.prefix, "bin", "netmeta")     # what `make dev` built
+    with open(path, "rb") as f:
+        if f.read(4) != b"\x7fELF":
+            pytest.skip("no native shim was built here (no C compiler)")
+    return path
+
+
+def _cni_add(exe, conf: dict) -> dict:
+    p = subprocess.run([str(exe)], input=json.dumps(conf).encode(), capture_output=True, timeout=60,
+                       env=dict(os.environ, CNI_COMMAND="ADD", CNI_CONTAINERID="c1", CNI_NETNS="/x",
+                                CNI_IFNAME="net1", CNI_PATH="/usr/lib/cni",
+                                NETMETA_SOCKET="/nonexistent/netmeta.sock"))
+    assert p.returncode == 1, p.stderr.decode()
+    return json.loads(p.stdout)
+
+
+def test_native_shim_is_installed_with_its_python_entries_and_removed_again(host):
+    """--shim PATH: BIN/netmeta|sriov|fixipam are the native shim (static when it could be
+    built so), the Python entries it falls back to are written first into BIN/.netmeta; with
+    no daemon a call runs in-process through them (an error only the Python plugin gives, not
+    the shim's own code 5); cleanup leaves the bin dir as it was."""
+    shim = _native_shim()
+    put(host.conf / "10-bridge.conflist", BRIDGE)
+    # the entries' interpreter notes each start: proof the shim ran ITS entry beside it
+    used = host.root / "python-used"
+    py = put(host.root / "py", f'#!/bin/sh\necho "$1 $2" >> {used}\nexec {os.path.realpath(sys.executable)} "$@"\n'.encode(),
+             0o755)
+    args = host.args[:-2] + ["--shim", shim, "--python", str(py)]
+    before = snapshot(host.bin)
+
+    def installer():
+        a = install.parser().parse_args(args)
+        a.plugins = a.plugins.split(",")      # as install.main() does
+        return install.Installer(a, {})
+    inst = installer()
+    order = [os.path.relpath(p, host.bin) for p, *_ in inst.plan()]
+    assert order[:3] == [".netmeta/netmeta", ".netmeta/sriov", ".netmeta/fixipam"]
+    assert order[3:6] == ["netmeta", "sriov", "fixipam"]
+    inst.install()
+    for name in ("netmeta", "sriov", "fixipam"):
+        assert (host.bin / name).read_bytes() == open(shim, "rb").read()
+        assert MARKER in (host.bin / ".netmeta" / name).read_text().splitlines()[1]
+        assert stat.S_IMODE(os.stat(host.bin / name).st_mode) == 0o755
+        rc, out, err = version_of(host.bin / name)      # the shim answers VERSION itself
+        assert rc == 0 and "1.1.0" in json.loads(out)["supportedVersions"], err
+    assert not used.exists()
+    err = _cni_add(host.bin / "fixipam", {"cniVersion": "1.0.0", "name": "n", "type": "fixipam"})
+    assert err["code"] == 7 and "ipam" in err["msg"], err
+    assert used.read_text().split() == ["-IS", str(host.bin / ".netmeta" / "fixipam")]
+    assert installer().install() == 0   # idempotent
+    inst.cleanup()
+    assert snapshot(host.bin) == before
+
+
+def test_shim_choice_is_checked_before_anything_is_written(host, capsys):
+    put(host.conf / "10-bridge.conflist", BRIDGE)
+    put(host.root / "not-a-shim", FOREIGN_EXE, 0o755)
+    assert install.main(host.args[:-2] + ["--shim", str(host.root / "not-a-shim")]) == 1
+    assert "not the netmeta native shim" in capsys.readouterr().err
+    assert os.listdir(host.bin) == [] and not (host.conf / "00-netmeta.conflist").exists()
+    with pytest.raises(SystemExit):
+        install.main(host.args[:-2] + ["--shim", "relative/shim"])
 
 
 def test_lib_dir_copy_runs_with_only_the_hosts_python(host):
