@@ -38,7 +38,9 @@ def run(runs: int = 50) -> Report:
         leftovers = _leftovers(work)
         r = Report("1. cluster default network: direct vs through netmeta (ADD+DEL, fresh netns each)",
                    table(list(res.items()), DIRECT),
-                   f"meta: thin {res[THIN]['median'] / res[DIRECT]['median']:.1f}x bridge direct")
+                   f"meta: thin {res[THIN]['median'] / res[DIRECT]['median']:.1f}x bridge direct"
+                   + (f", (b)/(a) {res[THICK]['median'] / res[DIRECT]['median']:.2f} (target <= 1.5)"
+                      if THICK in res else ""))
         if leftovers:
             r.problems.append(f"state left after all DELs: {leftovers}")
         return r

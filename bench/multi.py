@@ -9,13 +9,14 @@ import json
 import os
 from contextlib import ExitStack
 
-from bench import fixtures
+from bench import daemon, fixtures
 from bench.meta import netmeta_conf
 from bench.stats import Case, Report, interleave, table
 
 A = "(a) bridge+host-local direct"
 AE = "(a)+(e) bridge+host-local + host-device+static direct"
 D = "(d) netmeta thin -> bridge + sriov/fixipam"
+DT = "(d) netmeta thick (daemon) -> bridge + sriov/fixipam"
 NAD = "sriov-net"
 ANNOTS_KEY = "io.kubernetes.cri.pod-annotations"
 
@@ -55,11 +56,13 @@ def run(runs: int = 30) -> Report:
             pod.delete("host-device", hd, ifname="net1")
             pod.delete("bridge", bconf)
 
-        def d(pod):
-            r = pod.add("netmeta", mconf, ips=2)
-            if sorted(i["name"] for i in r.out["interfaces"] if i.get("sandbox")) != ["eth0", "net1"]:
-                raise AssertionError(f"netmeta ADD did not attach eth0 + net1: {r.out['interfaces']}")
-            pod.delete("netmeta", mconf)
+        def d(conf, env=None):
+            def go(pod):
+                r = pod.add("netmeta", conf, ips=2, env=env)
+                if sorted(i["name"] for i in r.out["interfaces"] if i.get("sandbox")) != ["eth0", "net1"]:
+                    raise AssertionError(f"netmeta ADD did not attach eth0 + net1: {r.out['interfaces']}")
+                pod.delete("netmeta", conf, env=env)
+            return go
 
         def fresh():
             return fixtures.pods(1)[0]
@@ -68,13 +71,19 @@ def run(runs: int = 30) -> Report:
             fixtures.release([pod])
             fixtures.restore_sim_aliases(frag, {0: vf0})
 
-        res = interleave({A: Case(a, fresh, lambda p: fixtures.release([p])),
-                          AE: Case(ae, fresh, after_hd),
-                          D: Case(d, fresh, lambda p: fixtures.release([p]))}, runs)
+        cases = {A: Case(a, fresh, lambda p: fixtures.release([p])),
+                 AE: Case(ae, fresh, after_hd),
+                 D: Case(d(mconf), fresh, lambda p: fixtures.release([p]))}
+        dm = daemon.start(st)
+        if dm:   # the same pod through the daemon (the native shim forwards)
+            cases[DT] = Case(d(dict(mconf, mode="daemon", socketPath=dm.socket), dm.env), fresh,
+                             lambda p: fixtures.release([p]))
+        res = interleave(cases, runs)
         rep = Report("2. pod with cluster default + SR-IOV attachment (ADD+DEL, fresh netns each)",
                      table(list(res.items()), A, also=(("vs a+e", AE),)),
                      f"multi: netmeta {res[D]['median'] / res[A]['median']:.1f}x (a), "
-                     f"{res[D]['median'] / res[AE]['median']:.1f}x (a)+(e)")
+                     f"{res[D]['median'] / res[AE]['median']:.1f}x (a)+(e)"
+                     + (f"; thick {res[DT]['median'] / res[AE]['median']:.2f}x (a)+(e)" if DT in res else ""))
         if fixtures.sriov_records(frag):
             rep.problems.append(f"sriov records left: {fixtures.sriov_records(frag)}")
         return rep
