@@ -78,11 +78,10 @@ class SRIOVPlugin(Plugin):
             pf = cfg.master
             dev.require_pf(pf)
             vf = cfg.vf
-        self._reclaim_stale(recs, pf)
         # Records are read BEFORE the topology is refreshed: a concurrent DEL renames its VF
         # back and only then drops its record (without our lock), so a VF whose record is gone
         # is already back under its own name; one freed after this read just looks taken.
-        taken = {r["vf"]: r for r in recs.of_pf(pf)}
+        taken = {r["vf"]: r for r in self._reclaim(recs, pf)[1]}
         dev.sync(pf)   # the sim's sysfs view (a no-op for real sysfs, which is always live)
         if cfg.pf_only:
             if netdev.lookup(pf) is None:
@@ -104,9 +103,9 @@ class SRIOVPlugin(Plugin):
             if dev.topo.vf_netdev(pf, vf) is None:
                 raise CNIError(DEVICE_BUSY, f"VF {vf} of {pf} has no netdev in the host network namespace")
             return pf, vf
-        for info in dev.topo.vfs(pf):
-            if info.index not in taken and info.netdev and info.index not in cfg.exclude_vfs:
-                return pf, info.index
+        for n in range(numvfs):   # sysfs is read only for VFs that are free by the records
+            if n not in taken and n not in cfg.exclude_vfs and dev.topo.vf_netdev(pf, n):
+                return pf, n
         raise CNIError(NO_FREE_VF, f"no free VF on {pf}",
                        f"{len(taken)} of {numvfs} VFs allocated, {len(cfg.exclude_vfs)} excluded")
 
@@ -238,16 +237,23 @@ class SRIOVPlugin(Plugin):
         invoke.delegate(rec["ipam"]["type"], "DEL", conf, sub)
 
     def _reclaim_stale(self, recs: Records, pf: str) -> int:
-        n = 0
+        return self._reclaim(recs, pf)[0]
+
+    def _reclaim(self, recs: Records, pf: str) -> tuple[int, list]:
+        """Restore the stale records of `pf` (caller holds the node lock); returns how many,
+        and the records still standing (one read of the directory serves both)."""
+        n, kept = 0, []
         for rec in recs.of_pf(pf):
             if is_stale(rec):
                 _log.info("reclaiming stale record %s %s of %s", pf, rec.get("vf"), rec.get("containerID"))
                 try:
                     self.restore(rec, None)
                     n += 1
+                    continue
                 except CNIError as e:
                     _log.warning("could not reclaim %s VF %s yet: %s", pf, rec.get("vf"), e)
-        return n
+            kept.append(rec)
+        return n, kept
 
     # ---------------- DEL / CHECK / GC / STATUS ----------------
     def delete(self, req: Request) -> None:
