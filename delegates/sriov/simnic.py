@@ -3,24 +3,16 @@
 For hosts without an SR-IOV NIC (this one, CI, the demo). `netmeta sim create --pf P --vfs N`
 builds, under ROOT (default /run/netmeta/sim):
 
-  bus/pci/devices/0000:BB:00.0/          the PF: sriov_totalvfs, sriov_numvfs, virtfn<N> ->
-                                         ../<vf pci>, driver -> ../../drivers/netmeta-sim,
-                                         net/<P>/device -> ../../../<pf pci>
-  bus/pci/devices/<vf pci>/              VF N at devfn N+1 (0000:BB:00.1 .. 0000:BB:1f.7):
-                                         physfn -> ../<pf pci>, driver, net/<ifname>/ (empty
-                                         while the netdev is in another netns, like sysfs)
-  bus/pci/drivers/netmeta-sim/
-  class/net/<ifname> -> ../../bus/pci/devices/<pci>/net/<ifname>   (PF and host-side VFs)
+  bus/pci/..., class/net/...             the fake sysfs tree of the PF and its VFs (simsysfs)
   netmeta-sim/<P>.json, <P>.lock         the sim VF table (vftable_sim)
   netmeta-sim/<P>.nic.json, <P>.nic.lock this NIC: PCI addresses, netns, per-port records
 
-Netdevs: every port (the PF and each VF) is a veth pair. The host end is the port's netdev
-(`P`, `Pv0`, `Pv1`, ...; the PF is up, VFs down, like a fresh NIC) and carries IFLA_IFALIAS
-`netmeta-sim:P:pf` / `netmeta-sim:P:N`, which survives renames and netns moves, so the sim can
-always tell which netdev is which port. The peer ends (`pf`, `vf0`, ...) live in the private
-netns `netmeta-sim-P`, enslaved to the bridge `esw` there: the NIC's embedded switch, so VFs
-and the PF of one NIC reach each other. The PF end is a veth, not the bridge, because a
-bridge cannot change netns (NETIF_F_NETNS_LOCAL) and pfOnly moves the PF.
+and the netdevs: a veth pair per port, host end the port's netdev, peer end in the private
+netns `netmeta-sim-P` on the bridge `esw` there, the NIC's embedded switch (simports). Names,
+limits and SimError are in simnames.
+
+This module: create / destroy, refresh and the revival of lost VF netdevs, the per-NIC
+metadata file, and the `netmeta sim` CLI. It re-exports the names callers use from it.
 
 `refresh(root, P)` keeps the tree true (call it before reading the topology on every CNI call;
 `VFTable.sync()` does it for the sim backend) and emulates hardware: a veth dies with the
@@ -33,64 +25,39 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import json
 import logging
 import os
 import secrets
-import shutil
 import socket
-import struct
 import sys
-from typing import Any, Iterator
+from typing import Any
 
 from pyroute2 import IPRoute, NetlinkError, netns
-from pyroute2.netlink.rtnl import RTM_GETLINK
 
-from .topology import valid_ifname
-from cni import netns as nsock
 from cni.files import atomic_write
 
-from .vftable import ZERO_MAC, VFTableError
+from .simnames import (ALIAS_PREFIX, MAX_VFS, NETNS_PREFIX, SimError, _peer_name, _port_keys,
+                       netns_name, port_alias, validate, vf_netdev_name)
+from .simports import (BRIDGE, NSID_NONE, _add_port, _host_ports, _in_netns, _name_in,
+                       _plug_peers, _Rtnl)
+from .simsysfs import DRIVER, PCI_DIR, _remove_tree, _tree_lock, set_netdev_name, write_tree
+from .topology import valid_ifname
+from .vftable import VFTableError
 from .vftable_sim import STATE_DIR, SimVFTable, flocked, init_state, lock_path, state_path
+
+__all__ = [
+    "ALIAS_PREFIX", "BRIDGE", "DEFAULT_ROOT", "DRIVER", "MAX_VFS", "NETNS_PREFIX", "NSID_NONE",
+    "PCI_DIR", "SimError", "create", "destroy", "is_sim_nic", "main", "netns_name",
+    "port_alias", "refresh", "set_netdev_name", "validate", "vf_netdev_name", "write_tree",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = "/run/netmeta/sim"
-DRIVER = "netmeta-sim"
-NETNS_PREFIX = "netmeta-sim-"
-ALIAS_PREFIX = "netmeta-sim:"
-BRIDGE = "esw"
-MAX_VFS = 255            # devfn N+1 must fit in 8 bits
-PCI_DIR = ("bus", "pci", "devices")
-NSID_NONE = (-1, 0xFFFFFFFF)
 
 
-class SimError(Exception):
-    pass
-
-
-# ---------------------------------------------------------------- names and paths
-
-def netns_name(pf: str) -> str:
-    return NETNS_PREFIX + pf
-
-
-def port_alias(pf: str, key: str) -> str:
-    return f"{ALIAS_PREFIX}{pf}:{key}"
-
-
-def vf_netdev_name(pf: str, n: int) -> str:
-    return f"{pf}v{n}"
-
-
-def _port_keys(total: int) -> list[str]:
-    return ["pf"] + [str(n) for n in range(total)]
-
-
-def _peer_name(key: str) -> str:
-    return "pf" if key == "pf" else f"vf{key}"
-
+# ---------------------------------------------------------------- metadata
 
 def _meta_path(root: str, pf: str) -> str:
     return os.path.join(root, STATE_DIR, f"{pf}.nic.json")
@@ -100,137 +67,9 @@ def _nic_lock(root: str, pf: str) -> str:
     return os.path.join(root, STATE_DIR, f"{pf}.nic.lock")
 
 
-def _tree_lock(root: str) -> str:
-    return os.path.join(root, STATE_DIR, ".tree.lock")
-
-
-def _pci_path(root: str, pci: str) -> str:
-    return os.path.join(root, *PCI_DIR, pci)
-
-
 def is_sim_nic(root: str, pf: str) -> bool:
     return os.path.exists(_meta_path(os.path.abspath(root), pf))
 
-
-def validate(pf: str, vfs: int) -> None:
-    if not isinstance(vfs, int) or isinstance(vfs, bool) or not 1 <= vfs <= MAX_VFS:
-        raise SimError(f"failed to create sim NIC {pf}: --vfs {vfs} out of range 1-{MAX_VFS}")
-    longest = vf_netdev_name(pf, vfs - 1)
-    if not valid_ifname(pf) or not valid_ifname(longest):
-        raise SimError(f"failed to create sim NIC {pf!r}: not a valid interface name, or too "
-                       f"long for VF netdev names like {longest!r} (max 15 bytes)")
-
-
-# ---------------------------------------------------------------- the fake sysfs tree
-
-def _symlink(target: str, path: str) -> None:
-    """Create or atomically replace the symlink `path`."""
-    tmp = f"{path}.{secrets.token_hex(4)}.tmp"
-    os.symlink(target, tmp)
-    os.replace(tmp, path)
-
-
-def _makedirs(*parts: str) -> str:
-    path = os.path.join(*parts)
-    os.makedirs(path, mode=0o755, exist_ok=True)
-    return path
-
-
-def set_netdev_name(root: str, pci: str, name: str | None) -> bool:
-    """Make `<pci>/net/` and `class/net/` show netdev `name` (None: not in this netns).
-    Returns whether anything changed. Readers never see a half-written entry: the net/
-    entry is renamed in place and class/net symlinks are replaced atomically."""
-    net = _makedirs(_pci_path(root, pci), "net")
-    old = sorted(n for n in os.listdir(net) if not n.startswith("."))
-    if old == ([name] if name else []):
-        return False
-    classnet = _makedirs(root, "class", "net")
-    for o in old:
-        c = os.path.join(classnet, o)
-        if os.path.islink(c) and os.readlink(c) == _classnet_target(pci, o):
-            os.unlink(c)
-    if name:
-        if name in old:
-            old.remove(name)
-        elif old:
-            os.rename(os.path.join(net, old.pop(0)), os.path.join(net, name))
-        else:
-            os.mkdir(os.path.join(net, name))
-            os.symlink(f"../../../{pci}", os.path.join(net, name, "device"))
-        _symlink(_classnet_target(pci, name), os.path.join(classnet, name))
-    for o in old:
-        shutil.rmtree(os.path.join(net, o))
-    return True
-
-
-def _classnet_target(pci: str, name: str) -> str:
-    return f"../../{'/'.join(PCI_DIR)}/{pci}/net/{name}"
-
-
-def _write_count(path: str, value: int) -> None:
-    atomic_write(path, f"{value}\n")
-
-
-def _alloc_bus(root: str) -> int:
-    for bus in range(1, 256):
-        if not os.path.exists(_pci_path(root, f"0000:{bus:02x}:00.0")):
-            return bus
-    raise SimError("failed to allocate a PCI bus for the sim NIC: all 255 in use")
-
-
-def _pci(bus: int, devfn: int) -> str:
-    return f"0000:{bus:02x}:{devfn >> 3:02x}.{devfn & 7}"
-
-
-def write_tree(root: str, pf: str, vfs: int,
-               vf_netdevs: list[str | None] | None = None) -> tuple[str, list[str]]:
-    """Write the fake sysfs tree of one PF (no netdevs, no privileges needed).
-
-    Used by `create`, and by unit tests that want a tree without netdevs. `vf_netdevs[n]` is
-    VF n's netdev name (default `<pf>v<n>`; None = in another netns). Returns (pf pci, vf pcis).
-    """
-    validate(pf, vfs)
-    root = os.path.abspath(root)
-    _makedirs(root, STATE_DIR)
-    os.chmod(os.path.join(root, STATE_DIR), 0o700)
-    names = vf_netdevs if vf_netdevs is not None else [vf_netdev_name(pf, n) for n in range(vfs)]
-    with flocked(_tree_lock(root)):
-        if os.path.exists(os.path.join(root, "class", "net", pf)):
-            raise SimError(f"failed to create sim NIC {pf}: {root}/class/net/{pf} exists")
-        bus = _alloc_bus(root)
-        pf_pci = _pci(bus, 0)
-        vf_pcis = [_pci(bus, n + 1) for n in range(vfs)]
-        _makedirs(root, *PCI_DIR[:2], "drivers", DRIVER)
-        for pci in [pf_pci] + vf_pcis:
-            d = _makedirs(_pci_path(root, pci), "net")
-            os.symlink(f"../../drivers/{DRIVER}", os.path.join(os.path.dirname(d), "driver"))
-        pdir = _pci_path(root, pf_pci)
-        for n, pci in enumerate(vf_pcis):
-            os.symlink(f"../{pf_pci}", os.path.join(_pci_path(root, pci), "physfn"))
-            os.symlink(f"../{pci}", os.path.join(pdir, f"virtfn{n}"))
-            set_netdev_name(root, pci, names[n])
-        _write_count(os.path.join(pdir, "sriov_totalvfs"), vfs)
-        _write_count(os.path.join(pdir, "sriov_numvfs"), vfs)
-        set_netdev_name(root, pf_pci, pf)      # last: class/net/<pf> makes the PF visible
-    return pf_pci, vf_pcis
-
-
-def _remove_tree(root: str, pcis: list[str]) -> None:
-    classnet = os.path.join(root, "class", "net")
-    for pci in pcis:
-        if os.path.isdir(_pci_path(root, pci)):
-            set_netdev_name(root, pci, None)
-            shutil.rmtree(_pci_path(root, pci))
-    # prune what is left empty, bottom-up; never the root itself
-    for d in (classnet, os.path.join(root, "class"),
-              os.path.join(root, *PCI_DIR[:2], "drivers", DRIVER),
-              os.path.join(root, *PCI_DIR[:2], "drivers"), os.path.join(root, *PCI_DIR),
-              os.path.join(root, *PCI_DIR[:2]), os.path.join(root, PCI_DIR[0])):
-        with contextlib.suppress(FileNotFoundError, OSError):
-            os.rmdir(d)
-
-
-# ---------------------------------------------------------------- metadata
 
 def _load_meta(root: str, pf: str) -> dict[str, Any] | None:
     try:
@@ -242,184 +81,6 @@ def _load_meta(root: str, pf: str) -> dict[str, Any] | None:
 
 def _save_meta(root: str, meta: dict[str, Any]) -> None:
     atomic_write(_meta_path(root, meta["pf"]), json.dumps(meta, indent=1) + "\n")
-
-
-# ---------------------------------------------------------------- netlink helpers
-
-def _host_ports(ipr: IPRoute, pf: str) -> tuple[dict[str, tuple[str, int]], set[str], set[int]]:
-    """One dump of this netns: {port key: (name, ifindex)} by alias, all names, all indexes."""
-    prefix = port_alias(pf, "")
-    ports: dict[str, tuple[str, int]] = {}
-    names: set[str] = set()
-    indexes: set[int] = set()
-    for msg in ipr.link("dump"):
-        name, index = msg.get_attr("IFLA_IFNAME"), msg["index"]
-        names.add(name)
-        indexes.add(index)
-        alias = msg.get_attr("IFLA_IFALIAS") or ""
-        if alias.startswith(prefix):
-            ports[alias[len(prefix):]] = (name, index)
-    return ports, names, indexes
-
-
-# The refresh hot path talks rtnetlink directly: pyroute2 decodes every attribute of every
-# link (~0.2 ms per link here, mostly IFLA_AF_SPEC and stats), which made one dump of the
-# private netns cost more than everything else in refresh together. This reads 3 attributes.
-_NLMSG_ERROR, _NLMSG_DONE = 2, 3
-_RTM_NEWNSID, _RTM_GETNSID = 88, 90
-_NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_DUMP = 0x1, 0x4, 0x300
-_IFLA_IFNAME, _IFLA_LINK, _IFLA_EXT_MASK, _IFLA_LINK_NETNSID, _IFLA_TARGET_NETNSID = \
-    3, 5, 29, 37, 46
-_NETNSA_NSID, _NETNSA_FD = 1, 3
-_RTEXT_FILTER_SKIP_STATS = 8
-
-
-def _attr(kind: int, fmt: str, value: int) -> bytes:
-    return struct.pack("=HH" + fmt, 4 + struct.calcsize(fmt), kind, value)
-
-
-def _attrs(data: bytes, offset: int) -> Iterator[tuple[int, bytes]]:
-    while offset + 4 <= len(data):
-        length, kind = struct.unpack_from("=HH", data, offset)
-        if length < 4:
-            return
-        yield kind & 0x3FFF, data[offset + 4:offset + length]   # strip NLA_F_* bits
-        offset += (length + 3) & ~3
-
-
-class _Rtnl:
-    """A bare NETLINK_ROUTE socket: RTM_GETNSID/NEWNSID and a 3-attribute RTM_GETLINK dump."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                                  socket.NETLINK_ROUTE)
-        self.sock.bind((0, 0))
-        self.seq = 0
-
-    def __enter__(self) -> "_Rtnl":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.sock.close()
-
-    def _request(self, kind: int, flags: int, body: bytes) -> Iterator[tuple[int, bytes]]:
-        self.seq += 1
-        self.sock.send(struct.pack("=LHHLL", 16 + len(body), kind, flags, self.seq, 0) + body)
-        while True:
-            data = self.sock.recv(1 << 16)
-            off = 0
-            while off + 16 <= len(data):
-                length, mtype, _, seq, _ = struct.unpack_from("=LHHLL", data, off)
-                payload = data[off + 16:off + length]
-                off += (length + 3) & ~3
-                if seq != self.seq:
-                    continue
-                if mtype == _NLMSG_DONE:
-                    return
-                if mtype == _NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", payload)[0]
-                    if code:
-                        raise OSError(code, os.strerror(code))
-                    return                                  # the ACK
-                yield mtype, payload
-                if not flags & _NLM_F_DUMP:
-                    return
-
-    def nsid(self, path: str, assign: bool = True) -> int | None:
-        """This netns's id for the netns at `path` (assigned first if it has none)."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise SimError(f"failed to find netns {path} of the sim NIC: it is gone; run "
-                           "`netmeta sim destroy` and create the NIC again") from None
-        try:
-            for _ in range(2):
-                for _, payload in self._request(_RTM_GETNSID, _NLM_F_REQUEST,
-                                                b"\0" * 4 + _attr(_NETNSA_FD, "I", fd)):
-                    for kind, value in _attrs(payload, 4):
-                        if kind == _NETNSA_NSID and struct.unpack("=i", value)[0] >= 0:
-                            return struct.unpack("=i", value)[0]
-                if not assign:
-                    return None
-                list(self._request(_RTM_NEWNSID, _NLM_F_REQUEST | _NLM_F_ACK, b"\0" * 4
-                                   + _attr(_NETNSA_FD, "I", fd) + _attr(_NETNSA_NSID, "i", -1)))
-            return None
-        finally:
-            os.close(fd)
-
-    def links_in(self, nsid: int) -> dict[str, tuple[int | None, int | None]]:
-        """{name: (IFLA_LINK, IFLA_LINK_NETNSID)} of the netns this netns calls `nsid`.
-
-        IFLA_TARGET_NETNSID makes the kernel dump another netns from this socket (no setns,
-        no fork) and give IFLA_LINK_NETNSID relative to *this* netns, so a veth peer's
-        location compares with our own id. (On RTM_NEWLINK/SETLINK the same attribute means
-        "move the link there": never send it on a set.)
-        """
-        body = struct.pack("=BxHiII", 0, 0, 0, 0, 0) + _attr(_IFLA_TARGET_NETNSID, "i", nsid) \
-            + _attr(_IFLA_EXT_MASK, "I", _RTEXT_FILTER_SKIP_STATS)
-        out: dict[str, tuple[int | None, int | None]] = {}
-        for _, payload in self._request(RTM_GETLINK, _NLM_F_REQUEST | _NLM_F_DUMP, body):
-            name, link, link_ns = None, None, None
-            for kind, value in _attrs(payload, 16):
-                if kind == _IFLA_IFNAME:
-                    name = value.rstrip(b"\0").decode()
-                elif kind == _IFLA_LINK:
-                    link = struct.unpack("=I", value)[0]
-                elif kind == _IFLA_LINK_NETNSID:
-                    link_ns = struct.unpack("=i", value)[0]
-            if name is not None:
-                out[name] = (link, link_ns)
-        return out
-
-
-def _name_in(ipr: IPRoute, nsid: int | None, index: int) -> str | None:
-    """Name of link `index` in the netns this netns calls `nsid` (None if unknown/gone)."""
-    if nsid is None or nsid in NSID_NONE:
-        return None
-    try:
-        return ipr.link("get", index=index, if_netnsid=nsid)[0].get_attr("IFLA_IFNAME")
-    except (NetlinkError, IndexError):
-        return None
-
-
-def _add_port(ipr: IPRoute, pf: str, key: str, name: str, ns: str,
-              mac: str | None = None, up: bool = False, index: int = 0) -> int:
-    """Create port `key` as a veth: `name` here (ifindex `index` if given and free), its
-    peer in netns `ns`. Returns the ifindex."""
-    peer = {"ifname": _peer_name(key), "net_ns_fd": ns}
-    try:
-        ipr.link("add", ifname=name, kind="veth", index=index, peer=dict(peer))
-    except NetlinkError as e:
-        if not index or e.code != errno.EEXIST:
-            raise
-        ipr.link("add", ifname=name, kind="veth", peer=dict(peer))   # ifindex taken: any
-    index = ipr.link_lookup(ifname=name)[0]
-    # IFLA_IFALIAS is ignored on RTM_NEWLINK for veth: set it afterwards
-    attrs: dict[str, Any] = {"ifalias": port_alias(pf, key)}
-    if mac and mac != ZERO_MAC:
-        attrs["address"] = mac
-    ipr.link("set", index=index, **attrs)
-    if up:
-        ipr.link("set", index=index, state="up")
-    return index
-
-
-def _in_netns(ns: str) -> IPRoute:
-    """rtnetlink in the named netns, opened without a fork (see cni/netns.py)."""
-    return nsock.rtnl(os.path.join(netns.NETNS_RUN_DIR, ns))
-
-
-def _plug_peers(ns: str, keys: list[str]) -> None:
-    """In the private netns: enslave the ports' peer ends to the bridge, set them up."""
-    with _in_netns(ns) as nsr:
-        br = nsr.link_lookup(ifname=BRIDGE)
-        if not br:
-            nsr.link("add", ifname=BRIDGE, kind="bridge")
-            br = nsr.link_lookup(ifname=BRIDGE)
-            nsr.link("set", index=br[0], state="up")
-        for key in keys:
-            idx = nsr.link_lookup(ifname=_peer_name(key))[0]
-            nsr.link("set", index=idx, master=br[0], state="up")
 
 
 # ---------------------------------------------------------------- create / destroy
