@@ -1,8 +1,13 @@
 """Pod network-selection annotations, parsed with Multus's semantics.
 
-`k8s.v1.cni.cncf.io/networks` (the attachments), `v1.multus-cni.io/default-network` (replace the
-cluster default network) and our own per-pod SR-IOV overrides (`networks-sriov-vlan`,
-`networks-sriov-txrate`). Pure functions, stdlib only: this runs on every ADD.
+`k8s.v1.cni.cncf.io/networks` (the attachments) and `v1.multus-cni.io/default-network` (replace
+the cluster default network), and what is decided across the attachments: default-route
+gateways and interface names. Pure functions, stdlib only: this runs on every ADD.
+
+Helpers live in their own modules (what callers use is re-exported here): the parsed values in
+meta/selection.py, Go's JSON decoding in meta/gojson.py, Go-compatible value checks in
+meta/govalues.py, AnnotationError in meta/annoterrors.py, and our per-pod SR-IOV overrides
+(`networks-sriov-vlan`, `networks-sriov-txrate`) in meta/sriovannotations.py.
 
 What Multus does, and where it comes from (multus-cni pkg/k8sclient/k8sclient.go, pkg/types):
 - JSON or comma list: the value is JSON when it contains any of `[`, `{`, `"`
@@ -13,7 +18,8 @@ What Multus does, and where it comes from (multus-cni pkg/k8sclient/k8sclient.go
 - JSON elements are NetworkSelectionElement objects (pkg/types/types.go); keys are matched as Go's
   encoding/json does (exact name first, else case-insensitively; the last duplicate wins; unknown
   keys are ignored, we report them in `Selection.ignored_keys` so the caller can log them);
-  a JSON `null` value is the same as an absent key; a value of the wrong JSON type is an error.
+  a JSON `null` value is the same as an absent key; a value of the wrong JSON type is an error
+  (meta/gojson.py).
 - namespace defaults to the pod's; `mac` and `infiniband-guid` must pass Go's net.ParseMAC; each
   `ips` entry is a CIDR when it contains '/', else a plain IP; `interfaceRequest` (deprecated) is
   used only when `interface` is empty (parsePodNetworkAnnotation); `default-route` entries are IPs
@@ -44,340 +50,45 @@ pointer) or silently pass on to a delegate:
 """
 from __future__ import annotations
 
-import ipaddress
-import json
-import math
-import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+
+from .annoterrors import MAX_ANNOTATION_BYTES, AnnotationError, _fail, _q
+from .gojson import _cni_value, _fields, _go_int, _json_kind, _loads, _Obj, _short_json
+from .govalues import (
+    _GO_SPACE,
+    _IFNAME_OK,
+    _LABEL,
+    _SUBDOMAIN,
+    _canonical_ip,
+    _check_ifname,
+    _check_namespace,
+    _is_v4,
+    _parse_ip,
+    _parse_mac,
+    _valid_ip_or_cidr,
+)
+from .selection import JSONObject, Selection
+from .sriovannotations import (
+    SRIOV_TXRATE_ANNOTATION,
+    SRIOV_VLAN_ANNOTATION,
+    override_for,
+    parse_override,
+)
 
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 DEFAULT_NETWORK_ANNOTATION = "v1.multus-cni.io/default-network"
-SRIOV_VLAN_ANNOTATION = "networks-sriov-vlan"
-SRIOV_TXRATE_ANNOTATION = "networks-sriov-txrate"
 
-MAX_ANNOTATION_BYTES = 64 * 1024
 MAX_ATTACHMENTS = 64
-IFNAMSIZ = 16  # the kernel's, including the NUL: names are at most 15 bytes
-_INT64_MAX = 2**63 - 1
-
-# Go's unicode.IsSpace, which strings.TrimSpace uses (Python's str.strip also strips \x1c-\x1f).
-_GO_SPACE = ("\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
-             "\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
-_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_IFNAME_OK = re.compile(r"[!-~]+")  # printable ASCII without space
-_HEX = frozenset("0123456789abcdefABCDEF")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _PROTOCOLS = frozenset(("", "tcp", "udp", "sctp"))
 
-
-class AnnotationError(ValueError):
-    """A pod annotation that cannot be honoured; the message names the annotation, the item and
-    the rule: `failed to parse <annotation>: <item>: <rule>`."""
-
-
-def _q(text: str, limit: int = 80) -> str:
-    """Quote untrusted text for a message: JSON-escaped (no control characters), truncated."""
-    if len(text) > limit:
-        text = text[:limit] + "..."
-    return json.dumps(text)
-
-
-def _fail(annot: str, where: str, rule: str) -> AnnotationError:
-    return AnnotationError(f"failed to parse {annot}: {where}: {rule}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Value types
-
-
-class JSONObject(dict):
-    """A read-only, hashable JSON object (`cni-args`, a `portMappings` entry, `bandwidth`).
-    It is a dict, so json.dumps, dict(...) and ** work on it as they do on the parsed value;
-    nested objects are JSONObjects and arrays are tuples (json.dumps writes them as arrays);
-    the mutating methods raise TypeError. `thaw()` gives back plain dicts and lists."""
-
-    __slots__ = ("_hash",)
-
-    def __init__(self, items: Mapping | Iterable = ()):
-        super().__init__((k, _freeze_value(v)) for k, v in dict(items).items())
-        self._hash = None
-
-    def _readonly(self, *args, **kwargs):
-        raise TypeError("JSONObject is read-only (use thaw() for a mutable copy)")
-
-    __setitem__ = __delitem__ = __ior__ = _readonly
-    clear = pop = popitem = setdefault = update = _readonly
-
-    def __hash__(self) -> int:
-        if self._hash is None:
-            self._hash = hash(frozenset(self.items()))
-        return self._hash
-
-    def __repr__(self) -> str:
-        return f"JSONObject({dict.__repr__(self)})"
-
-    def __reduce__(self):
-        return (JSONObject, (dict(self),))
-
-    def thaw(self) -> dict:
-        return {k: _thaw_value(v) for k, v in self.items()}
-
-
-def _freeze_value(v):
-    if isinstance(v, dict) and not isinstance(v, JSONObject):
-        return JSONObject(v)
-    if isinstance(v, (list, tuple)):
-        return tuple(_freeze_value(x) for x in v)
-    return v
-
-
-def _thaw_value(v):
-    if isinstance(v, JSONObject):
-        return v.thaw()
-    if isinstance(v, tuple):
-        return [_thaw_value(x) for x in v]
-    return v
-
-
-@dataclass(frozen=True, slots=True)
-class Selection:
-    """One selected network (Multus NetworkSelectionElement), validated.
-
-    `default_route` holds canonical IP strings (an IPv4-mapped IPv6 address is written as IPv4,
-    as Go's net.IP does); `default_route_set` is True when the `default-route` key was present,
-    even as `[]`: Multus treats that differently from an absent key (any `default-route` makes
-    it strip the default routes of the attachments that do not claim one; see
-    `gateway_filters`). `port_mappings` (JSONObjects with hostPort, containerPort and, when
-    given, protocol and hostIP) and `bandwidth` (a JSONObject with ingressRate, ingressBurst,
-    egressRate, egressBurst; a missing one is 0 as in Go) are None when absent: Multus then
-    passes the runtime's own pod-level values on to the delegate, while `[]` overrides them with
-    nothing. Both are already in the CNI capability (runtimeConfig) format.
-    `ips` are kept as written (Multus passes the strings through); `mac` and `infiniband_guid`
-    are normalised to lower-case colon form. `ignored_keys` lists JSON keys Multus ignores too
-    (not compared, not written back by `to_dict`).
-    """
-    name: str
-    namespace: str
-    interface: str | None = None
-    ips: tuple[str, ...] = ()
-    mac: str | None = None
-    default_route: tuple[str, ...] = ()
-    cni_args: JSONObject | None = None
-    port_mappings: tuple[JSONObject, ...] | None = None
-    bandwidth: JSONObject | None = None
-    device_id: str | None = None
-    infiniband_guid: str | None = None
-    default_route_set: bool = False
-    ignored_keys: tuple[str, ...] = field(default=(), compare=False)
-
-    @property
-    def key(self) -> str:
-        """`namespace/name`, the NAD reference (and Multus's delegate name)."""
-        return f"{self.namespace}/{self.name}"
-
-    @property
-    def has_default_route(self) -> bool:
-        """The `default-route` key was given (possibly empty)."""
-        return self.default_route_set or bool(self.default_route)
-
-    def to_dict(self) -> dict:
-        """The element in Multus's JSON field names (for the DEL cache and logs);
-        `parse_networks(json.dumps([s.to_dict(), ...]), ns)` gives the selections back."""
-        d: dict = {"name": self.name, "namespace": self.namespace}
-        if self.interface:
-            d["interface"] = self.interface
-        if self.ips:
-            d["ips"] = list(self.ips)
-        if self.mac:
-            d["mac"] = self.mac
-        if self.infiniband_guid:
-            d["infiniband-guid"] = self.infiniband_guid
-        if self.port_mappings is not None:
-            d["portMappings"] = [p.thaw() for p in self.port_mappings]
-        if self.bandwidth is not None:
-            d["bandwidth"] = self.bandwidth.thaw()
-        if self.device_id:
-            d["deviceID"] = self.device_id
-        if self.cni_args is not None:
-            d["cni-args"] = self.cni_args.thaw()
-        if self.has_default_route:
-            d["default-route"] = list(self.default_route)
-        return d
-
-
-# ---------------------------------------------------------------------------------------------
-# Field validators (each returns the value to store, or raises through `bad(rule)`)
-
-
-def _check_namespace(ns: str) -> str | None:
-    if len(ns) > 63 or not _LABEL.fullmatch(ns):
-        return (f"namespace {_q(ns)} is not a valid namespace (a DNS-1123 label: at most 63 "
-                "lower-case alphanumerics or '-', starting and ending with an alphanumeric)")
-    return None
-
-
-def _check_ifname(name: str) -> str | None:
-    """Multus (parsePodNetworkObjectName): at most IFNAMSIZ-1 bytes, no '/' or white space.
-    Stricter, as the kernel's dev_valid_name plus ASCII: no ':', not "." / "..", printable."""
-    if len(name.encode("utf-8", "surrogatepass")) > IFNAMSIZ - 1:
-        return f"interface name {_q(name)} is longer than {IFNAMSIZ - 1} bytes"
-    if not _IFNAME_OK.fullmatch(name) or "/" in name or ":" in name or name in (".", ".."):
-        return (f"interface name {_q(name)} is not valid (printable ASCII without '/', ':' or "
-                "white space, not '.' or '..')")
-    return None
-
-
-def _parse_ip(text: str):
-    """Go's net.ParseIP: IPv4 dotted quad or IPv6, no zone. None when invalid."""
-    if not text or "%" in text or not text.isascii():
-        return None
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
-
-
-def _valid_ip_or_cidr(text: str) -> bool:
-    """Multus: a CIDR (Go's net.ParseCIDR: address, '/', decimal prefix up to the address
-    length; host bits allowed) when the text contains '/', else a plain IP."""
-    if "/" not in text:
-        return _parse_ip(text) is not None
-    addr, _, prefix = text.partition("/")
-    ip = _parse_ip(addr)
-    if ip is None or not prefix or not prefix.isascii() or not prefix.isdigit():
-        return False
-    prefix = prefix.lstrip("0") or "0"  # Go's dtoi takes leading zeros
-    return len(prefix) <= 3 and int(prefix) <= ip.max_prefixlen
-
-
-def _canonical_ip(ip) -> str:
-    mapped = getattr(ip, "ipv4_mapped", None)
-    return str(mapped if mapped is not None else ip)
-
-
-def _is_v4(text: str) -> bool:
-    """Go's `gw.To4() != nil`: IPv4, or IPv4-mapped IPv6."""
-    ip = ipaddress.ip_address(text)
-    return ip.version == 4 or ip.ipv4_mapped is not None
-
-
-def _parse_mac(s: str) -> str | None:
-    """Go's net.ParseMAC (6, 8 or 20 bytes; xx:xx.., xx-xx.. or xxxx.xxxx.. forms), normalised
-    to lower-case colon form. None when invalid."""
-    n = len(s)
-    if n < 14 or not s.isascii():
-        return None
-    out = []
-    if s[2] in ":-":
-        if (n + 1) % 3:
-            return None
-        count = (n + 1) // 3
-        if count not in (6, 8, 20):
-            return None
-        sep = s[2]
-        for i in range(count):
-            x = 3 * i
-            pair = s[x:x + 2]
-            if len(pair) != 2 or not _HEX.issuperset(pair):
-                return None
-            if i < count - 1 and s[x + 2] != sep:
-                return None
-            out.append(pair.lower())
-    elif s[4] == ".":
-        if (n + 1) % 5:
-            return None
-        count = 2 * (n + 1) // 5
-        if count not in (6, 8, 20):
-            return None
-        for g in range(count // 2):
-            x = 5 * g
-            quad = s[x:x + 4]
-            if len(quad) != 4 or not _HEX.issuperset(quad):
-                return None
-            if g < count // 2 - 1 and s[x + 4] != ".":
-                return None
-            out += [quad[:2].lower(), quad[2:].lower()]
-    else:
-        return None
-    return ":".join(out)
-
-
-# ---------------------------------------------------------------------------------------------
-# JSON decoding with Go's encoding/json rules
-
-
-class _Obj(list):
-    """A JSON object as its (key, value) pairs, in document order (json object_pairs_hook)."""
-
-
-def _no_constant(name: str):
-    raise ValueError(f"invalid JSON literal {name}")
-
-
-def _loads(text: str):
-    """json.loads as Go's decoder: objects kept as ordered pairs, NaN/Infinity refused."""
-    return json.loads(text, object_pairs_hook=_Obj, parse_constant=_no_constant)
-
-
-def _fold(key: str) -> str | None:
-    """Go's encoding/json matches a key to a field name case-insensitively (bytes.EqualFold,
-    simple Unicode folding). Our field names are ASCII, and the only non-ASCII runes that fold
-    to ASCII letters are KELVIN SIGN (k) and LATIN SMALL LONG S (s)."""
-    if not key.isascii():
-        key = key.replace("\u212a", "k").replace("\u017f", "s")
-        if not key.isascii():
-            return None
-    return key.lower()
-
-
+# The Go structs' fields (NetworkSelectionElement, PortMapEntry, BandwidthEntry), as `_fields`
+# matches JSON keys onto them.
 _ELEMENT_FIELDS = {f.lower(): f for f in (
     "name", "namespace", "ips", "mac", "infiniband-guid", "interface", "interfaceRequest",
     "portMappings", "bandwidth", "deviceID", "cni-args", "default-route")}
 _PORTMAP_FIELDS = {f.lower(): f for f in ("hostPort", "containerPort", "protocol", "hostIP")}
 _BANDWIDTH_FIELDS = {f.lower(): f for f in ("ingressRate", "ingressBurst", "egressRate",
                                             "egressBurst")}
-
-
-def _fields(pairs: _Obj, table: dict) -> tuple[dict, list]:
-    """Map an object's keys onto a Go struct's fields: the last duplicate wins; unknown keys are
-    returned separately (Go ignores them)."""
-    out: dict = {}
-    unknown: list = []
-    for k, v in pairs:
-        f = _fold(k)
-        f = table.get(f) if f is not None else None
-        if f is None:
-            unknown.append(k)
-        else:
-            out[f] = v
-    return out, unknown
-
-
-def _go_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and -2**63 <= v <= _INT64_MAX
-
-
-def _cni_value(v):
-    """One value of `cni-args` (Go: interface{}): frozen; lone surrogates become U+FFFD as Go's
-    decoder does; a number beyond float64 is refused as Go refuses it."""
-    if isinstance(v, _Obj):
-        return JSONObject({_fix_str(k): _cni_value(x) for k, x in v})
-    if isinstance(v, list):
-        return tuple(_cni_value(x) for x in v)
-    if isinstance(v, str):
-        return _fix_str(v)
-    if isinstance(v, float):
-        if not math.isfinite(v):  # 1e400 parses as inf in Python, Go refuses it
-            raise ValueError("number out of range")
-    elif isinstance(v, int) and not isinstance(v, bool):
-        float(v)  # OverflowError beyond float64, as Go's ParseFloat
-    return v
-
-
-def _fix_str(s: str) -> str:
-    return _SURROGATE.sub("\ufffd", s) if _SURROGATE.search(s) else s
 
 
 # ---------------------------------------------------------------------------------------------
@@ -583,30 +294,6 @@ def _bandwidth(obj, bad) -> JSONObject:
     return JSONObject(out)
 
 
-def _json_kind(v) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, _Obj):
-        return "object"
-    return "array"
-
-
-def _short_json(v) -> str:
-    """A JSON value, shown briefly in a message."""
-    if v is None or isinstance(v, bool):
-        return json.dumps(v)
-    if isinstance(v, (int, float)):
-        return _q(repr(v), 40)[1:-1]
-    if isinstance(v, str):
-        return _q(v, 40)
-    return f"a JSON {_json_kind(v)}"
-
 
 def _parse(value: str, default_namespace: str, annot: str) -> list[Selection]:
     size = len(value)
@@ -755,86 +442,6 @@ def assign_interfaces(selections: Sequence[Selection], first_index: int = 1, *,
     return names
 
 
-# ---------------------------------------------------------------------------------------------
-# Our SR-IOV per-pod overrides
-
-
-def _known_names(network_names: Iterable) -> set[str]:
-    known: set[str] = set()
-    for n in network_names:
-        if isinstance(n, Selection):
-            known.update((n.name, n.key))
-        else:
-            known.add(n)
-            if "/" in n:
-                known.add(n.split("/", 1)[1])
-    return known
-
-
-def parse_override(value: str, network_names: Iterable,
-                   key: str = f"{SRIOV_VLAN_ANNOTATION} / {SRIOV_TXRATE_ANNOTATION}"
-                   ) -> dict[str, int]:
-    """Parse a per-pod SR-IOV override annotation (`networks-sriov-vlan`,
-    `networks-sriov-txrate`; pass the annotation name as `key`, it is used in messages).
-
-    Either a plain non-negative decimal integer, which applies to every SR-IOV attachment of the
-    pod and is returned as {"*": n}, or a JSON object mapping a network (`name` or
-    `namespace/name`, one of `network_names`: strings in either form, or Selections) to a
-    non-negative integer. Syntax only: policy limits are applied by the caller. Use
-    `override_for` to find the value for one attachment."""
-    if value is None or not isinstance(value, str):
-        raise _fail(key, "annotation", "must be a string")
-    if len(value) > MAX_ANNOTATION_BYTES:
-        raise _fail(key, "annotation", f"larger than {MAX_ANNOTATION_BYTES} bytes")
-    text = value.strip(_GO_SPACE)
-    where = _q(text)
-    if not text:
-        raise _fail(key, where, "empty value (a non-negative integer or a JSON object)")
-    if text[0] != "{":
-        if text.isascii() and text.isdigit():
-            if len(text) > 1 and text[0] == "0":
-                raise _fail(key, where, "leading zeros are not allowed")
-            if len(text) > 19 or int(text) > _INT64_MAX:
-                raise _fail(key, where, "integer out of range")
-            return {"*": int(text)}
-        if text[0] == "-" and text[1:].isascii() and text[1:].isdigit():
-            raise _fail(key, where, "must not be negative")
-        raise _fail(key, where, "must be a non-negative integer (for every SR-IOV network) or a "
-                    'JSON object such as {"my-net": 100}')
-    try:
-        doc = _loads(text)
-    except RecursionError:
-        raise _fail(key, "annotation", "invalid JSON: nested too deeply") from None
-    except ValueError as e:
-        raise _fail(key, "annotation", f"invalid JSON: {e}") from None
-    if not isinstance(doc, _Obj):
-        raise _fail(key, where, f"must be a JSON object, not JSON {_json_kind(doc)}")
-    known = _known_names(network_names)
-    out: dict[str, int] = {}
-    for name, v in doc:
-        w = _q(name)
-        if name in out:
-            raise _fail(key, w, "network given twice")
-        if name not in known:
-            shown = ", ".join(sorted(known)) or "none"
-            raise _fail(key, w, f"not one of this pod's networks ({_q(shown, 200)})")
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise _fail(key, w, f"value must be a non-negative integer, not JSON {_json_kind(v)}"
-                        + (f" {v!r}" if isinstance(v, float) else ""))
-        if v < 0:
-            raise _fail(key, w, f"value must not be negative ({v})")
-        if v > _INT64_MAX:
-            raise _fail(key, w, "value out of range")
-        out[name] = v
-    return out
-
-
-def override_for(overrides: Mapping[str, int], selection: Selection) -> int | None:
-    """The override that applies to one attachment: `namespace/name`, else `name`, else `*`."""
-    for k in (selection.key, selection.name, "*"):
-        if k in overrides:
-            return overrides[k]
-    return None
 
 
 __all__ = [
