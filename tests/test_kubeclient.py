@@ -5,6 +5,7 @@ import base64
 import threading
 
 import pytest
+import urllib3  # noqa: F401  (its warning class, named in a filter below)
 import yaml
 
 from meta import kubeclient
@@ -74,6 +75,7 @@ def test_a_rotated_token_is_picked_up(api, tmp_path, monkeypatch, form):
     assert e.value.status == 401
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_a_server_signed_by_another_ca_is_refused_unless_verification_is_off(api, tmp_path):
     other_ca, _, _ = certs.generate(str(tmp_path))
     kc = api.kubeconfig(str(tmp_path / "kc"), token="admin-token")
