@@ -34,8 +34,11 @@ re-applies every --refresh seconds (a rewritten primary config, a rotated token)
 SIGTERM/SIGINT (after COMMAND has exited) removes what it wrote, so a removed netmeta never breaks
 new pods: the runtime falls back to the primary config.
 """
+# The parts, beside this module (the Installer and the command line):
+#   meta/install_files.py  InstallError, the log, and whose file is it (ours, or someone else's)
+#   meta/install_conf.py   the CNI config (Multus auto mode: the primary as delegates[0]) and the kubeconfig
+#   meta/install_lib.py    the content-addressed library copy (--lib-dir) and the retirement of old ones
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -45,274 +48,25 @@ import subprocess
 import sys
 import time
 
-from cni.errors import CNIError
 from cni.files import atomic_write
 
 from . import entrypoints
+from .install_conf import CONF_EXT as CONF_EXT
+from .install_conf import POD_ANNOTATIONS as POD_ANNOTATIONS
+from .install_conf import _capabilities as _capabilities
+from .install_conf import _conf_names, find_primary, generate, kubeconfig_text, needs_primary
+from .install_conf import _split as _split
+from .install_files import ELF as ELF
+from .install_files import KUBECONFIG_MARK as KUBECONFIG_MARK
+from .install_files import InstallError, _log, _read, find_shim, is_our_conf, is_our_exe, is_our_kubeconfig
 
-POD_ANNOTATIONS = "io.kubernetes.cri.pod-annotations"
-CONF_EXT = (".conf", ".conflist", ".json")   # what libcni (containerd, CRI-O) loads, by name
-KUBECONFIG_MARK = "# netmeta-install: generated from the pod's service account; do not edit"
+# The Installer looks lib_sources and RETIRE_AFTER up here, in this module, at each use: tests
+# patch install.lib_sources and install.RETIRE_AFTER.
+from .install_lib import LIB_MARK, RETIRE_AFTER, RETIRED, _retire_old, _write_lib, lib_name, lib_sources
+from .install_lib import PACKAGES as PACKAGES
+
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-LIB_MARK = ".netmeta-lib"
-RETIRED = ".retired"
-RETIRE_AFTER = 60.0          # seconds an old library copy outlives the scripts that used it
-PACKAGES = ("cni", "meta", "delegates")
-ELF = b"\x7fELF"
 ENTRY_DIR = ".netmeta"       # beside the native shim: the Python entries it falls back to
-
-
-class InstallError(Exception):
-    pass
-
-
-def _log(msg: str) -> None:
-    sys.stderr.write(f"netmeta install: {msg}\n")
-    sys.stderr.flush()
-
-
-def _read(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-    except IsADirectoryError:
-        raise InstallError(f"{path} is a directory, not a file") from None
-
-
-# ---------------- whose file is it ----------------
-def is_our_conf(data: bytes) -> bool:
-    try:
-        conf = json.loads(data)
-    except ValueError:
-        return False
-    if not isinstance(conf, dict):
-        return False
-    plugins = conf.get("plugins")
-    first = plugins[0] if isinstance(plugins, list) and plugins and isinstance(plugins[0], dict) else conf
-    return first.get("type") == "netmeta"
-
-
-def is_our_exe(data: bytes) -> bool:
-    """A Python entry (marker in its second line) or the native shim (marker in its rodata)."""
-    return entrypoints.MARKER.encode() in (data if data[:4] == ELF else data[:512])
-
-
-def find_shim(choice: str) -> bytes | None:
-    """The native shim's bytes: `none`; a path; or `auto`: this installation's (the venv's
-    bin/netmeta that `make dev` builds, or libexec/netmeta-shim in the image), else none."""
-    if choice == "none":
-        return None
-    paths = [choice] if choice != "auto" else [os.path.join(sys.prefix, "bin", "netmeta"),
-                                               os.path.join(sys.prefix, "libexec", "netmeta-shim")]
-    for p in paths:
-        data = _read(p)
-        if data is not None and data[:4] == ELF and entrypoints.MARKER.encode() in data:
-            return data
-        if choice != "auto":
-            raise InstallError(f"--shim {p}: not the netmeta native shim (an ELF file built from "
-                               "shim/netmeta-shim.c)")
-    return None
-
-
-def is_our_kubeconfig(data: bytes) -> bool:
-    return data.startswith(KUBECONFIG_MARK.encode())
-
-
-# ---------------- the CNI config ----------------
-def _conf_names(conf_dir: str) -> list:
-    try:
-        names = sorted(os.listdir(conf_dir))
-    except FileNotFoundError:
-        return []
-    return [n for n in names if n.endswith(CONF_EXT) and os.path.isfile(os.path.join(conf_dir, n))]
-
-
-def find_primary(conf_dir: str, own_name: str, name: str | None = None) -> tuple | None:
-    """(path, conf) of the cluster's primary CNI config: `name`, else the first by name that is
-    not ours; None when there is none (yet)."""
-    from .networks import load_file
-    for n in ([name] if name else _conf_names(conf_dir)):
-        path = os.path.join(conf_dir, n)
-        data = _read(path)
-        if n == own_name or data is None or (is_our_conf(data) and not name):
-            continue
-        if is_our_conf(data):
-            raise InstallError(f"--primary {path} is a netmeta config, not the cluster's network")
-        try:
-            conf = load_file(path)
-        except (CNIError, OSError) as e:
-            raise InstallError(f"cannot use {path} as the primary CNI config: {e}") from None
-        first = conf["plugins"][0] if isinstance(conf.get("plugins"), list) else conf
-        if first.get("type") == "multus":
-            raise InstallError(f"{path} is a Multus config: netmeta replaces Multus, remove it first "
-                               "(or name the cluster network's config with --primary)")
-        return path, conf
-    return None
-
-
-def _capabilities(delegate: dict) -> dict:
-    plugins = delegate["plugins"] if isinstance(delegate.get("plugins"), list) else [delegate]
-    caps = {}
-    for p in plugins:
-        for k, v in ((p.get("capabilities") if isinstance(p, dict) else None) or {}).items():
-            if v is True:
-                caps[k] = True
-    return caps
-
-
-def needs_primary(base: dict | None) -> bool:
-    plugin = _split(base or {})[1]
-    return "delegates" not in plugin and "clusterNetwork" not in plugin
-
-
-def _split(base: dict) -> tuple:
-    """(outer keys, plugin conf) of a netmeta conf or one-plugin conflist."""
-    base = dict(base)
-    if "plugins" in base:
-        plugins = base.pop("plugins")
-        if not isinstance(plugins, list) or len(plugins) != 1 or not isinstance(plugins[0], dict):
-            raise InstallError("--config: a conflist must hold exactly one plugin, netmeta")
-        return base, dict(plugins[0])
-    outer = {k: base.pop(k) for k in ("cniVersion", "name") if k in base}
-    return outer, base
-
-
-def generate(base: dict | None, primary: dict | None, kubeconfig: str | None) -> dict:
-    """The netmeta conflist: `base` (--config) completed with the primary network (auto), the
-    kubeconfig path and the capabilities; validated by meta/config.load."""
-    from cni import version
-
-    from .config import load
-    outer, plugin = _split(base or {})
-    if plugin.setdefault("type", "netmeta") != "netmeta":
-        raise InstallError(f"--config: type is {str(plugin['type'])[:40]!r}, not netmeta")
-    if "delegates" not in plugin and "clusterNetwork" not in plugin:
-        if primary is None:
-            raise InstallError("no cluster default network to embed")
-        plugin["delegates"] = [primary]
-    if kubeconfig and "kubeconfig" not in plugin:
-        plugin["kubeconfig"] = kubeconfig
-    caps = plugin.pop("capabilities", None)
-    if caps is None:
-        caps = {POD_ANNOTATIONS: True}
-        for d in plugin.get("delegates") or []:
-            if isinstance(d, dict):
-                caps.update(_capabilities(d))
-        caps = dict(sorted(caps.items()))
-    delegates = plugin.get("delegates") or [{}]
-    cni_version = outer.pop("cniVersion", None) or (delegates[0] or {}).get("cniVersion") or version.CURRENT
-    name = outer.pop("name", None) or "netmeta"
-    ordered = {"type": plugin.pop("type"), "capabilities": caps}
-    ordered.update((k, v) for k, v in plugin.items() if k != "delegates")
-    if "delegates" in plugin:
-        ordered["delegates"] = plugin["delegates"]
-    try:
-        version.require_supported(cni_version)
-        load(dict(ordered, name=name, cniVersion=cni_version))
-    except CNIError as e:
-        raise InstallError(f"the netmeta config would be rejected: {e}") from None
-    return {"cniVersion": cni_version, "name": name, **outer, "plugins": [ordered]}
-
-
-# ---------------- the kubeconfig ----------------
-def kubeconfig_text(sa_dir: str, env) -> str:
-    host, port = env.get("KUBERNETES_SERVICE_HOST", ""), env.get("KUBERNETES_SERVICE_PORT") or "443"
-    import base64
-    parts = {}
-    for fname in ("token", "ca.crt"):
-        try:
-            with open(os.path.join(sa_dir, fname), "rb") as f:
-                parts[fname] = f.read()
-        except OSError as e:
-            raise InstallError(f"failed to read the service account's {fname}: {e} "
-                               "(automountServiceAccountToken off? or pass --no-kubeconfig)") from None
-    token = parts["token"].decode("ascii", "replace").strip()
-    if not token or any(c.isspace() or not c.isprintable() for c in token):
-        raise InstallError(f"the service account token in {sa_dir} is empty or malformed")
-    if not port.isdigit() or any(c in host for c in "/ \"'\n"):
-        raise InstallError(f"bad KUBERNETES_SERVICE_HOST/PORT {host!r}:{port!r}")
-    server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
-    return "\n".join([
-        KUBECONFIG_MARK, "apiVersion: v1", "kind: Config", "clusters:", "- name: local", "  cluster:",
-        f"    server: {json.dumps(server)}",
-        f"    certificate-authority-data: {base64.b64encode(parts['ca.crt']).decode()}",
-        "users:", "- name: netmeta", "  user:", f"    token: {json.dumps(token)}",
-        "contexts:", "- name: netmeta", "  context:", "    cluster: local", "    user: netmeta",
-        "current-context: netmeta", ""])
-
-
-# ---------------- the library copy (--lib-dir) ----------------
-def lib_sources() -> list:
-    """[(relative path, bytes)] of netmeta's own packages, as imported now."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = []
-    for pkg in PACKAGES:
-        for d, dirs, files in os.walk(os.path.join(root, pkg)):
-            dirs[:] = sorted(x for x in dirs if x != "__pycache__")
-            for f in sorted(files):
-                if f.endswith(".py"):
-                    with open(os.path.join(d, f), "rb") as fh:
-                        out.append((os.path.relpath(os.path.join(d, f), root), fh.read()))
-    return out
-
-
-def lib_name(sources: list) -> str:
-    h = hashlib.sha256()
-    for rel, data in sources:
-        h.update(rel.encode() + b"\0" + len(data).to_bytes(8, "big") + data)
-    return "lib-" + h.hexdigest()[:16]
-
-
-def _write_lib(final: str, sources: list) -> None:
-    tmp = os.path.join(os.path.dirname(final), f".tmp-{os.getpid()}-{os.path.basename(final)}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for rel, data in sources + [(LIB_MARK, b"netmeta install\n")]:
-        p = os.path.join(tmp, rel)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            os.fchmod(fd, 0o644)
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    for d, _, _ in os.walk(tmp):
-        os.chmod(d, 0o755)
-    try:
-        os.rename(tmp, final)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not os.path.isfile(os.path.join(final, LIB_MARK)):   # not a concurrent install's copy
-            raise
-    dfd = os.open(os.path.dirname(final), os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
-def _retire_old(lib_dir: str, current: str) -> None:
-    """Old copies are marked, and removed RETIRE_AFTER seconds later (shims that started
-    before the switch still import from them); half-written temp copies likewise."""
-    now = time.time()
-    for n in os.listdir(lib_dir):
-        p = os.path.join(lib_dir, n)
-        if p == current or not os.path.isdir(p):
-            continue
-        if n.startswith(".tmp-"):
-            if now - os.stat(p).st_mtime > RETIRE_AFTER:
-                shutil.rmtree(p, ignore_errors=True)
-            continue
-        if not (n.startswith("lib-") and os.path.isfile(os.path.join(p, LIB_MARK))):
-            continue
-        try:
-            if now - os.stat(os.path.join(p, RETIRED)).st_mtime > RETIRE_AFTER:
-                shutil.rmtree(p, ignore_errors=True)
-                _log(f"removed old library {p}")
-        except FileNotFoundError:
-            open(os.path.join(p, RETIRED), "w").close()
 
 
 # ---------------- the installer ----------------
@@ -452,7 +206,7 @@ class Installer:
                 changed += 1
             self.written[path] = data
         if self.lib:
-            _retire_old(self.a.lib_dir, self.lib)
+            _retire_old(self.a.lib_dir, self.lib, RETIRE_AFTER)
         return changed
 
     def cleanup(self) -> None:
