@@ -179,20 +179,29 @@ class Daemon:
                        self.cfg.request_timeout)
             return 1, _error(TRY_AGAIN, f"netmeta daemon: {cmd} did not finish within {self.cfg.request_timeout:.0f}s")
 
-    def _lock_for(self, cid: str) -> threading.Lock:
+    @contextlib.contextmanager
+    def _container_lock(self, cid: str):
+        """One request at a time per container. An entry lives only while a request for its
+        container is queued or running (counted), so the table holds the requests in flight,
+        never every container ever seen, and an entry is never dropped while someone waits."""
         with self._locks_guard:
-            lock = self._locks.get(cid)
-            if lock is None:
-                if len(self._locks) > 4096:   # forget idle locks of gone containers
-                    for k in [k for k, v in self._locks.items() if not v.locked()][:2048]:
-                        del self._locks[k]
-                lock = self._locks[cid] = threading.Lock()
-            return lock
+            entry = self._locks.get(cid)
+            if entry is None:
+                entry = self._locks[cid] = [threading.Lock(), 0]
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._locks_guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[cid]
 
     def _run(self, name: str, env: dict, stdin: bytes) -> tuple:
         cmd = env.get("CNI_COMMAND", "?")
         try:
-            with self._lock_for(env.get("CNI_CONTAINERID", "")):
+            with self._container_lock(env.get("CNI_CONTAINERID", "")):
                 fault.for_request(env.get("NETMETA_FAULT") if self.allow_faults else None)
                 t0 = time.perf_counter()
                 code, out = skel.handle(self.plugins[name], env, stdin)

@@ -301,3 +301,50 @@ def test_status_and_gc_cli(daemon, tmp_path, nic, netns, uid):
     subprocess.run(["ip", "netns", "del", ns], check=True)   # the pod vanished without a DEL
     assert subprocess.run([f"{VENV_BIN}/netmeta", "gc", "--config", daemon.cfg_path], capture_output=True).returncode == 0
     assert records(nic) == [] and os.listdir(daemon.cfg["cniDir"]) == []
+
+
+def test_requests_for_one_container_run_one_at_a_time_and_the_lock_table_empties():
+    """The daemon's per-container lock: a second request for the same container waits for the
+    first, other containers do not; an entry is kept while anyone waits on it (a third request
+    arriving then still queues behind), and the table is empty once nothing is in flight
+    (it used to keep a lock per container ever seen)."""
+    from meta.daemon import Daemon
+    from meta.daemonconfig import DaemonConfig
+    d = Daemon(DaemonConfig())
+    try:
+        order, gates = [], {n: threading.Event() for n in ("a1", "a2", "a3", "b")}
+
+        def req(cid, name):
+            with d._container_lock(cid):
+                order.append(f"{name} in")
+                assert gates[name].wait(10)
+                order.append(f"{name} out")
+        threads = {n: threading.Thread(target=req, args=("ctr-a" if n[0] == "a" else "ctr-b", n))
+                   for n in gates}
+
+        def wait_for(entry):
+            end = time.monotonic() + 10
+            while entry not in order:
+                assert time.monotonic() < end, order
+                time.sleep(0.01)
+        threads["a1"].start()
+        wait_for("a1 in")
+        threads["a2"].start()
+        threads["b"].start()
+        wait_for("b in")                      # another container: not held up by a1
+        time.sleep(0.1)
+        assert "a2 in" not in order           # same container: waits
+        gates["a1"].set()
+        wait_for("a2 in")
+        threads["a3"].start()                 # arrives while a2 holds the same entry
+        time.sleep(0.1)
+        assert "a3 in" not in order
+        for n in ("a2", "a3", "b"):
+            gates[n].set()
+        for t in threads.values():
+            t.join(10)
+        a = [e for e in order if e.startswith("a")]
+        assert a == ["a1 in", "a1 out", "a2 in", "a2 out", "a3 in", "a3 out"]
+        assert d._locks == {}
+    finally:
+        d.pool.shutdown(wait=False)
