@@ -106,7 +106,9 @@ def run(rounds: int = 3) -> Report:
         err = "; ".join(f"{who}: {dict(errors[who]) or 'none'}" for who in who_all)
         rep = Report(f"4. {N} pods at once on {N} VFs ({rounds} rounds; ratio = median / host-device wall)",
                      "\n\n".join(tabs) + f"\nerrors by CNI code: {err}",
-                     f"parallel: {N} ADDs {_ratio(stats, 'add_wall'):.1f}x, {N} DELs {_ratio(stats, 'del_wall'):.1f}x host-device")
+                     f"parallel: {N} ADDs {_ratio(stats, 'add_wall'):.1f}x, {N} DELs {_ratio(stats, 'del_wall'):.1f}x host-device"
+                     + (f"; via daemon {_ratio(stats, 'add_wall', 'sriovd'):.1f}x, {_ratio(stats, 'del_wall', 'sriovd'):.1f}x"
+                        if d else ""))
         for who in who_all:
             if errors[who]:
                 rep.problems.append(f"{who}: failed calls {dict(errors[who])}")
@@ -118,5 +120,5 @@ def run(rounds: int = 3) -> Report:
         return rep
 
 
-def _ratio(stats, key) -> float:
-    return summary(stats["sriov"][key])["median"] / summary(stats["hd"][key])["median"]
+def _ratio(stats, key, who: str = "sriov") -> float:
+    return summary(stats[who][key])["median"] / summary(stats["hd"][key])["median"]
