@@ -1,14 +1,7 @@
-"""`netmeta install`: the CNI config and the kubeconfig it writes.
-
-The CNI config is --config FILE (a netmeta plugin conf or a one-plugin conflist). When that
-names no cluster default network (neither `delegates` nor `clusterNetwork`), or there is no
---config, it is completed like Multus's auto mode: the first *.conf / *.conflist / *.json by
-name in the conf dir that is not ours (or --primary) becomes `delegates[0]` unchanged, its
-cniVersion is kept, and `capabilities` (unless given) are io.kubernetes.cri.pod-annotations
-plus every capability the delegate declares.
-
-The kubeconfig comes from the pod's service account (token, CA, KUBERNETES_SERVICE_HOST/PORT).
-"""
+"""`netmeta install`: the CNI config it writes (completed from the cluster's primary config
+like Multus's auto mode when it names no cluster default network: the rules are in
+meta/install.py's docstring, which is also `netmeta install --help`) and the kubeconfig from
+the pod's service account (token, CA, KUBERNETES_SERVICE_HOST/PORT)."""
 import json
 import os
 
