@@ -91,6 +91,19 @@ def sim_nic(stack: ExitStack, work: str, suffix: str, vfs: int) -> dict:
     return dict(json.loads(out), stateDir=os.path.join(work, "sriov-state"))
 
 
+def fixipam(work: str, net: int) -> dict:
+    """fixipam on 10.<net>.0.0/24 (gateway .1), its reservations under the section's scratch."""
+    return {"type": "fixipam", "subnet": f"10.{net}.0.0/24", "gateway": f"10.{net}.0.1",
+            "dataDir": os.path.join(work, "fixipam")}
+
+
+def sriov_conf(frag: dict, work: str, net: int, **extra) -> dict:
+    """An sriov netconf on the sim NIC `frag`, fixed IPs from fixipam (see fixipam()), the `ips`
+    capability declared; `extra` adds or overrides keys (name, vf, runtimeConfig, ...)."""
+    return dict(frag, cniVersion="1.0.0", type="sriov", capabilities={"ips": True}, ipam=fixipam(work, net),
+                **extra)
+
+
 def vf_netdev(frag: dict, n: int) -> str:
     """VF n's netdev name in the host, from the sim's topology (not guessed), after the sim's
     refresh (its contract: the fake sysfs is synced with the netdevs only by refresh)."""

@@ -36,9 +36,7 @@ def run(runs: int = 30) -> Report:
         bconf = fixtures.bridge_conf(work, fixtures.bridge(st, "mbr"))
         frag = fixtures.sim_nic(st, work, "m", 1)
         vf0 = fixtures.vf_netdev(frag, 0)
-        sriov = dict(frag, cniVersion="1.0.0", type="sriov", capabilities={"ips": True},
-                     ipam={"type": "fixipam", "subnet": "10.56.0.0/24", "gateway": "10.56.0.1",
-                           "dataDir": os.path.join(work, "fixipam")})
+        sriov = fixtures.sriov_conf(frag, work, 56)
         write_nad(os.path.join(work, "nads"), fixtures.POD_NS, NAD, sriov)
         annots = {"k8s.v1.cni.cncf.io/networks": json.dumps([{"name": NAD, "ips": ["10.56.0.7/24"]}])}
         mconf = netmeta_conf(work, bconf, nadDir=os.path.join(work, "nads"),

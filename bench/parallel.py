@@ -5,7 +5,6 @@ the timing) and fixed IP, no `vf` pinned (allocation under the node lock): wall 
 reference is Debian host-device + static moving the same 64 VF netdevs, 64 at once.
 One round = 64 ADDs + 64 DELs; rounds alternate sriov / host-device."""
 import collections
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -66,10 +65,8 @@ def run(rounds: int = 3) -> Report:
         work = fixtures.scratch(st, "par")
         frag = fixtures.sim_nic(st, work, "p", N)
         netdevs = {n: fixtures.vf_netdev(frag, n) for n in range(N)}
-        fix = {"type": "fixipam", "subnet": "10.57.0.0/24", "gateway": "10.57.0.1",
-               "dataDir": os.path.join(work, "fixipam")}
-        sr = [dict(frag, cniVersion="1.0.0", name="sriov-par", type="sriov", capabilities={"ips": True},
-                   ipam=fix, runtimeConfig={"ips": [f"10.57.0.{10 + i}/24"]}) for i in range(N)]
+        sr = [fixtures.sriov_conf(frag, work, 57, name="sriov-par", runtimeConfig={"ips": [f"10.57.0.{10 + i}/24"]})
+              for i in range(N)]
         hd = [{"cniVersion": "1.0.0", "name": "hd-par", "type": "host-device", "device": netdevs[i],
                "ipam": {"type": "static", "addresses": [{"address": f"10.58.0.{10 + i}/24"}]}} for i in range(N)]
         d = daemon.start(st)   # HOOK: the same burst through the daemon (shim -> daemon)

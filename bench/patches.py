@@ -76,9 +76,7 @@ def run(rounds: int = 1) -> Report:
         bconf = fixtures.bridge_conf(work, fixtures.bridge(st, "hbr"), subnet="10.244.13.0/24")
         frag = fixtures.sim_nic(st, work, "h", PODS)
         total = PODS
-        sriov = dict(frag, cniVersion="1.0.0", type="sriov", capabilities={"ips": True},
-                     ipam={"type": "fixipam", "subnet": "10.59.0.0/24", "gateway": "10.59.0.1",
-                           "dataDir": os.path.join(work, "fixipam")})
+        sriov = fixtures.sriov_conf(frag, work, 59)
         api = KubeAPIServer(objects=[objects.nad_crd(), objects.namespace(fixtures.POD_NS), objects.node(NODE)])
         api.start()
         st.callback(api.stop)

@@ -268,9 +268,7 @@ def run(cycles: int = 1000) -> Report:
         work = fixtures.scratch(st, "rss")
         bconf = fixtures.bridge_conf(work, fixtures.bridge(st, "rbr"), subnet="10.244.12.0/24")
         frag = fixtures.sim_nic(st, work, "r", VFS)
-        sriov = dict(frag, cniVersion="1.0.0", type="sriov", capabilities={"ips": True},
-                     ipam={"type": "fixipam", "subnet": "10.56.0.0/24", "gateway": "10.56.0.1",
-                           "dataDir": os.path.join(work, "fixipam")})
+        sriov = fixtures.sriov_conf(frag, work, 56)
         nad_dir = os.path.join(work, "nads")
         write_nad(nad_dir, fixtures.POD_NS, NAD, sriov)
         cache = os.path.join(work, "cache")

@@ -1,7 +1,6 @@
 """Section `sriov`: stand-alone sriov + fixipam vs Debian host-device + static moving the SAME
 stand-in VF (VF 0 of a simulated NIC, its host netdev read from the sim's topology) into a
 fresh netns as net1 with 10.56.0.7/24, ADD+DEL per iteration."""
-import os
 from contextlib import ExitStack
 
 from bench import daemon, fixtures
@@ -19,10 +18,7 @@ def run(runs: int = 30) -> Report:
         vf0 = fixtures.vf_netdev(frag, 0)
         hd = {"cniVersion": "1.0.0", "name": "hd-net", "type": "host-device", "device": vf0,
               "ipam": {"type": "static", "addresses": [{"address": "10.56.0.7/24"}]}}
-        sr = dict(frag, cniVersion="1.0.0", name="sriov-net", type="sriov", vf=0, capabilities={"ips": True},
-                  ipam={"type": "fixipam", "subnet": "10.56.0.0/24", "gateway": "10.56.0.1",
-                        "dataDir": os.path.join(work, "fixipam")},
-                  runtimeConfig={"ips": ["10.56.0.7/24"]})
+        sr = fixtures.sriov_conf(frag, work, 56, name="sriov-net", vf=0, runtimeConfig={"ips": ["10.56.0.7/24"]})
 
         def once(plugin, conf, env=None):
             def go(pod):
