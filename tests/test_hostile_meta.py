@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 from cni import invoke, skel, wire
 from delegates.sriov.plugin import SRIOVPlugin
 from meta.plugin import MetaPlugin
-from tests import simnic
+from tests import simnic, stubplugins
 from tests.cnirun import cni, ip_json
 from tests.daemonproc import DaemonProc
 
@@ -53,22 +53,6 @@ ANNOTS = "io.kubernetes.cri.pod-annotations"
 
 # family -> Counter(outcome): "ok" or the error code
 RESULTS: dict = collections.defaultdict(collections.Counter)
-
-OKPLUG = """#!/bin/sh
-# stand-in cluster network: ADD leaves a marker per container+ifname, DEL removes it
-case "$CNI_COMMAND" in
-VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}' ;;
-ADD) touch "MARKS/$CNI_CONTAINERID-$CNI_IFNAME"
-     printf '{"cniVersion":"1.0.0","interfaces":[{"name":"%s","sandbox":"%s"}],"ips":[]}\\n' "$CNI_IFNAME" "$CNI_NETNS" ;;
-DEL) rm -f "MARKS/$CNI_CONTAINERID-$CNI_IFNAME" ;;
-esac
-exit 0
-"""
-EVIL = """#!/bin/sh
-# planted outside CNI_PATH: netmeta must never run it
-touch "MARKER"
-echo '{"cniVersion":"1.0.0"}'
-"""
 
 
 # ---------------------------------------------------------------- the node under attack
@@ -93,10 +77,8 @@ def world(tmp_path_factory):
         (w.root / d).mkdir(parents=True, exist_ok=True)
     w.plug, w.marks, w.cache, w.nads = w.root / "plug", w.root / "marks", w.root / "cache", w.root / "nads"
     w.marker = w.root / "EVIL-RAN"
-    (w.plug / "okplug").write_text(OKPLUG.replace("MARKS", str(w.marks)))
-    (w.root / "bin" / "evil").write_text(EVIL.replace("MARKER", str(w.marker)))
-    for p in (w.plug / "okplug", w.root / "bin" / "evil"):
-        p.chmod(0o755)
+    stubplugins.install(w.plug / "okplug", stubplugins.OKPLUG, "MARKS", w.marks)
+    stubplugins.install(w.root / "bin" / "evil", stubplugins.EVIL, "MARKER", w.marker)
     subprocess.run(["ip", "netns", "add", w.ns], check=True)
     w.nic = simnic.create(f"h{w.uid}", 2, str(w.root / "sys"), str(w.root / "state"))
     w.safe_sriov = {k: w.nic[k] for k in ("master", "sysfsRoot", "backend", "stateDir")}

@@ -24,7 +24,7 @@ import yaml
 
 from cni import skel, wire
 from meta.plugin import MetaPlugin
-from tests import simnic
+from tests import simnic, stubplugins
 from tests.cnirun import VENV_BIN, cni, ip_json
 from tests.daemonproc import DaemonProc
 
@@ -34,28 +34,6 @@ NETWORKS = "k8s.v1.cni.cncf.io/networks"
 DEFAULT_NET = "v1.multus-cni.io/default-network"
 VLAN, TXRATE = "networks-sriov-vlan", "networks-sriov-txrate"
 ANNOTS = "io.kubernetes.cri.pod-annotations"
-
-OKPLUG = """#!/bin/sh
-case "$CNI_COMMAND" in
-VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["0.3.1","0.4.0","1.0.0","1.1.0"]}' ;;
-ADD) touch "MARKS/$CNI_CONTAINERID-$CNI_IFNAME"
-     printf '{"cniVersion":"1.0.0","interfaces":[{"name":"%s","sandbox":"%s"}],"ips":[]}\\n' "$CNI_IFNAME" "$CNI_NETNS" ;;
-DEL) rm -f "MARKS/$CNI_CONTAINERID-$CNI_IFNAME" ;;
-esac
-exit 0
-"""
-ARGSPY = """#!/bin/sh
-# records the CNI_ARGS and the config it was called with
-case "$CNI_COMMAND" in
-VERSION) echo '{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}' ;;
-ADD) printf '%s' "$CNI_ARGS" > "SPY/args"; cat > "SPY/stdin"; echo '{"cniVersion":"1.0.0"}' ;;
-esac
-exit 0
-"""
-EVIL = """#!/bin/sh
-touch "MARKER"
-echo '{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}'
-"""
 
 
 class Node:
@@ -81,11 +59,9 @@ def node(tmp_path_factory):
         (n.root / d).mkdir()
     n.plug, n.marks, n.spy, n.cache, n.nads = (n.root / d for d in ("plug", "marks", "spy", "cache", "nads"))
     n.marker = n.root / "EVIL-RAN"
-    (n.plug / "okplug").write_text(OKPLUG.replace("MARKS", str(n.marks)))
-    (n.plug / "argspy").write_text(ARGSPY.replace("SPY", str(n.spy)))
-    (n.root / "bin" / "evil").write_text(EVIL.replace("MARKER", str(n.marker)))
-    for p in (n.plug / "okplug", n.plug / "argspy", n.root / "bin" / "evil"):
-        p.chmod(0o755)
+    stubplugins.install(n.plug / "okplug", stubplugins.OKPLUG, "MARKS", n.marks)
+    stubplugins.install(n.plug / "argspy", stubplugins.ARGSPY, "SPY", n.spy)
+    stubplugins.install(n.root / "bin" / "evil", stubplugins.EVIL, "MARKER", n.marker)
     subprocess.run(["ip", "netns", "add", n.ns], check=True)
     n.nic = simnic.create(f"y{n.uid}", 2, str(n.root / "sys"), str(n.root / "state"))
     n.safe = {k: n.nic[k] for k in ("master", "sysfsRoot", "backend", "stateDir")}
