@@ -12,7 +12,7 @@ import time
 from cni import fault, log
 from cni.errors import API_FAILED, NETWORK_NOT_FOUND, TRY_AGAIN, CNIError
 
-from .kubeclient import path as kubeclient_path
+from . import kubeclient
 
 _log = log.get("k8s")
 NAD_GROUP, NAD_VERSION, NAD_PLURAL = "k8s.cni.cncf.io", "v1", "network-attachment-definitions"
@@ -22,7 +22,6 @@ RETRYABLE = {409, 429, 500, 502, 503, 504}
 class Kube:
     def __init__(self, kubeconfig: str | None, timeout: float = 10.0):
         """kubeconfig None = the pod's service account (in-cluster)."""
-        from . import kubeclient
         try:
             ep = kubeclient.from_kubeconfig(kubeconfig) if kubeconfig else kubeclient.in_cluster()
         except kubeclient.ConfigError as e:
@@ -36,10 +35,10 @@ class Kube:
         self.nad_cache = None   # Informers the daemon attaches (watch caches); None = always GET
         self.pod_cache = None
 
-    def lister(self, path: str, timeout: float | None = None, **query):
+    def lister(self, path: str, **query):
         """(list_fn, watch_fn) of a collection for an Informer."""
         def list_fn():
-            return self.http.request("GET", path, query, timeout=timeout or max(self.timeout, 60))
+            return self.http.request("GET", path, query, timeout=max(self.timeout, 60))
 
         def watch_fn(resource_version: str, timeout_seconds: int = 300):
             return self.http.watch(path, dict(query, resourceVersion=resource_version, allowWatchBookmarks="true",
@@ -49,7 +48,7 @@ class Kube:
     def start_caches(self, node_name: str | None) -> None:
         """Daemon only: watch NADs cluster-wide and the pods of this node."""
         from .informer import Informer
-        self.nad_cache = Informer("nads", *self.lister(kubeclient_path(NAD_GROUP, NAD_VERSION, NAD_PLURAL)),
+        self.nad_cache = Informer("nads", *self.lister(kubeclient.path(NAD_GROUP, NAD_VERSION, NAD_PLURAL)),
                                   self._count).start()
         if node_name:
             self.pod_cache = Informer("pods", *self.lister("/api/v1/pods", fieldSelector=f"spec.nodeName={node_name}"),
@@ -89,7 +88,7 @@ class Kube:
         cached = self.pod_cache.get(namespace, name) if self.pod_cache else None
         if cached and (not uid or (cached.get("metadata") or {}).get("uid") == uid):
             return cached
-        p = kubeclient_path("", "v1", "pods", namespace, name)
+        p = kubeclient.path("", "v1", "pods", namespace, name)
         try:
             return self._call("get", f"pod {namespace}/{name}", lambda: self._get(p))
         except self.exc as e:
@@ -99,7 +98,7 @@ class Kube:
         cached = self.nad_cache.get(namespace, name) if self.nad_cache else None
         if cached:
             return cached
-        p = kubeclient_path(NAD_GROUP, NAD_VERSION, NAD_PLURAL, namespace, name)
+        p = kubeclient.path(NAD_GROUP, NAD_VERSION, NAD_PLURAL, namespace, name)
         try:
             return self._call("get", f"network-attachment-definition {namespace}/{name}", lambda: self._get(p))
         except self.exc as e:
@@ -117,7 +116,7 @@ class Kube:
         body = {"metadata": {"annotations": annotations}}
         if uid:
             body["metadata"]["uid"] = uid
-        p = kubeclient_path("", "v1", "pods", namespace, name)
+        p = kubeclient.path("", "v1", "pods", namespace, name)
         try:
             self._call("patch", f"pod {namespace}/{name}", lambda: self._merge_patch(p, body), attempts=attempts)
         except self.exc as e:
@@ -126,7 +125,7 @@ class Kube:
     def get_node(self, name: str, attempts: int = 1) -> dict:
         """GET one node by name (never a LIST). One attempt by default: the availability
         publisher (meta/nodestatus.py) owns retry and backoff."""
-        p = kubeclient_path("", "v1", "nodes", None, name)
+        p = kubeclient.path("", "v1", "nodes", None, name)
         try:
             return self._call("get", f"node {name}", lambda: self._get(p), attempts=attempts)
         except self.exc as e:
@@ -136,7 +135,7 @@ class Kube:
         """Merge-patch a node (application/merge-patch+json: maps merge, null deletes a key);
         returns the node as the server answered. One attempt by default: the availability
         publisher owns retry and backoff (pass `attempts` for this client's own retries)."""
-        p = kubeclient_path("", "v1", "nodes", None, name)
+        p = kubeclient.path("", "v1", "nodes", None, name)
         try:
             return self._call("patch", f"node {name}", lambda: self._merge_patch(p, body), attempts=attempts)
         except self.exc as e:

@@ -141,8 +141,8 @@ def from_kubeconfig(path: str) -> Endpoint:
         raise ConfigError(f"kubeconfig {path}: cluster server {server!r} is not an http(s) URL")
 
     def file_or_data(key: str):
-        if user.get(f"{key}-data") or cluster.get(f"{key}-data"):
-            raw = (user.get(f"{key}-data") or cluster.get(f"{key}-data"))
+        raw = user.get(f"{key}-data") or cluster.get(f"{key}-data")
+        if raw:
             try:
                 return "data", base64.b64decode(raw, validate=True)
             except (ValueError, TypeError):
