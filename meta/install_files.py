@@ -60,7 +60,7 @@ def find_shim(choice: str) -> bytes | None:
                                                os.path.join(sys.prefix, "libexec", "netmeta-shim")]
     for p in paths:
         data = _read(p)
-        if data is not None and data[:4] == ELF and entrypoints.MARKER.encode() in data:
+        if data is not None and data[:4] == ELF and is_our_exe(data):
             return data
         if choice != "auto":
             raise InstallError(f"--shim {p}: not the netmeta native shim (an ELF file built from "
