@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 
-from . import errors, patch, watch
+from . import binding, errors, patch, watch
 from .selectors import FieldSelector, LabelSelector
 
 BODY_TYPES = ("application/json", "application/yaml", "application/vnd.kubernetes.protobuf")
@@ -88,6 +88,10 @@ def resolve(store, info, method):
         raise errors.no_route()
     if rt.namespaced and not info.namespace and (info.name or method not in ("GET", "HEAD")):
         raise errors.no_route()
+    if info.subresource == "binding":        # pods/binding: create only (BindingREST)
+        if method != "POST" or not info.name:
+            raise errors.method_not_allowed()
+        return rt
     if info.subresource and method not in ("GET", "PUT", "PATCH"):
         raise errors.method_not_allowed()
     if info.subresource == "finalize" and method != "PUT":
@@ -195,6 +199,8 @@ def handle(store, info, method, query, content_type, raw):
         if info.name:
             return 200, store.get(rt, ns, info.name, info.version)
         return 200, _list(store, rt, info, query)
+    if method == "POST" and info.subresource == "binding":
+        return 201, binding.create(store, rt, ns, info.name, decode_body(raw, content_type), _dry_run(query))
     if method == "POST":
         body = decode_body(raw, content_type)
         return 201, store.create(rt, ns, body, info.version, _dry_run(query))

@@ -85,7 +85,7 @@ NAMESPACES = ResourceType("", ("v1",), "namespaces", "namespace", "Namespace", F
                           subresources=("status", "finalize"), merge_lists={**_META_LISTS, **_NS_LISTS},
                           field_getter=selectors.namespace_fields, name_rule="label",
                           return_deleted_object=True)
-PODS = ResourceType("", ("v1",), "pods", "pod", "Pod", True, ("po",),
+PODS = ResourceType("", ("v1",), "pods", "pod", "Pod", True, ("po",), subresources=("status", "binding"),
                     merge_lists={**_META_LISTS, **_POD_LISTS}, field_getter=selectors.pod_fields,
                     return_deleted_object=True, categories=("all",))
 CRDS = ResourceType("apiextensions.k8s.io", ("v1",), "customresourcedefinitions",

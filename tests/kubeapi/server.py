@@ -21,7 +21,7 @@ import threading
 import time
 from http.server import ThreadingHTTPServer
 
-from . import auth, certs, errors, patch, resources
+from . import auth, binding, certs, errors, patch, resources
 from .faults import Fault, Faults, RequestLog
 from .handler import Handler
 from .selectors import FieldSelector, LabelSelector
@@ -273,6 +273,16 @@ class KubeAPIServer:
         mt = PATCH_TYPES.get(patch_type, patch_type)
         return self.store.update(rt, self._ns(rt, namespace), name, subresource=subresource,
                                  patch_fn=lambda cur: patch.apply(mt, cur, body, rt))
+
+    def bind(self, pod, node):
+        """pods/<name>/binding for `pod` (its namespace, name and UID) to `node`, as the
+        scheduler's default binder posts it (tests/kubeapi/binding.py)."""
+        md = pod["metadata"]
+        rt = self._rt("pods")
+        body = {"apiVersion": "v1", "kind": "Binding",
+                "metadata": {"name": md["name"], "namespace": md.get("namespace"), "uid": md.get("uid")},
+                "target": {"kind": "Node", "name": node}}
+        return binding.create(self.store, rt, self._ns(rt, md.get("namespace")), md["name"], body)
 
     def delete(self, resource, name, namespace=None, grace_period=0):
         """Delete (immediately by default); returns the object, or None if it did not exist."""

@@ -277,6 +277,23 @@ class Store:
             self._after_write(rt)
             return self.render(rt, new, version)
 
+    def bind(self, rt, ns, name, assign, dry_run=False):
+        """pods/binding (tests/kubeapi/binding.py): assign(copy of the pod) -> the bound pod, or
+        raises; stored atomically with the check, as GuaranteedUpdate does."""
+        with self.lock:
+            self._check_alive(rt)
+            old = self.objects[rt.key].get((ns or "", name))
+            if old is None:
+                raise errors.not_found(rt.plural, name, rt.group)
+            new = assign(copy.deepcopy(old))
+            if dry_run:
+                return self.render(rt, new)
+            new["metadata"]["resourceVersion"] = str(self._bump())
+            self.objects[rt.key][(ns or "", name)] = new
+            self._record("MODIFIED", rt, new, old)
+            self._after_write(rt)
+            return self.render(rt, new)
+
     # -- delete ------------------------------------------------------------------------------------
 
     def _remove(self, rt, ns, name, final):
