@@ -3,7 +3,10 @@
 What the node shows (one node, found by name; never a LIST of nodes):
   annotation `sriov/vfCount`          free VFs over all managed PFs, a decimal string ("5")
   annotation `sriov/vfDetail`         per-PF JSON, compact with sorted keys:
-                                      {"<pf>":{"allocated":3,"free":5,"pfAttached":false,"total":8}}
+                                      {"<pf>":{"allocated":3,"free":5,"pfAttached":false,
+                                               "pods":["<uid>",...],"total":8}}
+                                      `pods`: UIDs of the pods holding its VFs (the scheduler
+                                      extender reconciles its placements by them);
                                       a PF that cannot be read counts 0 and carries "error"
   label      `sriov/freeVFAvailable`  "true" only while vfCount > 0; removed (null) at 0
 
@@ -61,9 +64,9 @@ def count_pfs(pfs: list[dict]) -> tuple[int, dict]:
             c = pf_count(name, pf.get("sysfsRoot", "/sys"), pf.get("backend", "netlink"),
                          pf.get("stateDir", DEFAULT_STATE_DIR))
             entry = {"total": c.total, "free": c.free, "allocated": c.allocated,
-                     "pfAttached": c.pf_attached}
+                     "pfAttached": c.pf_attached, "pods": list(c.pods)}
         except Exception as e:  # noqa: BLE001 - one broken PF must not stop the others
-            entry = {"total": 0, "free": 0, "allocated": 0, "pfAttached": False,
+            entry = {"total": 0, "free": 0, "allocated": 0, "pfAttached": False, "pods": [],
                      "error": str(e)[:300] or type(e).__name__}
         free += entry["free"]
         detail[name] = entry

@@ -91,7 +91,9 @@ class VFs:
             jobs.append((self.netns(f"v{self.n}"), f"c{self.uid}{self.n}"))
 
         def one(job):
-            r = cni("sriov", "ADD", self.conf, netns=f"/var/run/netns/{job[0]}", ifname="net1", container_id=job[1])
+            # the pod's UID as kubelet/Multus pass it: the detail names the pods holding VFs
+            r = cni("sriov", "ADD", self.conf, netns=f"/var/run/netns/{job[0]}", ifname="net1", container_id=job[1],
+                    args=f"IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=p{job[1]};K8S_POD_UID=uid-{job[1]}")
             assert r.ok, r.stdout + r.stderr.encode()
             return job
         with ThreadPoolExecutor(4) as ex:
@@ -151,7 +153,7 @@ def test_start_publishes_count_label_and_detail(api, node, nic, publisher):
     assert p.flush(5)
     ann, labels = held(api, node)
     assert ann[COUNT_ANNOTATION] == "8" and labels[AVAILABLE_LABEL] == "true"
-    assert detail(api, node) == {nic["master"]: {"total": 8, "free": 8, "allocated": 0, "pfAttached": False}}
+    assert detail(api, node) == {nic["master"]: {"total": 8, "free": 8, "allocated": 0, "pfAttached": False, "pods": []}}
     # what others own on the node is untouched
     assert ann["other/owner"] == "kubelet" and labels["kubernetes.io/hostname"] == node
     # start-up cost: one GET of the node by name, one merge PATCH; never a LIST of nodes
@@ -184,7 +186,8 @@ def test_vf_lifecycle_one_patch_per_burst(api, node, nic, vfs, publisher):
     time.sleep(0.5)    # > 2 windows: nothing else is coming
     assert patches(api, node) == base + 1, "80 notify() calls in one window must cost one PATCH"
     assert took < 2.0, took   # window 0.2 s + one count + one PATCH; loose for a loaded machine
-    assert detail(api, node)[nic["master"]] == {"total": 8, "free": 5, "allocated": 3, "pfAttached": False}
+    assert detail(api, node)[nic["master"]] == {"total": 8, "free": 5, "allocated": 3, "pfAttached": False,
+                                                "pods": sorted(f"uid-{cid}" for _, cid in vfs.held)}
     assert held(api, node)[1][AVAILABLE_LABEL] == "true"
     # the change sent only what changed: both annotations; the label stays "true"
     last = api.find(method="PATCH", resource="nodes", name=node)[-1].body
@@ -250,7 +253,7 @@ def test_vf_change_outside_netmeta_shows_within_the_period(api, node, nic, netns
     vf5 = Topology(nic["sysfsRoot"]).vf_netdev(nic["master"], 5)
     subprocess.run(["ip", "link", "set", vf5, "netns", foreign], check=True)
     took_netdev = wait_count(api, node, "5", timeout=3)
-    assert detail(api, node)[nic["master"]] == {"total": 6, "free": 5, "allocated": 0, "pfAttached": False}
+    assert detail(api, node)[nic["master"]] == {"total": 6, "free": 5, "allocated": 0, "pfAttached": False, "pods": []}
     assert p.stats()["patch_failures"] == 0 and patches(api, node) == 3
     assert took_numvfs < 2.5 and took_netdev < 2.5, (took_numvfs, took_netdev)   # period 0.5 s
     print(f"\nCONVERGENCE outside change (period 500 ms): sriov_numvfs {took_numvfs * 1000:.0f} ms, "
@@ -360,7 +363,7 @@ def test_status_file_sink_and_a_missing_pf(nic, uid, tmp_path, publisher):
     assert set(doc) == {"annotations", "labels"} and doc["labels"] == {AVAILABLE_LABEL: "true"}
     assert doc["annotations"][COUNT_ANNOTATION] == "8"
     d = json.loads(doc["annotations"][DETAIL_ANNOTATION])
-    assert d[nic["master"]] == {"total": 8, "free": 8, "allocated": 0, "pfAttached": False}
+    assert d[nic["master"]] == {"total": 8, "free": 8, "allocated": 0, "pfAttached": False, "pods": []}
     assert d[gone["master"]]["free"] == 0 and "failed to find PF" in d[gone["master"]]["error"]
     set_numvfs(nic, 0)
     p.notify()

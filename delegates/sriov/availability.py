@@ -14,6 +14,7 @@ class PFCount:
     free: int
     allocated: int
     pf_attached: bool   # the PF itself is in a pod (pfOnly): none of its VFs is usable
+    pods: tuple = ()    # UIDs of the pods holding its VFs (records carrying K8S_POD_UID), sorted
 
     def to_dict(self) -> dict:
         return {"pf": self.pf, "total": self.total, "free": self.free, "allocated": self.allocated,
@@ -29,7 +30,9 @@ def pf_count(pf: str, sysfs_root: str = "/sys", backend: str = "netlink",
         return PFCount(pf, 0, 0, 0, True)
     dev.require_pf(pf)
     dev.sync(pf)
-    taken = {r["vf"] for r in recs.of_pf(pf)}
+    records = recs.of_pf(pf)
+    taken = {r["vf"] for r in records}
     vfs = dev.topo.vfs(pf)
     free = sum(1 for v in vfs if v.index not in taken and v.netdev)
-    return PFCount(pf, len(vfs), free, len(taken & {v.index for v in vfs}), False)
+    pods = sorted({r["podUID"] for r in records if isinstance(r.get("podUID"), str) and r["podUID"]})
+    return PFCount(pf, len(vfs), free, len(taken & {v.index for v in vfs}), False, tuple(pods))

@@ -120,7 +120,7 @@ class SRIOVPlugin(Plugin):
         if state is None:
             raise CNIError(DEVICE_NOT_FOUND, f"failed to find netdev {host_name} of {pf}")
         return {"containerID": req.container_id, "ifname": req.ifname, "netns": req.netns,
-                "network": cfg.name, "pf": pf, "vf": vf,
+                "network": cfg.name, "pf": pf, "vf": vf, "podUID": _pod_uid(req),
                 "pci": dev.topo.vf_pci(pf, vf) if vf is not None else dev.topo.pf_pci(pf),
                 "state": "allocated", "pid": os.getpid(), "created": time.time(),
                 "tmpName": f"nmv{secrets.token_hex(4)}",
@@ -312,3 +312,10 @@ class SRIOVPlugin(Plugin):
         if cfg.master:
             Device(cfg.sysfs_root, cfg.backend).require_pf(cfg.master)
 
+
+def _pod_uid(req) -> str | None:
+    """The pod's UID from CNI_ARGS (kubelet via CRI, Multus and netmeta pass K8S_POD_UID): node
+    availability names the pods holding VFs with it, so the scheduler extender can tell which
+    of the pods it placed the published count already includes."""
+    uid = req.args.get("K8S_POD_UID")
+    return uid if isinstance(uid, str) and 0 < len(uid) <= 128 and uid.isprintable() else None
