@@ -10,6 +10,9 @@ which matches keys case-insensitively; we answer with the Go field names:
                           "FailedNodes": {name: reason}, "FailedAndUnresolvableNodes": {name: reason},
                           "Error": ""}
     HostPriorityList     [{"Host": name, "Score": 0..10}]     (MaxExtenderPriority = 10)
+With `bindVerb` configured, kube-scheduler lets the extender bind the pod it placed:
+    ExtenderBindingArgs  {"PodName", "PodNamespace", "PodUID", "Node"}  POSTed to <urlPrefix>/<bindVerb>
+    ExtenderBindingResult {"Error": ""}    (non-empty: the binding failed; the pod is retried)
 A filter answer must carry the form it was asked in: with `NodeNames` asked and none answered,
 kube-scheduler takes it as "no node passed". A non-empty `Error` fails the pod's scheduling
 attempt (it is retried); a non-200 status is an error too. Keys are read as encoding/json reads
@@ -105,6 +108,42 @@ def parse_args(body: bytes) -> Args:
             if names is None:
                 args.names.append(name)
     return args
+
+
+@dataclass(frozen=True)
+class Binding:
+    namespace: str
+    name: str
+    uid: str
+    node: str
+
+
+def parse_binding(body: bytes) -> Binding:
+    """ExtenderBindingArgs (k8s.io/kube-scheduler/extender/v1), read as encoding/json reads it."""
+    try:
+        doc = json.loads(body)
+    except RecursionError:
+        raise BadRequest("malformed ExtenderBindingArgs: JSON nested too deeply") from None
+    except ValueError as e:
+        raise BadRequest(f"malformed ExtenderBindingArgs: invalid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise BadRequest(f"malformed ExtenderBindingArgs: a JSON object is needed, not JSON {_kind(doc)}")
+    out = {}
+    for field_name in ("PodName", "PodNamespace", "PodUID", "Node"):
+        v = go_field(doc, field_name)
+        if v is None:
+            v = ""
+        if not isinstance(v, str):
+            raise BadRequest(f"malformed ExtenderBindingArgs: {field_name} must be a string, not JSON {_kind(v)}")
+        out[field_name] = v
+    for required in ("PodName", "Node"):
+        if not out[required]:
+            raise BadRequest(f"malformed ExtenderBindingArgs: {required} is empty")
+    return Binding(out["PodNamespace"] or "default", out["PodName"], out["PodUID"], out["Node"])
+
+
+def binding_result(error: str = "") -> dict:
+    return {"Error": error}
 
 
 def filter_result(args: Args, passed, failed: dict, unresolvable: dict) -> dict:

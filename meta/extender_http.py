@@ -2,6 +2,7 @@
 kube-scheduler's Go client uses it):
   POST <any prefix>/filter      ExtenderArgs -> ExtenderFilterResult
   POST <any prefix>/prioritize  ExtenderArgs -> HostPriorityList
+  POST <any prefix>/bind        ExtenderBindingArgs -> ExtenderBindingResult (bind mode)
   GET  /healthz (alive), /readyz (watch caches filled), /metrics (Prometheus)
 Every answer is JSON (or text for the GETs); a bad request is a 4xx with the result's `Error`,
 and an unexpected failure is logged and answered 500 with a one-line `Error`, never a traceback."""
@@ -18,7 +19,8 @@ from .extender_api import dumps, error_result
 
 _log = log.get("extender")
 MAX_BODY = 256 << 20       # a Nodes-form request for thousands of full Node objects fits
-VERBS = ("filter", "prioritize")
+VERBS = ("filter", "prioritize", "bind")
+BACKLOG = 128              # listen backlog: a burst of parallel callers is queued, not reset
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -34,7 +36,7 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         if verb not in VERBS:
-            return self._send(404, dumps(error_result(f"no such extender verb {verb!r} (use filter or prioritize)")))
+            return self._send(404, dumps(error_result(f"no such extender verb {verb!r} (use filter, prioritize or bind)")))
         try:
             status, result = getattr(self.extender, verb)(body)
         except Exception as e:     # noqa: BLE001 - a bug: log it, answer one line, keep serving
@@ -105,6 +107,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = BACKLOG
     tls = None
 
     def finish_request(self, request, client_address):

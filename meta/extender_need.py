@@ -10,6 +10,7 @@ the node, which the extender cannot see) and `pfOnly` networks (they take the PF
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 from cni.errors import INVALID_CONFIG, NETWORK_NOT_FOUND, CNIError
@@ -56,9 +57,12 @@ class NeedResolver:
     CNIError (meta.k8s.Kube: watch cache first, GET on a miss). Parsed NADs are cached by
     (namespace, name, resourceVersion)."""
 
-    def __init__(self, nads):
-        self.nads = nads
+    MISSING_TTL = 5.0     # a NAD found missing is not asked for again for this long
+
+    def __init__(self, nads, clock=time.monotonic):
+        self.nads, self.clock = nads, clock
         self._kinds: dict = {}
+        self._missing: dict = {}      # (namespace, name) -> when the miss stops counting
         self._lock = threading.Lock()
 
     def need(self, pod) -> Need:
@@ -90,11 +94,20 @@ class NeedResolver:
 
     def _kind(self, namespace: str, name: str) -> tuple[bool, str | None]:
         """(takes a VF, its PF or None) for one NAD."""
+        missing = f"network-attachment-definition {namespace}/{name} not found"
+        with self._lock:
+            until = self._missing.get((namespace, name))
+        if until is not None and until > self.clock():     # negative cache: no GET per decision
+            raise PodError(missing)
         try:
             nad = self.nads.get_nad(namespace, name)
         except CNIError as e:
             if e.code == NETWORK_NOT_FOUND:
-                raise PodError(f"network-attachment-definition {namespace}/{name} not found") from None
+                with self._lock:
+                    if len(self._missing) > 4096:
+                        self._missing.clear()
+                    self._missing[(namespace, name)] = self.clock() + self.MISSING_TTL
+                raise PodError(missing) from None
             raise LookupFailed(f"failed to get network-attachment-definition {namespace}/{name}: {e}") from None
         rv = ((nad.get("metadata") or {}).get("resourceVersion") or "") if isinstance(nad, dict) else ""
         key = (namespace, name, rv)

@@ -1,12 +1,25 @@
 """A node's published SR-IOV availability, as the scheduler extender reads it: the annotations
 meta/nodestatus.py writes (`sriov/vfCount` = free VFs on the node; `sriov/vfDetail` = per-PF JSON
-{"<pf>": {"total", "free", "allocated", "pfAttached"[, "error"]}}, optional)."""
+{"<pf>": {"total", "free", "allocated", "pfAttached"[, "pods"][, "error"]}}, optional).
+
+`pods` lists the UIDs of the pods holding the PF's VFs. When every PF of a node lists them, the
+node "names its holders": the extender then knows exactly which of the pods it placed there are
+already inside the published count (see meta/extender_ledger.py). The holders are kept as 8-byte
+digests in one bytes object (a node with 64 busy VFs costs 512 bytes, not 64 str objects)."""
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
 from .nodestatus import COUNT_ANNOTATION, DETAIL_ANNOTATION
+
+DIGEST = 8
+
+
+def digest(uid: str) -> bytes:
+    """A pod UID's 8-byte digest (blake2b): 2^-64 odds that two UIDs share one."""
+    return hashlib.blake2b(uid.encode(), digest_size=DIGEST).digest()
 
 
 @dataclass(frozen=True)
@@ -15,6 +28,19 @@ class Free:
     pfs: dict | None = None           # sriov/vfDetail: {pf: (free, total)}; None: absent/invalid
     problem: str = ""
     capacity: int | None = None       # all VFs of the node's PFs (from the detail), or None
+    holders: bytes | None = None      # digests of the pods holding VFs; None: the node names none
+
+    def holds(self, key: bytes) -> bool:
+        """The node's published count includes the pod with this digest."""
+        blob = self.holders
+        if not blob:
+            return False
+        i = blob.find(key)
+        while i != -1:
+            if i % DIGEST == 0:
+                return True
+            i = blob.find(key, i + 1)
+        return False
 
 
 def _count(v):
@@ -35,10 +61,17 @@ def parse_free(node) -> Free:
         detail = json.loads(ann.get(DETAIL_ANNOTATION) or "null")
     except (TypeError, ValueError):
         detail = None
+    holders: list | None = None
     if isinstance(detail, dict):
-        pfs = {}
+        pfs, holders = {}, []
         for pf, e in detail.items():
             free, cap = (_count(e.get("free")), _count(e.get("total"))) if isinstance(e, dict) else (None, None)
             if free is not None:
                 pfs[pf] = (free, cap if cap is not None else free)
-    return Free(int(raw), pfs, capacity=None if pfs is None else sum(cap for _, cap in pfs.values()))
+            pods = e.get("pods") if isinstance(e, dict) else None
+            if holders is not None and isinstance(pods, list):
+                holders.extend(digest(p) for p in pods if isinstance(p, str) and p)
+            else:
+                holders = None      # one PF that does not name its holders: the node does not
+    return Free(int(raw), pfs, capacity=None if pfs is None else sum(cap for _, cap in pfs.values()),
+                holders=None if holders is None else b"".join(sorted(set(holders))))

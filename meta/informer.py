@@ -1,19 +1,28 @@
-"""Watch caches for the daemon (a small informer): LIST, then WATCH from the list's
-resourceVersion, re-LIST on 410 Gone or a broken stream, with backoff. Reads never block on
-the API: a miss (not synced yet, or an object newer than the cache) falls back to a GET."""
+"""Watch caches for the daemon and the scheduler extender (a small informer): LIST (in pages),
+then WATCH from the list's resourceVersion, re-LIST on 410 Gone or a broken stream, with backoff.
+Reads never block on the API: a miss (not synced yet, or an object newer than the cache) falls
+back to a GET.
+
+`transform(obj)` keeps only what a user needs of each object (the extender keeps a few fields of
+each Node, not the ~17 KB of Python objects a whole Node becomes); a subclass that overrides
+`changed(key, old, new, obj)` hears every change (watch events and re-LISTs; `obj` is the object
+as the API sent it, None for a key dropped by a re-LIST)."""
 import threading
 
 from cni import log
 
 _log = log.get("informer")
+PAGE = 500       # objects per LIST page (kube-apiserver's informers use 500 as well)
 
 
 class Informer:
-    def __init__(self, name: str, list_fn, watch_fn, count=None, backoff_max: float = 10.0):
-        """list_fn() -> the list as a dict; watch_fn(resource_version) -> an iterator of watch
-        events ({"type", "object"}) from that version (meta/k8s.Kube.lister makes both).
-        Objects are kept as dicts."""
+    def __init__(self, name: str, list_fn, watch_fn, count=None, backoff_max: float = 10.0,
+                 transform=None):
+        """list_fn(continue_token) -> one page of the list as a dict; watch_fn(resource_version)
+        -> an iterator of watch events ({"type", "object"}) from that version (meta/k8s.Kube.lister
+        makes both). Objects are kept as `transform` returns them (default: the dicts)."""
         self.name, self.list_fn, self.watch_fn, self.count = name, list_fn, watch_fn, count
+        self.transform = transform
         self.items: dict = {}
         self.synced = threading.Event()
         self._stop = threading.Event()
@@ -32,20 +41,51 @@ class Informer:
         with self._lock:
             return self.items.get((namespace, name))
 
+    def changed(self, key, old, new, obj) -> None:
+        """Called with the informer's lock held after each change; must not call back into it."""
+
     @staticmethod
     def _key(obj: dict):
         m = obj.get("metadata") or {}
         return m.get("namespace", ""), m.get("name", "")
 
+    def _keep(self, obj: dict):
+        return self.transform(obj) if self.transform is not None else obj
+
     def _relist(self) -> str:
-        if self.count:
-            self.count("list")
-        resp = self.list_fn()
-        items = resp.get("items") or []
+        """LIST page by page (memory stays one page of whole objects), then swap the table."""
+        items, rv, token = {}, "", ""
+        while True:
+            if self.count:
+                self.count("list")
+            resp = self.list_fn(token)
+            meta = resp.get("metadata") or {}
+            rv = rv or meta.get("resourceVersion", "")    # the first page's snapshot
+            for obj in resp.get("items") or ():
+                items[self._key(obj)] = (self._keep(obj), obj)
+            token = meta.get("continue") or ""
+            if not token:
+                break
         with self._lock:
-            self.items = {self._key(o): o for o in items}
+            old = self.items
+            self.items = {k: kept for k, (kept, _) in items.items()}
+            for key in old.keys() - items.keys():
+                self.changed(key, old[key], None, None)
+            for key, (kept, obj) in items.items():
+                self.changed(key, old.get(key), kept, obj)
         self.synced.set()
-        return (resp.get("metadata") or {}).get("resourceVersion", "")
+        return rv
+
+    def _event(self, kind: str, obj: dict) -> None:
+        key = self._key(obj)
+        with self._lock:
+            old = self.items.get(key)
+            if kind == "DELETED":
+                self.items.pop(key, None)
+                new = None
+            else:
+                new = self.items[key] = self._keep(obj)
+            self.changed(key, old, new, obj)
 
     def _run(self) -> None:
         from .kubeclient import ApiError
@@ -67,11 +107,7 @@ class Informer:
                     rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
                     if kind == "BOOKMARK":
                         continue
-                    with self._lock:
-                        if kind == "DELETED":
-                            self.items.pop(self._key(obj), None)
-                        else:
-                            self.items[self._key(obj)] = obj
+                    self._event(kind, obj)
                 delay = 0.2
             except ApiError as e:
                 if e.status == 410:

@@ -13,6 +13,7 @@ from cni import fault, log
 from cni.errors import API_FAILED, NETWORK_NOT_FOUND, TRY_AGAIN, CNIError
 
 from . import kubeclient
+from .informer import PAGE
 
 _log = log.get("k8s")
 NAD_GROUP, NAD_VERSION, NAD_PLURAL = "k8s.cni.cncf.io", "v1", "network-attachment-definitions"
@@ -37,8 +38,9 @@ class Kube:
 
     def lister(self, path: str, **query):
         """(list_fn, watch_fn) of a collection for an Informer."""
-        def list_fn():
-            return self.http.request("GET", path, query, timeout=max(self.timeout, 60))
+        def list_fn(cont: str = ""):
+            page = dict(query, limit=str(PAGE), **({"continue": cont} if cont else {}))
+            return self.http.request("GET", path, page, timeout=max(self.timeout, 60))
 
         def watch_fn(resource_version: str, timeout_seconds: int = 300):
             return self.http.watch(path, dict(query, resourceVersion=resource_version, allowWatchBookmarks="true",

@@ -88,8 +88,8 @@ def nodes(api, uid):
 
 
 class Service:
-    def __init__(self, api, kubeconfig, ttl):
-        self.ext, self.view = build(kubeconfig, ttl)
+    def __init__(self, api, kubeconfig, ttl, mode):
+        self.ext, self.view = build(kubeconfig, ttl, mode)
         assert self.view.synced(10) and api.wait_for(self.view.ready, 10)
         self.ledger = self.ext.ledger
         self.srv = serve(self.ext, "127.0.0.1:0")
@@ -113,6 +113,15 @@ class Service:
         assert status == expect, data
         return json.loads(data)
 
+    def bind(self, pod, node, expect=200):
+        """POST what kube-scheduler's HTTPExtender.Bind posts: json.Marshal(ExtenderBindingArgs)."""
+        md = pod["metadata"]
+        args = {"PodName": md["name"], "PodNamespace": md.get("namespace", "default"), "PodUID": md["uid"],
+                "Node": node}
+        status, data = self.request("POST", "/scheduler/bind", json.dumps(args))
+        assert status == expect, data
+        return json.loads(data)
+
     def stop(self):
         self.srv.shutdown()
         self.srv.server_close()
@@ -123,8 +132,10 @@ class Service:
 def extender(api, tmp_path):
     made = []
 
-    def start(ttl=30.0):
-        s = Service(api, api.kubeconfig(str(tmp_path / f"kc{len(made)}"), token="extender-token"), ttl)
+    def start(ttl=30.0, mode="filter"):
+        """Mode "filter" by default: most tests here pin the tentative accounting of the mode
+        without bindVerb; tests/test_extender_bind.py covers the bind mode (the shipped one)."""
+        s = Service(api, api.kubeconfig(str(tmp_path / f"kc{len(made)}"), token="extender-token"), ttl, mode)
         made.append(s)
         return s
     yield start
@@ -140,13 +151,9 @@ def make_pod(api, name, networks=None, annotations=None):
     return api.create(objects.pod(name, "default", annotations=ann or None))
 
 
-def bind(api, monkeypatch, pod, node):
-    """What POST pods/<name>/binding does (the test API server has no binding subresource):
-    set spec.nodeName. The spec freeze check is relaxed for nodeName only."""
-    frozen = validation._pod_spec_frozen
-    monkeypatch.setattr(validation, "_pod_spec_frozen",
-                        lambda spec: {k: v for k, v in frozen(spec).items() if k != "nodeName"})
-    api.patch("pods", pod["metadata"]["name"], {"spec": {"nodeName": node}}, namespace="default")
+def bind(api, pod, node):
+    """What kube-scheduler's default binder does: POST pods/<name>/binding (as the admin)."""
+    api.bind(pod, node)
 
 
 # -- the issue's "must show" ---------------------------------------------------------------------
@@ -210,7 +217,7 @@ def test_burst_never_promises_more_than_free(api, nodes, extender, uid):
     assert last["NodeNames"] == [] and "8 promised to pods being scheduled" in last["FailedNodes"][nodes[8]]
 
 
-def test_burst_concurrent_and_with_bindings(api, nodes, extender, uid, monkeypatch):
+def test_burst_concurrent_and_with_bindings(api, nodes, extender, uid):
     """Concurrent filters never overcommit either; once the pod watch shows where a pod was
     bound, its VFs stay promised on that node only, so the 2-VF node is usable again."""
     svc = extender()
@@ -221,7 +228,7 @@ def test_burst_concurrent_and_with_bindings(api, nodes, extender, uid, monkeypat
     for name, free in ((nodes[2], 2), (nodes[8], 8)):
         assert 2 * sum(name in r["NodeNames"] for r in results) <= free
     first = next(p for p, r in zip(pods, results) if nodes[2] in r["NodeNames"])
-    bind(api, monkeypatch, first, nodes[8])
+    bind(api, first, nodes[8])
     assert api.wait_for(lambda: not svc.ledger.held(nodes[2]), 5)
     assert svc.ledger.held(nodes[8]) == {TOTAL: 8}
     res = svc.call("filter", make_pod(api, f"c-late-{uid}", "sriov-net,sriov-net"), names=names)
@@ -284,12 +291,13 @@ def test_per_pf_detail(api, extender, uid):
 def test_non_sriov_pod_passes_everything(api, nodes, extender, uid):
     svc = extender()
     names = [nodes[0], nodes[2], nodes[8], f"no-such-node-{uid}"]
+    held_before = svc.ledger.assumed()    # pods bound by earlier tests, still Pending, are held
     for pod in (make_pod(api, f"br-{uid}", "bridge-net"), make_pod(api, f"plain-{uid}"),
                 make_pod(api, f"empty-{uid}", "[]")):
         res = svc.call("filter", pod, names=names)
         assert res["NodeNames"] == names and res["FailedNodes"] == {} and res["FailedAndUnresolvableNodes"] == {}
         assert svc.call("prioritize", pod, names=names) == [{"Host": n, "Score": 0} for n in names]
-    assert svc.ledger.assumed()["pods"] == 0
+    assert svc.ledger.assumed() == held_before
 
 
 def test_bad_requests_are_answered_clearly(api, nodes, extender, uid):
@@ -316,7 +324,7 @@ def test_bad_requests_are_answered_clearly(api, nodes, extender, uid):
     gone = make_pod(api, f"gone-{uid}", "no-such-nad")
     res = svc.call("filter", gone, names=[nodes[8]])
     assert res["FailedAndUnresolvableNodes"] == {nodes[8]: "network-attachment-definition default/no-such-nad not found"}
-    assert svc.request("POST", "/scheduler/bind", b"{}")[0] == 404
+    assert svc.request("POST", "/scheduler/unbind", b"{}")[0] == 404
     # a chunked body, and none at all
     body = json.dumps({"Pod": pod, "NodeNames": [nodes[8]]}).encode()
     chunked = (b"POST /filter HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -350,9 +358,9 @@ def test_shipped_configuration():
     NodeNames, does not ignore failures; the Service, Deployment and config agree on the port."""
     (cfg,) = manifest("scheduler-config.yaml", "KubeSchedulerConfiguration")
     (ext,) = cfg["extenders"]
-    assert (ext["filterVerb"], ext["prioritizeVerb"]) == ("filter", "prioritize")
+    assert (ext["filterVerb"], ext["prioritizeVerb"], ext["bindVerb"]) == ("filter", "prioritize", "bind")
     assert ext["nodeCacheCapable"] is True and ext["ignorable"] is False and ext["weight"] > 0
-    assert "managedResources" not in ext and "bindVerb" not in ext
+    assert "managedResources" not in ext
     (svc,) = manifest("service.yaml", "Service")
     (dep,) = manifest("deployment.yaml", "Deployment")
     port = svc["spec"]["ports"][0]["port"]
@@ -362,14 +370,17 @@ def test_shipped_configuration():
     assert container["command"][:2] == ["netmeta", "scheduler-extender"]
     assert container["command"][container["command"].index("--listen") + 1] == f":{port}"
     assert dep["spec"]["template"]["spec"]["serviceAccountName"] == "netmeta-scheduler-extender"
-    assert sorted(v for rule in shipped_rules() for v in rule[0].split(",")) == ["get", "get", "list", "list",
-                                                                                 "watch", "watch"]
+    assert sorted(shipped_rules()) == [("create", ["pods/binding"]),
+                                       ("get,list,watch", ["network-attachment-definitions.k8s.cni.cncf.io"]),
+                                       ("get,list,watch", ["nodes", "pods"])]
+    assert "--mode" not in container["command"]       # bind mode is the default, matching bindVerb
 
 
 def test_health_ready_metrics(api, nodes, extender, uid):
     svc = extender()
     assert svc.request("GET", "/healthz") == (200, b"ok\n")
     assert svc.request("GET", "/readyz") == (200, b"ok\n")
+    before = svc.ledger.assumed()      # pods bound by earlier tests, still Pending, are held
     pod = make_pod(api, f"m-{uid}", "sriov-net,sriov-net")
     svc.call("filter", pod, names=[nodes[0], nodes[8]])
     svc.call("prioritize", pod, names=[nodes[8]])
@@ -379,8 +390,9 @@ def test_health_ready_metrics(api, nodes, extender, uid):
                  'netmeta_extender_decisions_total{result="scored",verb="prioritize"} 1.0',
                  'netmeta_extender_decisions_total{result="bad_request",verb="filter"} 1.0',
                  'netmeta_extender_filtered_nodes_total{reason="insufficient"} 1.0',
-                 'netmeta_extender_assumed_vfs{state="tentative"} 2.0',
-                 "netmeta_extender_assumed_pods 1.0"):
+                 f'netmeta_extender_assumed_vfs{{state="tentative"}} {before["tentative"] + 2}.0',
+                 f'netmeta_extender_assumed_vfs{{state="bound"}} {before["bound"]}.0',
+                 f"netmeta_extender_assumed_pods {before['pods'] + 1}.0"):
         assert line in text
 
 
