@@ -22,7 +22,7 @@ def digest(uid: str) -> bytes:
     return hashlib.blake2b(uid.encode(), digest_size=DIGEST).digest()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Free:
     total: int | None                 # sriov/vfCount; None: not published (see `problem`)
     pfs: dict | None = None           # sriov/vfDetail: {pf: (free, total)}; None: absent/invalid

@@ -53,26 +53,30 @@ class Informer:
         return self.transform(obj) if self.transform is not None else obj
 
     def _relist(self) -> str:
-        """LIST page by page (memory stays one page of whole objects), then swap the table."""
-        items, rv, token = {}, "", ""
+        """LIST page by page, keeping each object as `transform` makes it as soon as its page
+        arrives (memory holds one page of whole objects, not the whole list), then swap the
+        table; keys the new list lacks are reported gone."""
+        items: dict = {}
+        rv, token = "", ""
         while True:
             if self.count:
                 self.count("list")
             resp = self.list_fn(token)
             meta = resp.get("metadata") or {}
             rv = rv or meta.get("resourceVersion", "")    # the first page's snapshot
-            for obj in resp.get("items") or ():
-                items[self._key(obj)] = (self._keep(obj), obj)
             token = meta.get("continue") or ""
+            with self._lock:
+                for obj in resp.get("items") or ():
+                    key = self._key(obj)
+                    kept = items[key] = self._keep(obj)
+                    self.changed(key, self.items.get(key), kept, obj)
+            del resp
             if not token:
                 break
         with self._lock:
-            old = self.items
-            self.items = {k: kept for k, (kept, _) in items.items()}
+            old, self.items = self.items, items
             for key in old.keys() - items.keys():
                 self.changed(key, old[key], None, None)
-            for key, (kept, obj) in items.items():
-                self.changed(key, old.get(key), kept, obj)
         self.synced.set()
         return rv
 

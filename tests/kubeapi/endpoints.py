@@ -126,24 +126,23 @@ def _int(query, key, default=None):
 
 def _list(store, rt, info, query):
     ls, fs = selectors_from(rt, query)
-    items, rv = store.list(rt, _ns(rt, info), ls, fs, info.version)
-    meta = {"resourceVersion": str(rv)}
-    token = query.get("continue")
+    token, start = query.get("continue"), None
     if token:
         try:
             start = tuple(json.loads(base64.b64decode(token))["start"])
         except (ValueError, KeyError, TypeError):
             raise errors.bad_request("continue key is not valid: incorrect encoded start resourceVersion "
                                      "(version meta.k8s.io/v1)") from None
-        items = [i for i in items if (i["metadata"].get("namespace", ""), i["metadata"]["name"]) > start]
     limit = _int(query, "limit", 0)
-    if limit and len(items) > limit:
-        last = items[limit - 1]["metadata"]
+    # only the page is rendered (a paged LIST of 20,000 nodes stays linear)
+    items, rv, remaining = store.list_page(rt, _ns(rt, info), ls, fs, info.version, after=start, limit=limit)
+    meta = {"resourceVersion": str(rv)}
+    if limit and remaining:
+        last = items[-1]["metadata"]
         meta["continue"] = base64.b64encode(json.dumps(
             {"v": "meta.k8s.io/v1", "rv": rv, "start": [last.get("namespace", ""), last["name"]]}
         ).encode()).decode()
-        meta["remainingItemCount"] = len(items) - limit
-        items = items[:limit]
+        meta["remainingItemCount"] = remaining
     if rt.builtin:
         for item in items:
             item.pop("apiVersion", None)

@@ -145,18 +145,27 @@ class Store:
 
     def list(self, rt, ns=None, label_selector=None, field_selector=None, version=None):
         """(items sorted by namespace/name as etcd keys are, list resourceVersion)."""
+        items, rv, _ = self.list_page(rt, ns, label_selector, field_selector, version)
+        return items, rv
+
+    def list_page(self, rt, ns=None, label_selector=None, field_selector=None, version=None,
+                  after=None, limit=0):
+        """One page of a LIST: the matches whose (namespace, name) key sorts after `after`, at
+        most `limit` (0: all) rendered; (items, list resourceVersion, matches left after them)."""
         with self.lock:
             self._check_alive(rt)
-            items = []
-            for (ons, _), obj in sorted(self.objects[rt.key].items()):
-                if ns and ons != ns:
+            keys = []
+            for key, obj in sorted(self.objects[rt.key].items()):
+                if (ns and key[0] != ns) or (after is not None and key <= after):
                     continue
                 if label_selector and not label_selector.matches(obj["metadata"].get("labels")):
                     continue
                 if field_selector and not field_selector.matches(rt.field_getter(obj)):
                     continue
-                items.append(self.render(rt, obj, version))
-            return items, self.rv
+                keys.append(key)
+            shown = keys[:limit] if limit else keys
+            items = [self.render(rt, self.objects[rt.key][k], version) for k in shown]
+            return items, self.rv, len(keys) - len(shown)
 
     # -- create ------------------------------------------------------------------------------------
 
