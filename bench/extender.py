@@ -13,6 +13,8 @@ Per node count:
   filter / prioritize / bind
                  p50 / p99 ms over HTTP keep-alive, as kube-scheduler calls them (NodeNames form,
                  every node a candidate); bind POSTs the pod's binding to the API server
+  200 parallel filters
+                 p50 / p99 ms of 200 filters sent at once on 200 connections
 Bursts (16 callers at once, as kube-scheduler's cycle + async binds; failed binds retried):
   10 nodes x 15 free VFs, 200 one-VF pods      -> placed, pods/s
   1,000 nodes, 150 with one free VF, 200 pods  -> placed, pods/s
@@ -198,8 +200,14 @@ def scale(n: int, decisions: int, tmp: str) -> dict:
         timings = {"filter": [], "prioritize": [], "bind": []}
         for pod in pods(s.api, "d", decisions):
             schedule(caller, pod, s.names, rng, timings)
+        # 200 filters at once (200 connections), as a burst of scheduler profiles or retries
+        many = pods(s.api, "q", 200)
+        par = Caller(s.port)
+        with ThreadPoolExecutor(200) as pool:
+            lat = list(pool.map(lambda pod: par.post("filter", {"Pod": pod, "Nodes": None, "NodeNames": s.names})[0],
+                                many))
         peak_after, rss_after = s.rss()
-        return {"nodes": n, "ready_s": ready, "peak": peak, "steady": steady, "peak_after": peak_after,
+        return {"nodes": n, "par_p50": pct(lat, 0.5), "par_p99": pct(lat, 0.99), "ready_s": ready, "peak": peak, "steady": steady, "peak_after": peak_after,
                 "rss_after": rss_after, **{f"{v}_{q}": pct(timings[v], p) for v in timings
                                               for q, p in (("p50", 0.5), ("p99", 0.99))}}
     finally:
@@ -249,7 +257,8 @@ def main(argv=None) -> int:
           f"per Node, {os.cpu_count()} cpus")
     with tempfile.TemporaryDirectory() as tmp:
         print(f"\n{'nodes':>6} {'ready s':>8} {'start peak MiB':>15} {'steady MiB':>11} {'after MiB':>10}"
-              f" {'filter p50/p99 ms':>18} {'prioritize p50/p99':>19} {'bind p50/p99':>14}")
+              f" {'filter p50/p99 ms':>18} {'prioritize p50/p99':>19} {'bind p50/p99':>14}"
+              f" {'200 parallel filters p50/p99':>29}")
         for n in [int(x) for x in a.nodes.split(",") if x]:
             if a.startup_only:
                 rng = random.Random(n)
@@ -265,7 +274,7 @@ def main(argv=None) -> int:
             r = scale(n, a.decisions, tmp)
             print(f"{n:>6} {r['ready_s']:>8.1f} {r['peak']:>15.1f} {r['steady']:>11.1f} {r['rss_after']:>10.1f}"
                   f" {r['filter_p50']:>8.1f}/{r['filter_p99']:<9.1f} {r['prioritize_p50']:>8.1f}/{r['prioritize_p99']:<10.1f}"
-                  f" {r['bind_p50']:>6.1f}/{r['bind_p99']:<7.1f}")
+                  f" {r['bind_p50']:>6.1f}/{r['bind_p99']:<7.1f} {r['par_p50']:>14.0f}/{r['par_p99']:<14.0f}")
         if a.startup_only:
             return 0
         print(f"\n{'burst (16 callers)':44} {'placed':>7} {'free VFs':>9} {'over':>5} {'wall s':>7} {'pods/s':>7}")
