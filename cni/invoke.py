@@ -5,6 +5,9 @@ negotiated `cniVersion` injected, a timeout, and its stdout parsed as a result o
 netmeta's own plugin types run in-process instead (no exec, warm imports) when the executable
 CNI_PATH would find is ours, or when CNI_PATH has none: so a foreign plugin of the same name
 (e.g. upstream sriov-cni installed as `sriov`) is always exec'd, never shadowed.
+
+With a host root (the daemon's `hostRoot`, cni/hostroot.py) CNI_PATH is searched and plugins
+run in the host's filesystem view; paths returned by find() are host paths.
 """
 import importlib
 import json
@@ -12,7 +15,7 @@ import os
 import re
 import subprocess
 
-from . import log, version
+from . import hostroot, log, version
 from .errors import (CNIError, DECODE_FAILURE, DELEGATE_FAILED, DELEGATE_NOT_FOUND,
                      DELEGATE_TIMEOUT, INVALID_CONFIG)
 from .plugin import dispatch
@@ -45,13 +48,15 @@ def find(plugin_type: str, path: list) -> str | None:
     validate_type(plugin_type)
     for d in path:
         p = os.path.join(d, plugin_type)
-        if os.path.isfile(p) and os.access(p, os.X_OK):
+        mine = hostroot.local(p)
+        if os.path.isfile(mine) and os.access(mine, os.X_OK):
             return p
     return None
 
 
 def _is_own(exe: str) -> bool:
     """True when `exe` is one of netmeta's entry points (cached by path+mtime+size)."""
+    exe = hostroot.local(exe)
     try:
         st = os.stat(exe)
     except OSError:
@@ -74,7 +79,7 @@ def _run(exe: str, env: dict, stdin: bytes, timeout: float) -> tuple[int, bytes,
     full_env = dict(os.environ)
     full_env.update(env)
     try:
-        p = subprocess.run([exe], input=stdin, env=full_env, capture_output=True, timeout=timeout,
+        p = subprocess.run(hostroot.argv(exe), input=stdin, env=full_env, capture_output=True, timeout=timeout,
                            close_fds=True)
     except subprocess.TimeoutExpired:
         raise CNIError(DELEGATE_TIMEOUT, f"plugin {os.path.basename(exe)} timed out",
@@ -86,8 +91,8 @@ def _run(exe: str, env: dict, stdin: bytes, timeout: float) -> tuple[int, bytes,
 
 def plugin_versions(exe: str, timeout: float = 10.0) -> list:
     """The versions a plugin supports (its VERSION answer), cached per binary."""
-    st = os.stat(exe)
-    key = (exe, st.st_mtime_ns, st.st_size)
+    st = os.stat(hostroot.local(exe))
+    key = (hostroot.ROOT, exe, st.st_mtime_ns, st.st_size)
     if key not in _version_cache:
         rc, out, err = _run(exe, {"CNI_COMMAND": "VERSION"},
                             json.dumps({"cniVersion": version.CURRENT}).encode(), timeout)
@@ -133,7 +138,7 @@ def delegate(plugin_type: str, command: str, netconf: dict, req: Request,
         return _in_process(plugin_type, conf, env, want)
     if exe is None:
         raise CNIError(DELEGATE_NOT_FOUND, f"failed to find plugin {plugin_type!r} in path",
-                       f"CNI_PATH={env.get('CNI_PATH', '')}")
+                       f"CNI_PATH={env.get('CNI_PATH', '')}" + (f" in host root {hostroot.ROOT}" if hostroot.ROOT else ""))
     use = version.negotiate(plugin_versions(exe))
     conf["cniVersion"] = use
     if isinstance(conf.get("prevResult"), dict):

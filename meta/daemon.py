@@ -12,7 +12,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
-from cni import fault, log, skel, wire
+from cni import fault, hostroot, log, skel, wire
 from cni.errors import TRY_AGAIN, DECODE_FAILURE, CNIError
 from delegates.fixipam.plugin import FixIPAM
 from delegates.sriov.plugin import SRIOVPlugin
@@ -42,6 +42,7 @@ def _child_default_signals() -> None:
 class Daemon:
     def __init__(self, cfg: daemonconfig.DaemonConfig):
         self.cfg = cfg
+        hostroot.set_root(cfg.host_root)   # exec'd delegates in the host's view (cni/hostroot.py)
         self.metrics = Metrics()
         self.plugins = {"netmeta": MetaPlugin(), "sriov": SRIOVPlugin(), "fixipam": FixIPAM()}
         self.pool = ThreadPoolExecutor(cfg.max_concurrency, thread_name_prefix="cni")

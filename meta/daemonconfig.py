@@ -14,10 +14,15 @@
   minPublishInterval: 2.0                 # a count-only change waits this long after the last
                                           # PATCH (label changes never wait)
   statusFile: /run/netmeta/node-status.json   # Kubernetes-free: availability written here
+  hostRoot: /hostroot                     # the host's / mounted into the daemon's container:
+                                          # exec'd delegates run chrooted there (Multus thick's
+                                          # `chrootDir`, accepted as an alias); our own plugins
+                                          # run in the daemon. Unset or "/" = no chroot.
 """
 import os
 from dataclasses import dataclass
 
+from cni import hostroot
 from cni.errors import config_error
 
 from .config import DEFAULT_CNI_DIR, DEFAULT_SOCKET
@@ -37,10 +42,12 @@ class DaemonConfig:
     coalesce_window: float = 0.2
     min_publish_interval: float = 2.0
     status_file: str | None = None
+    host_root: str | None = None
 
 
 KEYS = {"socketPath", "kubeconfig", "nodeName", "cniDir", "pfs", "maxConcurrency", "requestTimeout",
-        "httpAddr", "reconcilePeriod", "coalesceWindow", "minPublishInterval", "statusFile"}
+        "httpAddr", "reconcilePeriod", "coalesceWindow", "minPublishInterval", "statusFile", "hostRoot",
+        "chrootDir"}
 
 
 def _num(d, key, lo, hi, default):
@@ -70,10 +77,16 @@ def load(path: str | None, overrides: dict | None = None) -> DaemonConfig:
             raise config_error(f"pfs[{i}]", "needs master (the PF netdev)")
         if set(pf) - {"master", "sysfsRoot", "backend", "stateDir"}:
             raise config_error(f"pfs[{i}]", "allowed keys: master, sysfsRoot, backend, stateDir")
-    for key in ("socketPath", "kubeconfig", "cniDir", "statusFile"):
+    if "chrootDir" in d:   # Multus thick's name for it
+        if d.get("hostRoot", d["chrootDir"]) != d["chrootDir"]:
+            raise config_error("chrootDir", "is an alias of hostRoot: set one of them")
+        d["hostRoot"] = d.pop("chrootDir")
+    for key in ("socketPath", "kubeconfig", "cniDir", "statusFile", "hostRoot"):
         v = d.get(key)
         if v is not None and (not isinstance(v, str) or not v.startswith("/")):
             raise config_error(key, "must be an absolute path")
+    if d.get("hostRoot") not in (None, "/"):
+        hostroot.validate(d["hostRoot"])   # refused at start-up, not at the first pod
     return DaemonConfig(
         socket_path=d.get("socketPath", DEFAULT_SOCKET), kubeconfig=d.get("kubeconfig"),
         node_name=d.get("nodeName") or os.environ.get("NODE_NAME"), cni_dir=d.get("cniDir", DEFAULT_CNI_DIR),
@@ -81,4 +94,5 @@ def load(path: str | None, overrides: dict | None = None) -> DaemonConfig:
         request_timeout=float(_num(d, "requestTimeout", 1, 3600, 120)), http_addr=str(d.get("httpAddr", "127.0.0.1:9641")),
         reconcile_period=float(_num(d, "reconcilePeriod", 0.1, 86400, 30)),
         coalesce_window=float(_num(d, "coalesceWindow", 0, 60, 0.2)),
-        min_publish_interval=float(_num(d, "minPublishInterval", 0, 300, 2.0)), status_file=d.get("statusFile"))
+        min_publish_interval=float(_num(d, "minPublishInterval", 0, 300, 2.0)), status_file=d.get("statusFile"),
+        host_root=d.get("hostRoot"))

@@ -89,9 +89,16 @@ def container(name):
     return c
 
 
+SHIPPED_HOST_ROOT = "/hostroot"
+
+
 def daemon_cfg(tmp_path):
+    """The shipped daemon.yaml, loaded; its hostRoot (a DaemonSet mount this machine lacks) is
+    checked here and pointed at a directory that exists."""
+    d = yaml.safe_load(configmap()["data"]["daemon.yaml"])
+    assert d["hostRoot"] == SHIPPED_HOST_ROOT
     p = tmp_path / "daemon.yaml"
-    p.write_text(configmap()["data"]["daemon.yaml"])
+    p.write_text(yaml.safe_dump(dict(d, hostRoot=str(tmp_path))))
     return daemonconfig.load(str(p))
 
 
@@ -301,6 +308,10 @@ def test_daemon_config_loads_and_agrees_with_the_daemonset(tmp_path):
     mounts = {m["mountPath"]: m for m in daemon["volumeMounts"]}
     assert os.path.dirname(cfg.socket_path) in mounts and os.path.dirname(cfg.kubeconfig).startswith("/etc/cni/net.d")
     assert cfg.cni_dir.startswith("/var/lib/cni/") and all(pf["stateDir"].startswith("/var/lib/cni/") for pf in cfg.pfs)
+    # delegates run chrooted in the host's / (cni/hostroot.py), writable, new netns propagated
+    hr = mounts[SHIPPED_HOST_ROOT]
+    assert hr.get("mountPropagation") == "HostToContainer" and not hr.get("readOnly")
+    assert {v["name"]: v for v in pod_spec()["volumes"]}[hr["name"]]["hostPath"]["path"] == "/"
 
 
 def test_shipped_cni_config_is_completed_by_install_and_loads(tmp_path):
