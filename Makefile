@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PY    := /usr/bin/python3
 VENV  := .venv
 STAMP := $(VENV)/.installed
-APT_PKGS := containernetworking-plugins iproute2 python3-venv iptables iputils-ping gcc libc6-dev
+APT_PKGS := containernetworking-plugins iproute2 python3-venv iptables iputils-ping gcc libc6-dev \
+            busybox-static podman runc
 LIBEXEC  := $(abspath $(VENV))/libexec/netmeta
 PYTEST_ARGS ?=
 

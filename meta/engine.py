@@ -1,11 +1,10 @@
 """The meta plugin's engine: ADD / DEL / CHECK / STATUS / GC for one pod, usable in-process
 (thin mode, the daemon) — see DESIGN.md "ADD, step by step"."""
 import os
-import re
 import time
 
 from cni import fault, log
-from cni.errors import (DELEGATE_NOT_FOUND, INVALID_ENV, PLUGIN_NOT_AVAILABLE, UNKNOWN_CONTAINER, CNIError,
+from cni.errors import (DELEGATE_NOT_FOUND, PLUGIN_NOT_AVAILABLE, UNKNOWN_CONTAINER, CNIError,
                         config_error)
 from cni.request import Request
 from cni.result import IPConfig, Result
@@ -14,32 +13,12 @@ from . import attachments, cache, config, routes, status
 from .attachments import Attachment
 from .networks import DirNADs
 from .plan import Planner
+from .podref import PodRef, filename
 
 _log = log.get("meta")
 ANNOTS_KEY = "io.kubernetes.cri.pod-annotations"
 # the daemon sets this to its StatusWriter.submit: network-status then never blocks a request
 STATUS_SINK = None
-
-
-_NS_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
-
-
-class PodRef:
-    """The pod from CNI_ARGS. Validated: the namespace and name end up in file paths
-    (nadDir, statusDir) and API URLs."""
-
-    def __init__(self, args: dict):
-        self.namespace = args.get("K8S_POD_NAMESPACE") or None
-        self.name = args.get("K8S_POD_NAME") or None
-        self.uid = args.get("K8S_POD_UID") or None
-        if self.namespace is not None and not _NS_RE.fullmatch(self.namespace):
-            raise CNIError(INVALID_ENV, f"invalid K8S_POD_NAMESPACE {self.namespace[:64]!r}", "not a namespace name")
-        if self.name is not None and not _NAME_RE.fullmatch(self.name):
-            raise CNIError(INVALID_ENV, f"invalid K8S_POD_NAME {self.name[:64]!r}", "not a pod name")
-
-    def to_dict(self):
-        return {"namespace": self.namespace, "name": self.name, "uid": self.uid}
 
 
 class Engine:
@@ -154,7 +133,8 @@ class Engine:
                 _log.error("failed to write network-status of %s/%s: %s", pod.namespace, pod.name, e)
         elif self.cfg.status_dir and pod.name and pod.namespace:
             from cni import files
-            files.atomic_write(os.path.join(self.cfg.status_dir, pod.namespace, f"{pod.name}.json"), value)
+            files.atomic_write(os.path.join(self.cfg.status_dir, filename(pod.namespace), f"{filename(pod.name)}.json"),
+                               value)
 
     # ---- DEL ----
     def delete(self, req: Request) -> None:
@@ -191,7 +171,7 @@ class Engine:
     def _remove_status_file(self, pod: dict) -> None:
         if self.cfg.status_dir and pod.get("namespace") and pod.get("name"):
             from cni import files
-            files.remove(os.path.join(self.cfg.status_dir, pod["namespace"], f"{pod['name']}.json"))
+            files.remove(os.path.join(self.cfg.status_dir, filename(pod["namespace"]), f"{filename(pod['name'])}.json"))
 
     @staticmethod
     def _del_request(req: Request, entry: dict) -> Request:
