@@ -207,6 +207,7 @@ class Daemon:
                 t0 = time.perf_counter()
                 code, out = skel.handle(self.plugins[name], env, stdin)
                 self.metrics.latency.labels(plugin=name, command=cmd).observe(time.perf_counter() - t0)
+                self.metrics.request(name, cmd, code, out, stdin)
                 if code:
                     try:
                         err = str(json.loads(out).get("code"))
@@ -253,6 +254,7 @@ class Daemon:
             _log.warning("VF availability not published: set kubeconfig + nodeName, or statusFile")
             return
         self.publisher.start()
+        self.metrics.watch_publisher(self.publisher)
 
     def _health(self):
         return True, b"ok\n"
@@ -267,7 +269,7 @@ class Daemon:
             with contextlib.suppress(Exception):
                 c = pf_count(pf["master"], pf.get("sysfsRoot", "/sys"), pf.get("backend", "netlink"),
                              pf.get("stateDir", "/var/lib/cni/netmeta/sriov"))
-                self.metrics.set_pf(pf["master"], c.total, c.free)
+                self.metrics.set_pf(pf["master"], c.total, c.free, c.allocated)
         return self.metrics.render()
 
 
@@ -294,6 +296,8 @@ def main(argv: list) -> int:
         d.status_writer = StatusWriter(kube).start()
         engine.STATUS_SINK = d.status_writer.submit
         d.metrics.add_api_source(lambda: dict(kube.calls))
+        d.metrics.add_api_error_source(lambda: dict(kube.errors))
+        d.metrics.watch_status_writer(d.status_writer)
     d.start()
     d.serve_forever()
     return 0

@@ -32,6 +32,7 @@ class Kube:
         self.exc = kubeclient.ApiError
         self.timeout = timeout
         self.calls: dict = {}
+        self.errors: dict = {}    # (verb, HTTP status | "unreachable") -> failed attempts
         self._lock = threading.Lock()
         self.nad_cache = None   # Informers the daemon attaches (watch caches); None = always GET
         self.pod_cache = None
@@ -60,6 +61,10 @@ class Kube:
         with self._lock:
             self.calls[verb] = self.calls.get(verb, 0) + 1
 
+    def _count_error(self, verb: str, code) -> None:
+        with self._lock:
+            self.errors[(verb, code)] = self.errors.get((verb, code), 0) + 1
+
     def _call(self, verb: str, what: str, fn, attempts: int = 4):
         delay = 0.05
         for attempt in range(attempts):
@@ -68,12 +73,14 @@ class Kube:
             try:
                 return fn()
             except self.exc as e:
+                self._count_error(verb, e.status)
                 if e.status in RETRYABLE and attempt + 1 < attempts:
                     time.sleep(delay * (1 + random.random()))
                     delay *= 2
                     continue
                 raise
             except OSError as e:  # refused / reset / timed out / TLS: the API is away
+                self._count_error(verb, "unreachable")
                 if attempt + 1 < attempts:
                     time.sleep(delay)
                     delay *= 2

@@ -24,6 +24,7 @@ class StatusWriter:
         self._stop = False
         self.written = self.failures = 0
         self.last_convergence = None      # seconds from queueing to success of the last write
+        self.on_written = None            # fn(seconds from queueing to success): metrics
         self._thread = threading.Thread(target=self._run, name="status-writer", daemon=True)
 
     def start(self) -> "StatusWriter":
@@ -90,6 +91,8 @@ class StatusWriter:
                 continue
             self.written += 1
             self.last_convergence = time.monotonic() - t0
+            if self.on_written is not None:
+                self.on_written(self.last_convergence)
             self._done(key, value)
 
     def _done(self, key, value) -> None:

@@ -19,9 +19,12 @@ from meta.plan import Planner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONF = os.path.join(REPO, "conf")
-# the oldest release with native sidecars (the install init container) on by default, and the
-# newest kubernetes-validate ships
-K8S_VERSIONS = ("1.29.0", "1.37.0")
+# the oldest release with native sidecars (the install init container) on by default, the two
+# after it, and the newest kubernetes-validate ships
+K8S_VERSIONS = ("1.29.0", "1.30.0", "1.31.0", "1.37.0")
+# kinds newer than the oldest release: validated from the release that has them
+SINCE = {("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"): "1.30.0",
+         ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"): "1.30.0"}
 NAD_KIND = "NetworkAttachmentDefinition"
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 DEFAULT_NETWORK = "v1.multus-cni.io/default-network"
@@ -159,8 +162,24 @@ def _scheduler_config(path, doc):
         assert ext["urlPrefix"].startswith(("http://", "https://"))
 
 
+def _podmonitor(path, doc):
+    """Prometheus Operator's PodMonitor (its CRD is not in kubernetes-validate): the fields used
+    exist in monitoring.coreos.com/v1 and point at the daemon's named metrics port."""
+    assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+    assert set(doc) == {"apiVersion", "kind", "metadata", "spec"}
+    spec = doc["spec"]
+    assert set(spec) <= {"selector", "namespaceSelector", "podMetricsEndpoints", "jobLabel", "podTargetLabels"}
+    assert spec["selector"]["matchLabels"].items() <= daemonset()["spec"]["template"]["metadata"]["labels"].items()
+    assert spec["namespaceSelector"]["matchNames"] == [daemonset()["metadata"]["namespace"]]
+    ports = {p["name"]: p["containerPort"] for p in container("daemon")["ports"]}
+    for ep in spec["podMetricsEndpoints"]:
+        assert set(ep) <= {"port", "path", "interval", "scheme", "scrapeTimeout", "relabelings"}, path
+        assert ep["port"] in ports and ep["path"] == "/metrics" and ep["scheme"] == "http"
+
+
 # files read by tools, not API objects (no schema in kubernetes-validate): checked by hand
-TOOL_CONFIGS = {"Kustomization": _kustomization, "KubeSchedulerConfiguration": _scheduler_config}
+TOOL_CONFIGS = {"Kustomization": _kustomization, "KubeSchedulerConfiguration": _scheduler_config,
+                "PodMonitor": _podmonitor}
 
 
 @pytest.mark.parametrize("item", DOCS, ids=doc_id)
@@ -173,7 +192,12 @@ def test_every_manifest_is_valid_for_kubernetes(item):
     if doc["kind"] in TOOL_CONFIGS:
         TOOL_CONFIGS[doc["kind"]](path, doc)
         return
+    since = SINCE.get((doc["apiVersion"], doc["kind"]), K8S_VERSIONS[0])
     for version in K8S_VERSIONS:
+        if tuple(map(int, version.split("."))) < tuple(map(int, since.split("."))):
+            with pytest.raises(kv.SchemaNotFoundError):   # really absent there
+                kv.validate(doc, version, strict=True)
+            continue
         try:
             kv.validate(doc, version, strict=True)
         except kv.ValidationError as e:
@@ -299,11 +323,13 @@ def test_daemon_config_loads_and_agrees_with_the_daemonset(tmp_path):
     cfg = daemon_cfg(tmp_path)
     assert cfg.kubeconfig == os.path.join("/etc/cni/net.d", "netmeta.d", "netmeta.kubeconfig")
     host, _, port = cfg.http_addr.rpartition(":")
-    assert host == "127.0.0.1" and pod_spec()["hostNetwork"] is True
+    # every address of the node (Prometheus scrapes it); the kubelet probes the node's loopback
+    assert host == "0.0.0.0" and pod_spec()["hostNetwork"] is True
     daemon = container("daemon")
     for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         get = daemon[probe]["httpGet"]
-        assert (get["host"], get["port"], get["path"]) == (host, int(port), path), probe
+        assert (get["host"], get["port"], get["path"]) == ("127.0.0.1", int(port), path), probe
+    assert {"name": "metrics", "containerPort": int(port), "protocol": "TCP"} in daemon["ports"]
     assert daemon["command"][:2] == ["netmeta", "daemon"] and "/etc/netmeta/daemon.yaml" in daemon["command"]
     mounts = {m["mountPath"]: m for m in daemon["volumeMounts"]}
     assert os.path.dirname(cfg.socket_path) in mounts and os.path.dirname(cfg.kubeconfig).startswith("/etc/cni/net.d")
@@ -487,3 +513,143 @@ def test_policy_refuses_what_the_network_does_not_allow():
     fixed = json.loads(sample_nads()[("default", "sriov-fixed-ip")]["spec"]["config"])
     with pytest.raises(CNIError):
         overrides.apply(fixed, "default/sriov-fixed-ip", 150, None)
+
+
+# ---------------- metrics: Service ----------------
+def test_metrics_service_selects_the_daemon_pods_on_the_named_port(tmp_path):
+    svc = one("Service", "netmeta-metrics")
+    labels = daemonset()["spec"]["template"]["metadata"]["labels"]
+    assert svc["metadata"]["namespace"] == daemonset()["metadata"]["namespace"]
+    assert svc["spec"]["selector"].items() <= labels.items() and svc["spec"]["clusterIP"] == "None"
+    port = int(daemon_cfg(tmp_path).http_addr.rpartition(":")[2])
+    (p,) = svc["spec"]["ports"]
+    assert p["targetPort"] == "metrics" and p["port"] == port
+    assert svc["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+
+
+# ---------------- least privilege per node: the ValidatingAdmissionPolicy ----------------
+# The policy's CEL is evaluated here with cel-python (PyPI), the way the API server evaluates it:
+# matchConditions, then variables (bound as `variables`), then every validation; a request is
+# admitted when every validation is true. A failing expression counts as a denial
+# (failurePolicy: Fail).
+NODE_CLAIM = "authentication.kubernetes.io/node-name"
+
+
+def _policy():
+    return one("ValidatingAdmissionPolicy", "netmeta-own-node-only")
+
+
+def admit(request: dict, obj, old) -> list:
+    """[] when admitted, else the messages of the validations that refused."""
+    celpy = pytest.importorskip("celpy")
+    from celpy import celtypes, json_to_cel
+    env = celpy.Environment()
+
+    def ev(expr, act):
+        return env.program(env.compile(expr)).evaluate(act)
+    spec = _policy()["spec"]
+    act = {"request": json_to_cel(request), "object": json_to_cel(obj), "oldObject": json_to_cel(old)}
+    if not all(ev(m["expression"], act) for m in spec["matchConditions"]):
+        return ["not matched"]
+    bound = {}
+    for v in spec["variables"]:
+        act["variables"] = celtypes.MapType({celtypes.StringType(k): x for k, x in bound.items()})
+        try:
+            bound[v["name"]] = ev(v["expression"], act)
+        except celpy.CELEvalError as e:
+            bound[v["name"]] = e
+    act["variables"] = celtypes.MapType({celtypes.StringType(k): x for k, x in bound.items()})
+    refused = []
+    for val in spec["validations"]:
+        try:
+            ok = ev(val["expression"], act) == celtypes.BoolType(True)
+        except (celpy.CELEvalError, TypeError):
+            ok = False
+        if not ok:
+            refused.append(val.get("message") or val["messageExpression"])
+    return refused
+
+
+def _sa_username():
+    sa = one("ServiceAccount", "netmeta")
+    return f"system:serviceaccount:{sa['metadata']['namespace']}:{sa['metadata']['name']}"
+
+
+def _request(resource, name, node="node1", op="UPDATE", sub="", user=None):
+    extra = {NODE_CLAIM: [node]} if node else {}
+    return {"userInfo": {"username": user or _sa_username(), "extra": extra}, "operation": op, "name": name,
+            "resource": {"group": "", "version": "v1", "resource": resource}, "subResource": sub}
+
+
+def _node(name, labels=None, annotations=None):
+    meta = {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"metadata": meta, "spec": {"podCIDR": "10.244.1.0/24"}}
+
+
+def _pod(node, annotations=None, image="pause"):
+    meta = {"name": "p", "namespace": "team-a", "labels": {"app": "web"}}
+    if annotations is not None:
+        meta["annotations"] = annotations
+    return {"metadata": meta, "spec": {"nodeName": node, "containers": [{"name": "c", "image": image}]}}
+
+
+def test_admission_policy_lets_a_daemon_publish_its_own_node_only():
+    old = _node("node1")
+    publish = _node("node1", {FREE_VF_LABEL: "true"}, {"sriov/vfCount": "3", "sriov/vfDetail": "{}"})
+    assert admit(_request("nodes", "node1"), publish, old) == []
+    assert admit(_request("nodes", "node1"), old, publish) == []                # label removed again
+    # the issue's attack: a compromised node relabels every node sriov/freeVFAvailable=true
+    refused = admit(_request("nodes", "node2"), _node("node2", {FREE_VF_LABEL: "true"}), _node("node2"))
+    assert any("may not change node" in m for m in refused), refused
+    for evil in (_node("node1", {"node-role.kubernetes.io/control-plane": ""}),      # another label
+                 _node("node1", annotations={"other": "x"}),
+                 dict(_node("node1"), spec={"podCIDR": "10.0.0.0/8"})):
+        assert admit(_request("nodes", "node1"), evil, old), evil
+    assert admit(_request("nodes", "node1", sub="status"), publish, old)
+    assert admit(_request("nodes", "node1", op="DELETE"), None, old)
+
+
+def test_admission_policy_lets_a_daemon_write_network_status_of_its_own_pods_only():
+    status = {"k8s.v1.cni.cncf.io/network-status": "[]"}
+    assert admit(_request("pods", "p"), _pod("node1", status), _pod("node1")) == []
+    assert admit(_request("pods", "p"), _pod("node1", {"k8s.v1.cni.cncf.io/network-status": "[{}]"}),
+                 _pod("node1", status)) == []
+    refused = admit(_request("pods", "p"), _pod("node2", status), _pod("node2"))
+    assert any("only change pods bound to it" in m for m in refused), refused
+    assert admit(_request("pods", "p"), _pod("node1", {"k8s.v1.cni.cncf.io/networks": "evil"}), _pod("node1"))
+    assert admit(_request("pods", "p"), _pod("node1", status, image="evil"), _pod("node1"))
+    assert admit(_request("pods", "p", sub="status"), _pod("node1", status), _pod("node1"))
+
+
+def test_admission_policy_needs_the_node_claim_and_spares_everyone_else():
+    publish = _node("node1", {FREE_VF_LABEL: "true"})
+    refused = admit(_request("nodes", "node1", node=None), publish, _node("node1"))
+    assert any("no node name" in m for m in refused), refused
+    assert admit(_request("nodes", "node2", user="kubernetes-admin"), publish, _node("node2")) == ["not matched"]
+    spec = _policy()["spec"]
+    assert spec["failurePolicy"] == "Fail"
+    (rule,) = spec["matchConstraints"]["resourceRules"]
+    assert set(rule["resources"]) == {"nodes", "nodes/status", "pods", "pods/status"}
+    assert set(rule["operations"]) == {"CREATE", "UPDATE", "DELETE"}
+    binding = one("ValidatingAdmissionPolicyBinding", "netmeta-own-node-only")
+    assert binding["spec"] == {"policyName": _policy()["metadata"]["name"], "validationActions": ["Deny"]}
+
+
+def test_network_status_is_a_merge_patch_of_that_one_annotation(tmp_path):
+    """What the policy allows is all netmeta sends: a merge PATCH of metadata.annotations
+    {network-status} (+ metadata.uid as a precondition), never an update of the pod."""
+    from tests.kubeapi.server import KubeAPIServer
+    from meta import k8s
+    with KubeAPIServer(tokens={"t": "*"}) as api:
+        api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}})
+        pod = api.create(dict(_pod("node1"), apiVersion="v1", kind="Pod"))
+        kube = k8s.Kube(api.kubeconfig(str(tmp_path / "kc"), token="t"))
+        api.clear_log()
+        kube.patch_pod_annotations("team-a", "p", {"k8s.v1.cni.cncf.io/network-status": "[]"},
+                                   uid=pod["metadata"]["uid"])
+        (rec,) = api.find(resource="pods")
+        assert rec.method == "PATCH" and rec.content_type == "application/merge-patch+json" and rec.subresource == ""
+        assert rec.body == {"metadata": {"annotations": {"k8s.v1.cni.cncf.io/network-status": "[]"},
+                                         "uid": pod["metadata"]["uid"]}}
