@@ -8,7 +8,7 @@ APT_PKGS := containernetworking-plugins iproute2 python3-venv iptables iputils-p
 LIBEXEC  := $(abspath $(VENV))/libexec/netmeta
 PYTEST_ARGS ?=
 
-.PHONY: dev test demo bench apt clean shim
+.PHONY: dev test demo bench apt clean shim wheels image
 
 apt:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -44,5 +44,21 @@ demo: dev
 bench: dev
 	$(VENV)/bin/python bench/run.py
 
+# The container image (conf/Containerfile) with podman, else buildah. BASE=localhost/... builds on a
+# local base (e.g. debootstrap + podman import) where no registry is reachable. The Python
+# dependencies come pinned and hash-checked (conf/image-requirements.txt) from build/wheels/.
+IMAGE   ?= localhost/netmeta:0.1.0
+BASE    ?= docker.io/library/debian:12-slim
+BUILDER ?= $(shell command -v podman || command -v buildah)
+WHEEL_PLATFORM := --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 --platform manylinux2014_x86_64
+
+wheels: dev conf/image-requirements.txt
+	$(VENV)/bin/pip download -q --disable-pip-version-check --no-deps $(WHEEL_PLATFORM) --require-hashes \
+	  -r conf/image-requirements.txt -d build/wheels
+
+image: wheels
+	@test -n "$(BUILDER)" || { echo "make image needs podman or buildah (apt-get install podman)" >&2; exit 1; }
+	$(BUILDER) build -f conf/Containerfile --build-arg BASE=$(BASE) -t $(IMAGE) .
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build

@@ -653,3 +653,38 @@ def test_network_status_is_a_merge_patch_of_that_one_annotation(tmp_path):
         assert rec.method == "PATCH" and rec.content_type == "application/merge-patch+json" and rec.subresource == ""
         assert rec.body == {"metadata": {"annotations": {"k8s.v1.cni.cncf.io/network-status": "[]"},
                                          "uid": pod["metadata"]["uid"]}}
+
+
+# ---------------- the image ----------------
+def test_image_dependencies_are_pinned_hashed_and_within_pyproject():
+    """conf/image-requirements.txt pins every runtime dependency of pyproject.toml to one version
+    inside its range, with a sha256 (pip --require-hashes in conf/Containerfile)."""
+    import tomllib
+    from packaging.requirements import Requirement
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
+        deps = {Requirement(r).name.lower().replace("_", "-"): Requirement(r) for r in tomllib.load(f)["project"]["dependencies"]}
+    with open(os.path.join(CONF, "image-requirements.txt")) as f:
+        text = re.sub(r"\\\n", " ", "\n".join(l for l in f.read().splitlines() if not l.startswith("#")))
+    pins = {}
+    for line in filter(str.strip, text.splitlines()):
+        m = re.fullmatch(r"\s*([A-Za-z0-9_.-]+)==([0-9][^\s]*)\s+--hash=sha256:([0-9a-f]{64})\s*", line)
+        assert m, line
+        pins[m[1].lower().replace("_", "-")] = m[2]
+    assert set(pins) == set(deps), (sorted(pins), sorted(deps))
+    for name, version in pins.items():
+        assert deps[name].specifier.contains(version), (name, version, str(deps[name].specifier))
+
+
+def test_containerfile_final_stage_is_slim_and_not_root():
+    with open(os.path.join(CONF, "Containerfile")) as f:
+        text = f.read()
+    stages = re.split(r"^FROM ", text, flags=re.M)[1:]
+    final = stages[-1]
+    assert final.startswith("scratch\n") and "COPY --from=runtime / /" in final
+    runtime = next(s for s in stages if s.split()[1:3] == ["AS", "runtime"])
+    assert "apt-get clean" in runtime and "/var/lib/apt/lists/*" in runtime and "gcc" not in runtime
+    assert re.search(r"^USER (\d+)", final, re.M) and re.search(r"^USER (\d+)", final, re.M)[1] != "0"
+    assert "--require-hashes" in text and "--no-index" in text
+    # the DaemonSet says root explicitly where the image's user would not do
+    for name in ("install", "daemon"):
+        assert container(name)["securityContext"]["runAsUser"] == 0, name

@@ -29,7 +29,9 @@ def available() -> str | None:
 
 
 class Podman:
-    def __init__(self, work: str, plugin_dirs: list, env: dict | None = None):
+    def __init__(self, work: str, plugin_dirs: list, env: dict | None = None, graphroot: str | None = None,
+                 driver: str = "vfs"):
+        """graphroot: keep images there across runs (a cache), else under `work`."""
         self.work = work
         self.netdir = os.path.join(work, "net.d")
         os.makedirs(self.netdir, exist_ok=True)
@@ -51,7 +53,8 @@ tmp_dir = "{work}/tmp"
 """)
         storage = os.path.join(work, "storage.conf")
         with open(storage, "w") as f:
-            f.write(f'[storage]\ndriver = "vfs"\ngraphroot = "{work}/storage"\nrunroot = "{work}/runroot"\n')
+            f.write(f'[storage]\ndriver = "{driver}"\ngraphroot = "{graphroot or work + "/storage"}"\n'
+                    f'runroot = "{work}/runroot"\n')
         self.env = dict(os.environ, CONTAINERS_CONF=conf, CONTAINERS_STORAGE_CONF=storage,
                         XDG_RUNTIME_DIR=os.path.join(work, "xdg"), **(env or {}))
         self.image = None
