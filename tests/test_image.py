@@ -101,11 +101,11 @@ def test_image_runs_the_daemonset(pm, image, tmp_path, uid):
     subprocess.run(["ip", "netns", "add", node_ns], check=True)
     subprocess.run(["ip", "netns", "add", pod_ns], check=True)
     subprocess.run(["ip", "-n", node_ns, "link", "set", "lo", "up"], check=True)
-    net = ["--network", f"ns:/var/run/netns/{node_ns}"]
+    net = ["--network", f"ns:/var/run/netns/{node_ns}"] + (["--pid", "host"] if spec.get("hostPID") else [])
     names = [f"nmi-install-{uid}", f"nmi-daemon-{uid}"]
     try:
         pm.run("run", "-d", "--name", names[0], *net, *imagetier.podman_args(install, volumes, host),
-               "--tmpfs", "/tmp", image, *install["command"])
+               image, *install["command"])
         wait(lambda: os.path.exists(os.path.join(host["/etc/cni/net.d"], "00-netmeta.conflist")), "install",
              timeout=60)
         assert pm.run("exec", names[0], "test", "-e", "/tmp/netmeta-installed", check=False).returncode == 0
@@ -141,8 +141,10 @@ def test_image_runs_the_daemonset(pm, image, tmp_path, uid):
 
         # stop as the kubelet does: the daemon first, then the install sidecar, which cleans up
         pm.run("stop", "-t", "30", names[1])
-        pm.run("stop", "-t", "30", names[0])
-        assert files(host["/opt/cni/bin"]) == []
+        pm.run("stop", "-t", "30", names[0], check=False)
+        wait(lambda: pm.run("inspect", "--format", "{{.State.Status}}", names[0]).stdout.strip() == "exited",
+             lambda: pm.run("logs", names[0], check=False).stderr[-2000:], timeout=60)
+        assert files(host["/opt/cni/bin"]) == [], pm.run("logs", names[0], check=False).stderr[-2000:]
         assert files(host["/etc/cni/net.d"]) == ["10-clusternet.conflist"]
         assert not os.path.exists(os.path.join(host["/run/netmeta"], "netmeta.sock"))
     finally:

@@ -31,7 +31,8 @@ def available() -> str | None:
 class Podman:
     def __init__(self, work: str, plugin_dirs: list, env: dict | None = None, graphroot: str | None = None,
                  driver: str = "vfs"):
-        """graphroot: keep images there across runs (a cache), else under `work`."""
+        """graphroot: keep images there across runs (a cache; its runroot beside it, as overlay
+        storage records its mounts there), else both under `work`."""
         self.work = work
         self.netdir = os.path.join(work, "net.d")
         os.makedirs(self.netdir, exist_ok=True)
@@ -54,7 +55,7 @@ tmp_dir = "{work}/tmp"
         storage = os.path.join(work, "storage.conf")
         with open(storage, "w") as f:
             f.write(f'[storage]\ndriver = "{driver}"\ngraphroot = "{graphroot or work + "/storage"}"\n'
-                    f'runroot = "{work}/runroot"\n')
+                    f'runroot = "{graphroot + "-run" if graphroot else work + "/runroot"}"\n')
         self.env = dict(os.environ, CONTAINERS_CONF=conf, CONTAINERS_STORAGE_CONF=storage,
                         XDG_RUNTIME_DIR=os.path.join(work, "xdg"), **(env or {}))
         self.image = None
