@@ -26,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120)
 LAG_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 300)
 MAX_NETWORKS = 256   # label values a config could make up: bounded
+COMMANDS = {"ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION"}
 
 
 class Metrics:
@@ -71,18 +72,23 @@ class Metrics:
 
     # ---- per request ----
     def request(self, plugin: str, command: str, rc: int, out: bytes, stdin: bytes) -> None:
+        """Count one request. Never raises: a metric must not fail a CNI call, whatever the
+        request held (deep nesting, not JSON, not UTF-8)."""
         code = "0"
         if rc:
             try:
-                code = str(json.loads(out).get("code"))
-            except (ValueError, AttributeError):
+                code = str(json.loads(out).get("code"))[:8]
+            except Exception:
                 code = "?"
+        command = command if command in COMMANDS else "other"   # label values stay bounded
         self.requests.labels(plugin=plugin, command=command, code=code, network=self._network(stdin)).inc()
 
     def _network(self, stdin: bytes) -> str:
+        if len(stdin) > 256 * 1024:   # a config that large is refused anyway: do not parse it twice
+            return ""
         try:
             name = json.loads(stdin).get("name")
-        except (ValueError, AttributeError):
+        except Exception:   # ValueError, RecursionError, AttributeError (not an object)
             return ""
         if not isinstance(name, str):
             return ""
