@@ -1,5 +1,6 @@
 """Test-only fault points. With NETMETA_FAULT=<point> (or <point>:fail) in the environment the
-process is killed with SIGKILL (or raises) when it reaches that point, so tests can prove that
+process is killed with SIGKILL (or raises, or stops itself with SIGSTOP for a test to resume
+with SIGCONT) when it reaches that point, so tests can prove that
 a crash at any step leaves nothing a later DEL/GC cannot undo. Costs one dict lookup."""
 import os
 import signal
@@ -20,7 +21,7 @@ _hits: dict = {}
 
 
 def point(name: str) -> None:
-    """NETMETA_FAULT=<name>[#N][:fail]: at the Nth time (default 1st) this process reaches it."""
+    """NETMETA_FAULT=<name>[#N][:fail|:stop]: at the Nth time (default 1st) this process reaches it."""
     want = getattr(_request, "value", None) or os.environ.get("NETMETA_FAULT")
     if not want:
         return
@@ -33,4 +34,7 @@ def point(name: str) -> None:
         return
     if mode == "fail":
         raise CNIError(INTERNAL, f"injected failure at {name}")
+    if mode == "stop":
+        os.kill(os.getpid(), signal.SIGSTOP)
+        return
     os.kill(os.getpid(), signal.SIGKILL)

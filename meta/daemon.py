@@ -224,13 +224,14 @@ class Daemon:
     # ---------------- reconcile, availability, health ----------------
     def reconcile(self) -> None:
         """Start-up: reclaim VF records nobody will finish, undo DEL caches whose netns is gone."""
+        from delegates.sriov.device import Device
         from delegates.sriov.records import Records
         sriov = self.plugins["sriov"]
         for pf in self.cfg.pfs:
             recs = Records(pf.get("stateDir", "/var/lib/cni/netmeta/sriov"))
             try:
                 with recs.lock():
-                    n = sriov._reclaim_stale(recs, pf["master"])
+                    n = sriov._reclaim_stale(recs, pf["master"], Device(pf.get("sysfsRoot", "/sys"), pf.get("backend", "netlink")))
                 if n:
                     _log.info("reconcile: reclaimed %d stale VF record(s) on %s", n, pf["master"])
             except (CNIError, OSError) as e:
@@ -265,10 +266,12 @@ class Daemon:
 
     def _metrics(self) -> bytes:
         from delegates.sriov.availability import pf_count
+        from delegates.sriov.records import Records
         for pf in self.cfg.pfs:
+            state = pf.get("stateDir", "/var/lib/cni/netmeta/sriov")
+            self.metrics.set_aside_counts(pf["master"], Records(state).report(pf["master"]))
             with contextlib.suppress(Exception):
-                c = pf_count(pf["master"], pf.get("sysfsRoot", "/sys"), pf.get("backend", "netlink"),
-                             pf.get("stateDir", "/var/lib/cni/netmeta/sriov"))
+                c = pf_count(pf["master"], pf.get("sysfsRoot", "/sys"), pf.get("backend", "netlink"), state)
                 self.metrics.set_pf(pf["master"], c.total, c.free, c.allocated)
         return self.metrics.render()
 

@@ -44,6 +44,9 @@ class Metrics:
         self.status_lag = Histogram("netmeta_network_status_write_lag_seconds",
                                     "from an ADD handing network-status over to its PATCH landing",
                                     buckets=LAG_BUCKETS, registry=self.registry)
+        self.set_aside = Gauge("netmeta_vf_records_set_aside", "VF record files set aside (damaged, "
+                               "vanished VF, reclaimed) and kept for the operator", ["pf", "kind"],
+                               registry=self.registry)
         self._api_sources = []
         self._api_error_sources = []
         self._status_writer = None
@@ -136,6 +139,10 @@ class Metrics:
         self.vfs.labels(pf=pf, state="free").set(free)
         if allocated is not None:
             self.vfs.labels(pf=pf, state="allocated").set(allocated)
+
+    def set_aside_counts(self, pf: str, aside: list) -> None:
+        for kind in ("damaged", "vanished", "reclaimed"):
+            self.set_aside.labels(pf=pf, kind=kind).set(sum(1 for a in aside if a["kind"] == kind))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -33,6 +33,9 @@ def collect(cfg: daemonconfig.DaemonConfig) -> dict:
         state = pf.get("stateDir", "/var/lib/cni/netmeta/sriov")
         entry = {"pf": pf["master"], "vfs": []}
         try:
+            # records that are damaged, set aside, or of VFs that vanished: why a VF is not where a record says
+            entry["recordProblems"] = [dict({k: a[k] for k in ("file", "kind", "vf", "why")}, setAside=a["ns"] > 0)
+                                       for a in Records(state).report(pf["master"])]
             count = pf_count(pf["master"], root, backend, state)
             entry.update(count.to_dict())
             recs = {r["vf"]: r for r in Records(state).of_pf(pf["master"])}
@@ -65,11 +68,19 @@ def collect(cfg: daemonconfig.DaemonConfig) -> dict:
     return {"node": node, "pfs": pfs}
 
 
+_ASIDE = {"damaged": "unusable (a VF it names is reclaimed once back in the host, or by the DEL that finds it in its pod)",
+          "reclaimed": "its VF was reclaimed", "vanished": "its VF no longer exists, the record was released"}
+
+
 def render(st: dict) -> str:
     n = st["node"]
     lines = [f"node {n['name'] or '-'}: {n['vfCount']} free VF(s); label sriov/freeVFAvailable="
              f"{'true' if n['freeVFAvailable'] else '(absent)'}"]
     for pf in st["pfs"]:
+        for a in pf.get("recordProblems", []):
+            lines.append(f"\nPF {pf['pf']}: record {a['file']} {'set aside' if a['setAside'] else 'NOT YET SET ASIDE'} ({a['kind']}"
+                         f"{', VF %s' % a['vf'] if a['vf'] is not None else ''}): {_ASIDE[a['kind']]}"
+                         f"{': ' + a['why'] if a['why'] else ''}")
         if "error" in pf:
             lines.append(f"\nPF {pf['pf']}: ERROR {pf['error']}")
             continue

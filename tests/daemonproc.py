@@ -30,7 +30,8 @@ class DaemonProc:
         self.proc = None
 
     def start(self, env: dict | None = None, timeout: float = 20.0, allow_faults: bool = True,
-              new_session: bool = False) -> "DaemonProc":
+              new_session: bool = False, prefix: tuple = ()) -> "DaemonProc":
+        """`prefix`: a command that runs the daemon, e.g. unshare for a PID namespace of its own."""
         os.makedirs(self.dir, exist_ok=True)
         with open(self.cfg_path, "w") as f:
             json.dump(self.cfg, f)
@@ -39,7 +40,7 @@ class DaemonProc:
             e["NETMETA_ALLOW_FAULTS"] = "1"
         e.update(env or {})
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([f"{VENV_BIN}/netmeta", "daemon", "--config", self.cfg_path],
+            self.proc = subprocess.Popen([*prefix, f"{VENV_BIN}/netmeta", "daemon", "--config", self.cfg_path],
                                          stdout=log, stderr=log, env=e, start_new_session=new_session)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -3,10 +3,10 @@
 ADD = select + record (under the node lock) -> PF-side settings -> move the netdev into the
 pod netns under a temporary name -> rename, MAC, MTU, up -> IPAM -> addresses, routes ->
 announce. The record, written before anything changes, holds the original state; the undo of
-a failed ADD, DEL, GC and the reclaim of a stale record are all the same `restore(record)`.
+a failed ADD, DEL, GC and the reclaim of a stale record are all the same `restore(record)`,
+which undoes only the allocation the record names (its owner token), under the node lock.
 """
 import contextlib
-import os
 import secrets
 import time
 
@@ -17,29 +17,23 @@ from cni.plugin import Plugin
 from cni.request import Request
 from cni.result import IPConfig, Result
 
-from . import config, garp, netdev
+from . import config, damaged, garp, netdev, owner
 from .device import Device
-from .records import Records, netns_alive
+from .records import Records, netns_alive, same
+from .topology import TopologyError
 from .vftable import VFState
 
 _log = log.get("sriov")
 
 
-def _pid_alive(pid) -> bool:
-    try:
-        os.kill(int(pid), 0)
-        return True
-    except (OSError, ValueError, TypeError):
-        return False
-
-
-def is_stale(rec: dict) -> bool:
-    """A record nobody will finish: its pod netns is gone, or the ADD that wrote it died."""
-    if rec.get("corrupt"):
-        return False  # never guess about a file we cannot read; GC/operator decides
-    if rec.get("state") == "ready":
+def is_stale(rec: dict, state_dir: str) -> bool:
+    """A record nobody will finish: its ADD finished and the pod netns is gone, or the ADD that
+    wrote it no longer runs (its owner token is not held). A running ADD is never judged dead,
+    whatever PID namespace it runs in; if its netns went away, it fails and undoes itself."""
+    token = (rec.get("owner") or {}).get("token")
+    if rec.get("state") == "ready" or token is None:   # (no token: a record from before tokens)
         return not netns_alive(rec)
-    return not _pid_alive(rec.get("pid")) or not netns_alive(rec)
+    return not owner.alive(state_dir, token)
 
 
 class SRIOVPlugin(Plugin):
@@ -55,18 +49,17 @@ class SRIOVPlugin(Plugin):
         # a previous ADD for this attachment that never got its DEL is undone first
         for old in recs.find(req.container_id, req.ifname):
             self.restore(old, req)
-        with recs.lock():
-            pf, vf = self._select(cfg, dev, recs, req)
-            rec = self._record(cfg, dev, req, pf, vf)
-            recs.write(rec)
-        try:
-            fault.point("sriov.add.recorded")
-            result = self._attach(cfg, dev, rec, req, recs)
-        except BaseException:
-            _log.warning("ADD of %s/%s failed: restoring %s", pf, vf, req.ifname)
-            with contextlib.suppress(Exception):
-                self.restore(recs.read(pf, vf) or rec, req)
-            raise
+        with owner.Operation(cfg.state_dir) as op:   # held until the ADD is done or undone
+            with recs.lock():
+                pf, vf = self._select(cfg, dev, recs, req)
+                rec = self._record(cfg, dev, req, pf, vf, op.token)
+                recs.write(rec)
+            try:
+                self._step("sriov.add.recorded", recs, rec)
+                result = self._attach(cfg, dev, rec, req, recs)
+            except BaseException:
+                self._undo(rec, req)
+                raise
         _log.info("attached %s %s to %s as %s", pf, "PF" if vf is None else f"VF {vf}",
                   req.netns, req.ifname)
         return result
@@ -81,7 +74,7 @@ class SRIOVPlugin(Plugin):
         # Records are read BEFORE the topology is refreshed: a concurrent DEL renames its VF
         # back and only then drops its record (without our lock), so a VF whose record is gone
         # is already back under its own name; one freed after this read just looks taken.
-        taken = {r["vf"]: r for r in self._reclaim(recs, pf)[1]}
+        taken = {r["vf"]: r for r in self._reclaim(recs, pf, dev)[1]}
         dev.sync(pf)   # the sim's sysfs view (a no-op for real sysfs, which is always live)
         if cfg.pf_only:
             if netdev.lookup(pf) is None:
@@ -109,7 +102,30 @@ class SRIOVPlugin(Plugin):
         raise CNIError(NO_FREE_VF, f"no free VF on {pf}",
                        f"{len(taken)} of {numvfs} VFs allocated, {len(cfg.exclude_vfs)} excluded")
 
-    def _record(self, cfg, dev: Device, req, pf: str, vf) -> dict:
+    def _undo(self, rec: dict, req) -> None:
+        """A failed ADD's rollback: its own record only. When the record is no longer ours (a
+        DEL or reclaim undid this ADD while it was stopped, and another pod may have the VF
+        now), only our own IP reservation is released."""
+        _log.warning("ADD of %s/%s failed: restoring %s", rec["pf"], rec["vf"], rec["ifname"])
+        try:
+            if not self.restore(rec, req) and rec.get("ipam"):
+                self._ipam_del(rec, req)
+        except Exception as e:   # the ADD's own error is the one reported
+            _log.error("rollback of %s/%s: %s", rec["pf"], rec["vf"], e)
+
+    @staticmethod
+    def _step(point: str, recs: Records, rec: dict) -> None:
+        """Between ADD steps: the record must still be ours, else a DEL or reclaim has undone
+        this ADD (while it was stopped) and the device may be another pod's now."""
+        fault.point(point)
+        cur = recs.read(rec["pf"], rec["vf"])
+        if not same(cur, rec):
+            raise CNIError(DEVICE_BUSY, f"{rec['pf']} {'PF' if rec['vf'] is None else 'VF %s' % rec['vf']} "
+                           "was taken from this ADD",
+                           f"its record now belongs to container {str(cur.get('containerID'))[:12]}" if cur
+                           else "its record was removed (a DEL or reclaim undid this ADD)")
+
+    def _record(self, cfg, dev: Device, req, pf: str, vf, token: str) -> dict:
         if vf is None:
             host_name, table = pf, None
         else:
@@ -122,7 +138,8 @@ class SRIOVPlugin(Plugin):
         return {"containerID": req.container_id, "ifname": req.ifname, "netns": req.netns,
                 "network": cfg.name, "pf": pf, "vf": vf, "podUID": _pod_uid(req),
                 "pci": dev.topo.vf_pci(pf, vf) if vf is not None else dev.topo.pf_pci(pf),
-                "state": "allocated", "pid": os.getpid(), "created": time.time(),
+                "state": "allocated", "created": time.time(),
+                "owner": {"token": token, "netns": owner.netns_identity(req.netns), "containerID": req.container_id},
                 "tmpName": f"nmv{secrets.token_hex(4)}",
                 "saved": {"table": table, "netdev": {k: state[k] for k in ("name", "mac", "mtu", "up")}},
                 "sysfsRoot": cfg.sysfs_root, "backend": cfg.backend, "stateDir": cfg.state_dir,
@@ -133,24 +150,26 @@ class SRIOVPlugin(Plugin):
         if vf is not None and cfg.pf_settings():
             with dev.table(pf) as t:
                 t.set(vf, **cfg.pf_settings())
-        fault.point("sriov.add.pf-set")
+        self._step("sriov.add.pf-set", recs, rec)
         netdev.move(rec["saved"]["netdev"]["name"], req.netns, rec["tmpName"])
-        fault.point("sriov.add.moved")
+        self._step("sriov.add.moved", recs, rec)
         # the PF-table MAC (set above) is what the switch enforces; the netdev gets the same one
         state = netdev.setup(rec["tmpName"], req.netns, new_name=req.ifname, mac=cfg.mac, mtu=cfg.mtu, up=True)
-        fault.point("sriov.add.configured")
+        self._step("sriov.add.configured", recs, rec)
         res = Result(cni_version=req.cni_version)
         idx = res.add_interface(req.ifname, state["mac"], req.netns, pciID=rec["pci"], mtu=state["mtu"])
         if cfg.ipam:
             ipam_res = invoke.delegate(cfg.ipam["type"], "ADD", self._ipam_conf(req.config), req)
-            fault.point("sriov.add.ipam")
+            self._step("sriov.add.ipam", recs, rec)
             res.ips = [IPConfig(c.address, c.gateway, idx) for c in ipam_res.ips]
             res.routes, res.dns = ipam_res.routes, ipam_res.dns
             netdev.configure_ips(req.netns, req.ifname, res)
             garp.announce(req.netns, req.ifname, state["mac"], [c.address for c in res.ips])
-        fault.point("sriov.add.addressed")
+        self._step("sriov.add.addressed", recs, rec)
         rec.update(state="ready", mac=state["mac"])
-        recs.write(rec)
+        with recs.lock():   # every record write holds the lock (see Records.of_pf)
+            self._step("sriov.add.ready", recs, rec)
+            recs.write(rec)
         if vf is not None:
             dev.sync(pf)  # the sim learns the pod-side name a real VF returns with
         return res
@@ -161,7 +180,22 @@ class SRIOVPlugin(Plugin):
         return dict(conf)
 
     # ---------------- restore (undo / DEL / GC / reclaim) ----------------
-    def restore(self, rec: dict, req: Request | None = None) -> None:
+    def restore(self, rec: dict, req: Request | None = None, locked: bool = False) -> bool:
+        """Undo the allocation `rec` names, under the node lock (`locked`: the caller holds it).
+        The record is read again under the lock and only that very allocation is undone, so
+        two processes restoring one record after a crash do it once, and a record that now
+        belongs to another pod is never touched. False when there was nothing of ours to undo."""
+        recs = Records(rec.get("stateDir", config.DEFAULT_STATE_DIR))
+        with contextlib.nullcontext() if locked else recs.lock():
+            cur = recs.read(rec["pf"], rec["vf"], fix=True)
+            if not same(cur, rec):
+                _log.info("%s %s: record of %s already undone or taken over, nothing to restore",
+                          rec["pf"], rec["vf"], str(rec.get("containerID"))[:12])
+                return False
+            self._restore(cur, req, recs)
+            return True
+
+    def _restore(self, rec: dict, req: Request | None, recs: Records) -> None:
         """Put the device back exactly as the record saved it, then drop the record.
         Every step tolerates the state a crash at any point of ADD can leave."""
         pf, vf = rec["pf"], rec["vf"]
@@ -175,6 +209,10 @@ class SRIOVPlugin(Plugin):
                 ipam_error = e
                 _log.error("IPAM DEL for %s %s failed: %s", pf, vf, e)
         fault.point("sriov.del.ipam-released")
+        gone = self._vanished(dev, pf, vf)
+        if gone:   # the NIC came back with fewer VFs: nothing left to put back
+            recs.set_aside(pf, f"vf{vf}.json", "vanished", gone)
+            return
         orig = saved["netdev"]["name"]
         ns = rec.get("netns")
         host_name = None
@@ -198,11 +236,22 @@ class SRIOVPlugin(Plugin):
             with dev.table(pf) as t:
                 t.set(vf, **VFState.from_dict(saved["table"]).to_dict())
         fault.point("sriov.del.table-restored")
-        Records(rec.get("stateDir", config.DEFAULT_STATE_DIR)).remove(pf, vf)
+        recs.remove(pf, vf)
         _log.info("restored %s %s (was %s in %s)", pf, "PF" if vf is None else f"VF {vf}",
                   rec["ifname"], rec.get("netns"))
         if ipam_error is not None and ipam_error.code != DELEGATE_NOT_FOUND:
             raise ipam_error   # the runtime retries DEL: the IPAM release is tried again
+
+    @staticmethod
+    def _vanished(dev: Device, pf: str, vf) -> str | None:
+        """Why VF `vf` no longer exists (sriov_numvfs went down), or None."""
+        if vf is None:
+            return None
+        try:
+            n = dev.topo.numvfs(pf)
+        except TopologyError:
+            return None   # no PF here (e.g. moved away): not proof that the VF is gone
+        return f"VF {vf} no longer exists: {pf} has {n} VF(s) now" if vf >= n else None
 
     @staticmethod
     def _is_ours(name: str, ns: str, rec: dict) -> bool:
@@ -236,30 +285,37 @@ class SRIOVPlugin(Plugin):
             sub.raw_args, sub.args = req.raw_args, req.args
         invoke.delegate(rec["ipam"]["type"], "DEL", conf, sub)
 
-    def _reclaim_stale(self, recs: Records, pf: str) -> int:
-        return self._reclaim(recs, pf)[0]
+    def _reclaim_stale(self, recs: Records, pf: str, dev: Device | None = None) -> int:
+        return self._reclaim(recs, pf, dev)[0]
 
-    def _reclaim(self, recs: Records, pf: str) -> tuple[int, list]:
+    def _reclaim(self, recs: Records, pf: str, dev: Device | None = None) -> tuple[int, list]:
         """Restore the stale records of `pf` (caller holds the node lock); returns how many,
-        and the records still standing (one read of the directory serves both)."""
+        and the records still standing (one read of the directory serves both). Damaged
+        records are set aside on the way; with `dev`, VFs whose record was damaged are
+        reclaimed once they are back in the host."""
         n, kept = 0, []
-        for rec in recs.of_pf(pf):
-            if is_stale(rec):
+        for rec in recs.of_pf(pf, fix=True):
+            if is_stale(rec, recs.dir):
                 _log.info("reclaiming stale record %s %s of %s", pf, rec.get("vf"), rec.get("containerID"))
                 try:
-                    self.restore(rec, None)
+                    self.restore(rec, None, locked=True)
                     n += 1
                     continue
-                except CNIError as e:
+                except Exception as e:   # one record that cannot be undone must not block the PF
                     _log.warning("could not reclaim %s VF %s yet: %s", pf, rec.get("vf"), e)
             kept.append(rec)
+        if dev is not None:
+            damaged.reclaim_returned(recs, dev, pf, {r["vf"] for r in kept})
         return n, kept
 
     # ---------------- DEL / CHECK / GC / STATUS ----------------
     def delete(self, req: Request) -> None:
         cfg_state = req.config.get("stateDir", config.DEFAULT_STATE_DIR)
         recs = Records(cfg_state)
-        found = recs.find(req.container_id, req.ifname)
+        with recs.lock():
+            found = recs.find(req.container_id, req.ifname, fix=True)
+            if not found:   # a VF whose record was damaged may still be in this pod
+                damaged.reclaim_from_pod(recs, req)
         for rec in found:
             self.restore(rec, req)
         ipam = req.config.get("ipam")
@@ -300,9 +356,12 @@ class SRIOVPlugin(Plugin):
             raise config_error("cni.dev/valid-attachments", "GC needs the list of valid attachments")
         keep = {(a.get("containerID"), a.get("ifname")) for a in valid if isinstance(a, dict)}
         recs = Records(req.config.get("stateDir", config.DEFAULT_STATE_DIR))
-        for rec in recs.all():
-            if rec.get("network") == req.name and (rec.get("containerID"), rec.get("ifname")) not in keep:
-                self.restore(rec, req)
+        with recs.lock():
+            gone = [r for r in recs.all(fix=True)
+                    if r.get("network") == req.name and (r.get("containerID"), r.get("ifname")) not in keep]
+            damaged.reclaim_all(recs, req.config)
+        for rec in gone:
+            self.restore(rec, req)
         ipam = req.config.get("ipam")
         if isinstance(ipam, dict) and isinstance(ipam.get("type"), str):
             invoke.delegate(ipam["type"], "GC", dict(req.config), req)
