@@ -145,7 +145,8 @@ class Background:
         return self.err.read().decode(errors="replace")
 
     def finish(self) -> Run:
-        os.kill(self.p.pid, signal.SIGCONT)
+        if self.p.poll() is None:
+            os.kill(self.p.pid, signal.SIGCONT)
         out = self.p.stdout.read()
         self.p.wait(DEADLINE)
         return Run(self.p.returncode, json.loads(out) if out.strip() else None, out, self.stderr())
