@@ -57,7 +57,10 @@ def reclaim_all(recs: Records, conf: dict) -> None:
     dev = _device(conf)
     for pf in recs.pfs():
         if dev is not None and unresolved(recs, pf) and dev.topo.pf_exists(pf):
-            reclaim_returned(recs, dev, pf, {r["vf"] for r in recs.of_pf(pf)})
+            try:
+                reclaim_returned(recs, dev, pf, {r["vf"] for r in recs.of_pf(pf)})
+            except Exception as e:   # one PF must not fail the GC of the others
+                _log.warning("could not reclaim VFs of %s with damaged records yet: %s", pf, e)
 
 
 def _device(conf: dict) -> Device | None:

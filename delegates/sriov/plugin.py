@@ -71,9 +71,9 @@ class SRIOVPlugin(Plugin):
             pf = cfg.master
             dev.require_pf(pf)
             vf = cfg.vf
-        # Records are read BEFORE the topology is refreshed: a concurrent DEL renames its VF
-        # back and only then drops its record (without our lock), so a VF whose record is gone
-        # is already back under its own name; one freed after this read just looks taken.
+        # Records are read BEFORE the topology is refreshed: a DEL renames its VF back and only
+        # then drops its record, so a VF whose record is gone is already back under its own
+        # name; one freed after this read just looks taken.
         taken = {r["vf"]: r for r in self._reclaim(recs, pf, dev)[1]}
         dev.sync(pf)   # the sim's sysfs view (a no-op for real sysfs, which is always live)
         if cfg.pf_only:
@@ -237,6 +237,7 @@ class SRIOVPlugin(Plugin):
                 t.set(vf, **VFState.from_dict(saved["table"]).to_dict())
         fault.point("sriov.del.table-restored")
         recs.remove(pf, vf)
+        owner.alive(recs.dir, (rec.get("owner") or {}).get("token"))   # a dead owner's lock file goes
         _log.info("restored %s %s (was %s in %s)", pf, "PF" if vf is None else f"VF {vf}",
                   rec["ifname"], rec.get("netns"))
         if ipam_error is not None and ipam_error.code != DELEGATE_NOT_FOUND:
@@ -305,7 +306,10 @@ class SRIOVPlugin(Plugin):
                     _log.warning("could not reclaim %s VF %s yet: %s", pf, rec.get("vf"), e)
             kept.append(rec)
         if dev is not None:
-            damaged.reclaim_returned(recs, dev, pf, {r["vf"] for r in kept})
+            try:
+                damaged.reclaim_returned(recs, dev, pf, {r["vf"] for r in kept})
+            except Exception as e:   # nor may a VF whose record was damaged
+                _log.warning("could not reclaim VFs of %s with damaged records yet: %s", pf, e)
         return n, kept
 
     # ---------------- DEL / CHECK / GC / STATUS ----------------
