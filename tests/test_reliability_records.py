@@ -15,6 +15,8 @@ import tempfile
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.cnirun import CNI_PATH, VENV_BIN, Run, cni, exe, ip_json
 from tests.daemonproc import DaemonProc
@@ -382,3 +384,42 @@ def test_two_processes_restoring_one_stale_record_both_succeed(nic, netns, uid):
     assert len(records(nic)) == 2 and vf_of(nic, f"c{uid}") != vf_of(nic, f"d{uid}")
     assert delete(c, ns_c, f"c{uid}").ok and delete(c, ns_d, f"d{uid}").ok
     assert snapshot(nic) == before and records(nic) == []
+
+
+# ---------------------------------------------------------------- finding 7, any content
+
+GOOD = {"containerID": "c1", "ifname": "net1", "netns": "/var/run/netns/x", "network": "n", "pf": "pf0", "vf": 2,
+        "state": "ready", "tmpName": "nmv0", "owner": {"token": "ab12", "netns": None, "containerID": "c1"},
+        "saved": {"table": {"vlan": 0}, "netdev": {"name": "pf0v2", "mac": None, "mtu": 1500, "up": False}}}
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
+                    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+                    max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.sampled_from(sorted(GOOD) + ["saved.netdev", "saved.table", "saved.netdev.mtu"]), value=JSON,
+       whole=st.booleans())
+def test_any_record_content_is_a_valid_record_or_set_aside(key, value, whole):
+    """Finding 7 (parser property): whatever JSON sits in vf2.json — any value, or a good
+    record with one field replaced — reading the PF under the lock never raises: the record
+    is returned valid, or the file is set aside and the PF reads as empty."""
+    from delegates.sriov.records import Records, validate
+    doc = value if whole else json.loads(json.dumps(GOOD))
+    if not whole:
+        *path, last = key.split(".")
+        target = doc
+        for p in path:
+            target = target[p]
+        target[last] = value
+    with tempfile.TemporaryDirectory() as d:
+        os.makedirs(os.path.join(d, "pf0"))
+        with open(os.path.join(d, "pf0", "vf2.json"), "w") as f:
+            json.dump(doc, f)
+        recs = Records(d)
+        got = recs.of_pf("pf0", fix=True)
+        left = os.listdir(os.path.join(d, "pf0"))
+        if validate(doc, "pf0", 2) is None:
+            assert got == [doc] and left == ["vf2.json"]
+        else:
+            assert got == [] and len(left) == 1 and left[0].startswith("vf2.json.damaged.")
+            assert [a["why"] for a in recs.report("pf0")] == [validate(doc, "pf0", 2)]

@@ -29,7 +29,7 @@ def validate(rec, pf: str, vf: int | None) -> str | None:
         return f"not a JSON object but {type(rec).__name__}"
     if rec.get("pf") != pf:
         return f"pf is {rec.get('pf')!r}, not {pf!r}"
-    if rec.get("vf") != vf or isinstance(rec.get("vf"), bool):
+    if rec.get("vf") != vf or (vf is not None and type(rec["vf"]) is not int):   # not 2.0, not True
         return f"vf is {rec.get('vf')!r}, not {vf!r}"
     for k in ("containerID", "ifname", "netns", "tmpName"):
         if not isinstance(rec.get(k), str) or not rec[k]:
@@ -38,7 +38,7 @@ def validate(rec, pf: str, vf: int | None) -> str | None:
         return f"state is {rec.get('state')!r}"
     saved = rec.get("saved")
     nd = saved.get("netdev") if isinstance(saved, dict) else None
-    if not isinstance(nd, dict) or not isinstance(nd.get("name"), str) or not isinstance(nd.get("mtu"), int):
+    if not isinstance(nd, dict) or not isinstance(nd.get("name"), str) or type(nd.get("mtu")) is not int:
         return "saved.netdev is missing or malformed"
     if vf is not None and not isinstance(saved.get("table"), dict):
         return "saved.table is missing or malformed"
@@ -75,7 +75,9 @@ class Records:
         path = self.path(pf, vf)
         try:
             rec = files.read_json(path)
-            why = None if rec is None else validate(rec, pf, vf)
+            if rec is None and not os.path.lexists(path):
+                return None
+            why = validate(rec, pf, vf)   # (a file holding `null` is damaged, not absent)
         except (ValueError, UnicodeDecodeError) as e:
             why = f"not JSON: {e}"
         except OSError as e:
