@@ -18,6 +18,8 @@
                                           # exec'd delegates run chrooted there (Multus thick's
                                           # `chrootDir`, accepted as an alias); our own plugins
                                           # run in the daemon. Unset or "/" = no chroot.
+  fixipamGcPeriod: 60                     # seconds between GC passes of cluster-wide fixed-IP
+                                          # reservations (delegates/fixipam/clustergc.py)
 """
 import os
 from dataclasses import dataclass
@@ -43,11 +45,12 @@ class DaemonConfig:
     min_publish_interval: float = 2.0
     status_file: str | None = None
     host_root: str | None = None
+    fixipam_gc_period: float = 60.0
 
 
 KEYS = {"socketPath", "kubeconfig", "nodeName", "cniDir", "pfs", "maxConcurrency", "requestTimeout",
         "httpAddr", "reconcilePeriod", "coalesceWindow", "minPublishInterval", "statusFile", "hostRoot",
-        "chrootDir"}
+        "chrootDir", "fixipamGcPeriod"}
 
 
 def _num(d, key, lo, hi, default):
@@ -95,4 +98,4 @@ def load(path: str | None, overrides: dict | None = None) -> DaemonConfig:
         reconcile_period=float(_num(d, "reconcilePeriod", 0.1, 86400, 30)),
         coalesce_window=float(_num(d, "coalesceWindow", 0, 60, 0.2)),
         min_publish_interval=float(_num(d, "minPublishInterval", 0, 300, 2.0)), status_file=d.get("statusFile"),
-        host_root=d.get("hostRoot"))
+        host_root=d.get("hostRoot"), fixipam_gc_period=float(_num(d, "fixipamGcPeriod", 0.1, 86400, 60)))

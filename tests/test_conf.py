@@ -33,13 +33,16 @@ DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 # DESIGN.md "Policy and security": read NADs and pods, patch pods (network-status), patch nodes
-# (availability); get nodes (found by name). Nothing else: widening this set fails the test.
+# (availability); get nodes (found by name); fixipam's cluster-wide reservations (create is the
+# lock, get names the holder, list + delete release and GC). Nothing else: widening this set fails.
 EXPECTED_GRANTS = {
     ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "watch"), ("", "pods", "patch"),
     ("k8s.cni.cncf.io", "network-attachment-definitions", "get"),
     ("k8s.cni.cncf.io", "network-attachment-definitions", "list"),
     ("k8s.cni.cncf.io", "network-attachment-definitions", "watch"),
     ("", "nodes", "get"), ("", "nodes", "patch"),
+    ("netmeta.io", "fixedipreservations", "get"), ("netmeta.io", "fixedipreservations", "list"),
+    ("netmeta.io", "fixedipreservations", "create"), ("netmeta.io", "fixedipreservations", "delete"),
 }
 
 
@@ -292,7 +295,8 @@ def test_clusterrole_is_enough_for_netmeta_and_nothing_more(tmp_path):
         "user": "system:serviceaccount:kube-system:netmeta", "rules": rules}}).start()
     kube = None
     try:
-        srv.create(one("CustomResourceDefinition"))
+        srv.create(one("CustomResourceDefinition", "network-attachment-definitions.k8s.cni.cncf.io"))
+        srv.create(one("CustomResourceDefinition", "fixedipreservations.netmeta.io"))
         for nad in sample_nads().values():
             srv.create(nad)
         srv.create(objects.node("node1"))
@@ -305,6 +309,15 @@ def test_clusterrole_is_enough_for_netmeta_and_nothing_more(tmp_path):
         kube.patch_pod_annotations("default", "p1", {"k8s.v1.cni.cncf.io/network-status": "[]"})
         assert kube.get_node("node1")["metadata"]["name"] == "node1"
         kube.patch_node("node1", {"metadata": {"labels": {FREE_VF_LABEL: "true"}}})
+        # fixipam's cluster reservations through the same identity: create, 409, get, list, delete
+        from delegates.fixipam import cluster
+        fx = cluster.Api(kube.http, "node1")
+        assert fx.probe() is True
+        owner = cluster.Owner("c1", "net1", "default", "p1", "u1")
+        assert cluster.reserve(fx, "fxnet", "10.1.0.5", owner) is True
+        assert cluster.reserve(fx, "fxnet", "10.1.0.5", owner) is False     # 409, ours
+        assert len(cluster.list_reservations(fx, node="node1", network="fxnet")) == 1
+        assert cluster.release(fx, "fxnet", "10.1.0.5", "c1", "net1") is True
         nad_path = "/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions/sriov-vlan"
         for method, path in (("GET", "/api/v1/nodes"), ("DELETE", "/api/v1/namespaces/default/pods/p1"),
                              ("GET", "/api/v1/namespaces/kube-system/secrets/x"), ("DELETE", nad_path)):

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 from cni.errors import config_error
 
-KNOWN_KEYS = {"type", "subnet", "gateway", "ranges", "routes", "dns", "dataDir"}
+from . import policy as _policy
+
+KNOWN_KEYS = {"type", "subnet", "gateway", "ranges", "routes", "dns", "dataDir"} | _policy.KEYS
 DEFAULT_DATA_DIR = "/var/lib/cni/netmeta/fixipam"
 
 
@@ -25,6 +27,7 @@ class IPAMConfig:
     routes: tuple            # ((dst, gw or ""), ...)
     dns: dict
     data_dir: str
+    policy: _policy.Policy = _policy.Policy(None, "refuse", None, None)
 
 
 def _net(value, field):
@@ -130,4 +133,4 @@ def load(conf: dict) -> IPAMConfig:
     if not isinstance(data_dir, str) or not data_dir.startswith("/"):
         raise config_error("ipam.dataDir", "must be an absolute path")
     return IPAMConfig(network_name=conf["name"], subnets=_subnets(ipam), routes=_routes(ipam),
-                      dns=_dns(ipam), data_dir=data_dir)
+                      dns=_dns(ipam), data_dir=data_dir, policy=_policy.load(ipam))

@@ -7,7 +7,7 @@ from cni.errors import ADDRESS_IN_USE, IO_FAILURE, CNIError, config_error
 from cni.plugin import Plugin
 from cni.result import IPConfig, Result, Route
 
-from . import addresses, config
+from . import addresses, cluster, config, scope
 from .store import Store, describe, is_owner
 
 _log = log.get("fixipam")
@@ -20,17 +20,25 @@ class FixIPAM(Plugin):
         cfg = config.load(req.config)
         source, texts = addresses.requested(req.config, req.args)
         wanted = addresses.validate(cfg, source, texts)
+        for w in wanted:
+            cfg.policy.check(w.interface.ip)
+        api = scope.for_add(cfg.policy, cfg.network_name)
         store = Store(cfg.data_dir, cfg.network_name)
-        with store.lock(), contextlib.ExitStack() as undo:
-            for w in wanted:
-                rec = store.owner(w.key)
-                if rec and not is_owner(rec, req.container_id, req.ifname):
-                    raise CNIError(ADDRESS_IN_USE, f"address {w.key} is already reserved on this node "
-                                   f"for network {cfg.network_name}", f"owner: {describe(rec)}")
-                if rec is None:
-                    store.reserve(w.key, req.container_id, req.ifname)
-                    undo.callback(store.release, w.key)
-            fault.point("fixipam.add.reserved")
+        with contextlib.ExitStack() as undo:
+            with store.lock():
+                for w in wanted:
+                    rec = store.owner(w.key)
+                    if rec and not is_owner(rec, req.container_id, req.ifname):
+                        raise CNIError(ADDRESS_IN_USE, f"address {w.key} is already reserved on this node "
+                                       f"for network {cfg.network_name}" + scope.held_by(api, cfg.network_name, w.key),
+                                       f"owner: {describe(rec)}")
+                    if rec is None:
+                        store.reserve(w.key, req.container_id, req.ifname)
+                        undo.callback(_release_local, store, w.key, req.container_id, req.ifname)
+                fault.point("fixipam.add.reserved")
+            if api is not None:   # node-local first: a crash in between leaves only what DEL/GC find
+                scope.reserve(api, cfg.policy, cfg.network_name, [w.key for w in wanted],
+                              cluster.Owner.from_request(req), undo)
             undo.pop_all()  # every reservation made: keep them
         _log.info("reserved %s on %s for %s/%s", ",".join(w.key for w in wanted),
                   cfg.network_name, req.container_id[:12], req.ifname)
@@ -54,6 +62,10 @@ class FixIPAM(Plugin):
         if not isinstance(data_dir, str) or not data_dir.startswith("/"):
             raise config_error("ipam.dataDir", "must be an absolute path")
         store = Store(data_dir, req.name)
+        # cluster first, from the node-local records (kept until then: a crash in between
+        # leaves them for the retried DEL); an API outage never blocks DEL (GC releases later)
+        scope.release(ipam.get("scope"), req.name, store.owned_by(req.container_id, req.ifname),
+                      req.container_id, req.ifname)
         with store.lock():
             fault.point("fixipam.del.locked")
             gone = store.release_owner(req.container_id, req.ifname)
@@ -86,9 +98,18 @@ class FixIPAM(Plugin):
                 if not rec or (rec.get("containerID"), rec.get("ifname")) not in keep:
                     store.release(key)
                     _log.info("gc released %s on %s (owner %s)", key, req.name, describe(rec))
+        scope.gc(ipam.get("scope"), req.name, keep)
 
     def status(self, req) -> None:
         cfg = config.load(req.config)
         os.makedirs(cfg.data_dir, mode=0o700, exist_ok=True)
         if not os.access(cfg.data_dir, os.W_OK):
             raise CNIError(IO_FAILURE, f"reservation directory {cfg.data_dir} is not writable")
+
+
+def _release_local(store: Store, key: str, container_id: str, ifname: str) -> None:
+    """Undo of an ADD's node-local reservation, taken again under the lock (the cluster step
+    runs outside it)."""
+    with store.lock():
+        if is_owner(store.owner(key), container_id, ifname):
+            store.release(key)

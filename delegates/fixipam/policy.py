@@ -1,0 +1,72 @@
+"""Per-network scope and address policy of fixipam (keys of the `ipam` object):
+
+  scope: node | cluster          where a reservation must be unique (default: cluster when the
+                                 node daemon reaches the API and serves FixedIPReservations)
+  onApiUnavailable: refuse | nodeLocal   cluster scope with the API down at ADD: refuse with
+                                 code 11 (try again later; the default) or reserve on this node only
+  exclude: ["10.1.0.1", "10.1.0.200-10.1.0.254", "10.1.0.64/28"]   never handed out
+  allowed: [...same forms...]    the only addresses pods may request (default: the usable
+                                 addresses of the subnets)
+
+Address sets are netaddr IPSets: CIDRs, single addresses and `a-b` ranges mix, IPv4 and IPv6
+alike, and membership is a log-time lookup however many ranges an operator lists.
+"""
+from dataclasses import dataclass
+
+import netaddr
+
+from cni.errors import POLICY_DENIED, CNIError, config_error
+
+SCOPES = ("node", "cluster")
+ON_API_UNAVAILABLE = ("refuse", "nodeLocal")
+KEYS = {"scope", "onApiUnavailable", "exclude", "allowed"}
+
+
+@dataclass(frozen=True)
+class Policy:
+    scope: str | None               # None: not set (cluster when the daemon offers it)
+    on_api_unavailable: str
+    exclude: netaddr.IPSet | None
+    allowed: netaddr.IPSet | None
+
+    def check(self, ip) -> None:
+        """Refuse an address outside `allowed` or inside `exclude`, naming the setting."""
+        addr = netaddr.IPAddress(str(ip))
+        if self.exclude is not None and addr in self.exclude:
+            raise CNIError(POLICY_DENIED, f"address {ip} is excluded by ipam.exclude",
+                           "ipam.exclude lists addresses this network never hands out")
+        if self.allowed is not None and addr not in self.allowed:
+            raise CNIError(POLICY_DENIED, f"address {ip} is not in ipam.allowed",
+                           "ipam.allowed lists the only addresses pods may request on this network")
+
+
+def ip_set(value, field: str) -> netaddr.IPSet:
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise config_error(field, "must be a list of addresses, CIDRs or a-b ranges")
+    out = netaddr.IPSet()
+    for i, text in enumerate(value):
+        t = text.strip()
+        try:
+            if "-" in t:
+                lo, _, hi = t.partition("-")
+                rng = netaddr.IPRange(lo.strip(), hi.strip())
+                if netaddr.IPAddress(lo.strip()).version != netaddr.IPAddress(hi.strip()).version:
+                    raise ValueError("ends are of different IP families")
+                out.update(netaddr.IPSet(rng))
+            else:
+                out.add(netaddr.IPNetwork(t) if "/" in t else netaddr.IPAddress(t))
+        except (netaddr.AddrFormatError, ValueError, TypeError) as e:
+            raise config_error(f"{field}[{i}]", f"{t[:60]!r} is not an address, CIDR or a-b range: {e}") from None
+    return out
+
+
+def load(ipam: dict) -> Policy:
+    scope = ipam.get("scope")
+    if scope is not None and scope not in SCOPES:
+        raise config_error("ipam.scope", f"must be one of {', '.join(SCOPES)}")
+    oau = ipam.get("onApiUnavailable", "refuse")
+    if oau not in ON_API_UNAVAILABLE:
+        raise config_error("ipam.onApiUnavailable", f"must be one of {', '.join(ON_API_UNAVAILABLE)}")
+    exclude = ip_set(ipam["exclude"], "ipam.exclude") if "exclude" in ipam else None
+    allowed = ip_set(ipam["allowed"], "ipam.allowed") if "allowed" in ipam else None
+    return Policy(scope, oau, exclude, allowed)

@@ -1,0 +1,112 @@
+"""Which stores a fixipam call uses (node-local always; cluster-wide per `ipam.scope`) and what
+an API outage does to it: at ADD `ipam.onApiUnavailable` decides (refuse with code 11, or
+reserve on this node only); DEL and GC never wait for the API (the node-local store is the
+source of truth for DEL; a cluster reservation left behind is released by the daemon's GC)."""
+from cni import fault, log
+from cni.errors import TRY_AGAIN, CNIError, config_error
+
+from . import cluster
+
+_log = log.get("fixipam")
+
+
+def _outage(policy, network: str, why: str):
+    if policy.on_api_unavailable == "nodeLocal":
+        _log.warning("network %s: reserving on this node only (ipam.onApiUnavailable=nodeLocal): %s", network, why)
+        return None
+    raise CNIError(TRY_AGAIN, f"failed to reserve cluster-wide on network {network}: Kubernetes API unavailable",
+                   f"ipam.onApiUnavailable is refuse (set nodeLocal to reserve on this node only): {why[:200]}")
+
+
+def for_add(policy, network: str) -> cluster.Api | None:
+    """The API to reserve through, or None for node scope."""
+    if policy.scope == "node":
+        return None
+    api = cluster.current()
+    if api is None:
+        if policy.scope == "cluster":
+            return _outage(policy, network, "ipam.scope is cluster but this node's netmeta daemon has no "
+                                             "Kubernetes client (kubeconfig + nodeName) or is not running")
+        return None
+    if api.served is None:
+        try:
+            api.probe()
+        except cluster.Unavailable as e:
+            return _outage(policy, network, str(e))
+    if api.served is False:
+        return _not_served(policy, network)
+    return api
+
+
+def held_by(api, network: str, key: str) -> str:
+    """", by pod ns/name on node N" for a same-node conflict message, from the cluster object."""
+    if api is None:
+        return ""
+    try:
+        obj = cluster.get(api, cluster.object_name(network, key))
+    except (cluster.Unavailable, CNIError):
+        return ""
+    return f" by {cluster.holder(obj)}" if obj else ""
+
+
+def _not_served(policy, network: str):
+    if policy.scope == "cluster":
+        raise config_error("ipam.scope", f"is cluster but the API does not serve {cluster.COLLECTION} "
+                                         "(install conf/crd-fixed-ip-reservation.yaml)")
+    _log.debug("network %s: node scope (%s not served)", network, cluster.COLLECTION)
+    return None
+
+
+def reserve(api, policy, network: str, keys: list, owner: cluster.Owner, undo) -> None:
+    """Cluster reservations for every key; each one made registers its release on `undo`."""
+    for key in keys:
+        try:
+            made = cluster.reserve(api, network, key, owner)
+        except cluster.Unavailable as e:
+            if _outage(policy, network, str(e)) is None:
+                return
+        except cluster.NotServed:
+            _not_served(policy, network)
+            return
+        else:
+            if made:
+                undo.callback(_undo_one, api, network, key, owner)
+        fault.point("fixipam.add.cluster")
+
+
+def _undo_one(api, network, key, owner) -> None:
+    try:
+        cluster.release(api, network, key, owner.container_id, owner.ifname)
+    except (cluster.Unavailable, CNIError) as e:
+        _log.warning("could not undo the cluster reservation of %s on %s (GC releases it): %s", key, network, e)
+
+
+def release(raw_scope, network: str, keys, container_id: str, ifname: str) -> None:
+    """DEL: release this attachment's cluster reservations; an outage only logs."""
+    api = cluster.current()
+    if api is None or raw_scope == "node" or api.served is False or not keys:
+        return
+    for key in sorted(keys):
+        try:
+            if cluster.release(api, network, key, container_id, ifname):
+                _log.info("released %s on %s cluster-wide", key, network)
+        except (cluster.Unavailable, CNIError) as e:
+            _log.warning("cluster reservation of %s on %s not released now (the daemon's GC will): %s",
+                         key, network, e)
+
+
+def gc(raw_scope, network: str, keep: set) -> None:
+    """CNI GC: this node's reservations of `network` whose attachment is not in `keep`."""
+    api = cluster.current()
+    if api is None or raw_scope == "node" or api.served is False:
+        return
+    try:
+        items = cluster.list_reservations(api, node=api.node, network=network)
+        for obj in items:
+            s = obj.get("spec") or {}
+            if s.get("node") == api.node and s.get("network") == network and \
+                    (s.get("containerID"), s.get("ifname")) not in keep:
+                cluster.delete(api, obj)
+                _log.info("gc released %s on %s cluster-wide (%s)", s.get("address"), network, cluster.holder(obj))
+    except (cluster.Unavailable, CNIError) as e:
+        _log.warning("cluster GC of %s skipped: %s", network, e)
