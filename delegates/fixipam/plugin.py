@@ -22,10 +22,12 @@ class FixIPAM(Plugin):
         wanted = addresses.validate(cfg, source, texts)
         for w in wanted:
             cfg.policy.check(w.interface.ip)
-        api = scope.for_add(cfg.policy, cfg.network_name)
         store = Store(cfg.data_dir, cfg.network_name)
+        api = scope.for_add(cfg.policy, cfg.network_name, store.dir)
         with contextlib.ExitStack() as undo:
             with store.lock():
+                if api is not None:
+                    scope.mark(store.dir)
                 for w in wanted:
                     rec = store.owner(w.key)
                     if rec and not is_owner(rec, req.container_id, req.ifname):
@@ -64,8 +66,8 @@ class FixIPAM(Plugin):
         store = Store(data_dir, req.name)
         # cluster first, from the node-local records (kept until then: a crash in between
         # leaves them for the retried DEL); an API outage never blocks DEL (GC releases later)
-        scope.release(ipam.get("scope"), req.name, store.owned_by(req.container_id, req.ifname),
-                      req.container_id, req.ifname)
+        scope.release(ipam.get("scope"), req.name, set(store.owned_by(req.container_id, req.ifname)) |
+                      scope.requested_keys(req), req.container_id, req.ifname)
         with store.lock():
             fault.point("fixipam.del.locked")
             gone = store.release_owner(req.container_id, req.ifname)

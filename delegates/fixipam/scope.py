@@ -2,12 +2,19 @@
 an API outage does to it: at ADD `ipam.onApiUnavailable` decides (refuse with code 11, or
 reserve on this node only); DEL and GC never wait for the API (the node-local store is the
 source of truth for DEL; a cluster reservation left behind is released by the daemon's GC)."""
-from cni import fault, log
+import ipaddress
+import os
+
+from cni import fault, files, log
 from cni.errors import TRY_AGAIN, CNIError, config_error
 
-from . import cluster
+from . import addresses, cluster
 
 _log = log.get("fixipam")
+# In a network's node-local directory: "this network is reserved cluster-wide here". Without
+# it, fixipam run in-process (the daemon down or killed mid-request: the shim falls back) could
+# not tell a Kubernetes-free node from a daemon outage and would silently reserve node-locally.
+MARKER = ".cluster-scope"
 
 
 def _outage(policy, network: str, why: str):
@@ -18,15 +25,15 @@ def _outage(policy, network: str, why: str):
                    f"ipam.onApiUnavailable is refuse (set nodeLocal to reserve on this node only): {why[:200]}")
 
 
-def for_add(policy, network: str) -> cluster.Api | None:
+def for_add(policy, network: str, store_dir: str) -> cluster.Api | None:
     """The API to reserve through, or None for node scope."""
     if policy.scope == "node":
         return None
     api = cluster.current()
     if api is None:
-        if policy.scope == "cluster":
-            return _outage(policy, network, "ipam.scope is cluster but this node's netmeta daemon has no "
-                                             "Kubernetes client (kubeconfig + nodeName) or is not running")
+        if policy.scope == "cluster" or os.path.exists(os.path.join(store_dir, MARKER)):
+            return _outage(policy, network, "cluster scope but this node's netmeta daemon has no Kubernetes "
+                                             "client (kubeconfig + nodeName) or is not running")
         return None
     if api.served is None:
         try:
@@ -36,6 +43,13 @@ def for_add(policy, network: str) -> cluster.Api | None:
     if api.served is False:
         return _not_served(policy, network)
     return api
+
+
+def mark(store_dir: str) -> None:
+    """Under the network's lock (atomic_write's temp name is per process, not per thread)."""
+    marker = os.path.join(store_dir, MARKER)
+    if not os.path.exists(marker):
+        files.write_json(marker, {"scope": "cluster"})
 
 
 def held_by(api, network: str, key: str) -> str:
@@ -93,6 +107,17 @@ def release(raw_scope, network: str, keys, container_id: str, ifname: str) -> No
         except (cluster.Unavailable, CNIError) as e:
             _log.warning("cluster reservation of %s on %s not released now (the daemon's GC will): %s",
                          key, network, e)
+
+
+def requested_keys(req) -> set:
+    """The addresses this DEL's config/args name (best effort): a DEL retried after the
+    node-local records went (a crash, the daemon down at the first DEL) still finds the cluster
+    reservations; release() deletes only those whose owner is this attachment."""
+    try:
+        _, texts = addresses.requested(req.config, req.args)
+        return {str(ipaddress.ip_interface(t.strip()).ip) for t in texts}
+    except (CNIError, ValueError, TypeError, AttributeError):
+        return set()
 
 
 def gc(raw_scope, network: str, keep: set) -> None:
