@@ -50,7 +50,8 @@ def _answers(path: str) -> bool:
         s.close()
 
 
-def start(stack: ExitStack, pfs: tuple = ()) -> Daemon | None:
+def start(stack: ExitStack, pfs: tuple = (), **extra) -> Daemon | None:
+    """`extra`: more daemon config keys (kubeconfig, nodeName, ...)."""
     if not ENABLED["on"]:
         return None
     work = fixtures.scratch(stack, "daemon")
@@ -58,7 +59,7 @@ def start(stack: ExitStack, pfs: tuple = ()) -> Daemon | None:
     cfg = os.path.join(work, "daemon.json")
     with open(cfg, "w") as f:
         json.dump({"socketPath": sock, "httpAddr": "", "cniDir": os.path.join(work, "cache"),
-                   "pfs": [dict(p) for p in pfs]}, f)
+                   "pfs": [dict(p) for p in pfs], **extra}, f)
     log = os.path.join(work, "daemon.log")
     with open(log, "ab") as lf:
         proc = subprocess.Popen([f"{VENV_BIN}/netmeta", "daemon", "--config", cfg], stdout=lf, stderr=lf,

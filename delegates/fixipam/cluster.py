@@ -81,6 +81,7 @@ class Api:
 
     def probe(self) -> bool:
         """Is the kind served? One LIST with limit=1. Raises Unavailable."""
+        before = self.served
         try:
             self.call("list", "GET", COLLECTION, query={"limit": "1"})
             self.served = True
@@ -90,6 +91,9 @@ class Api:
             if getattr(e, "status", None) != 404:
                 raise Unavailable(f"probe {COLLECTION}: {e}") from None
             self.served = False
+        if self.served != before:
+            _log.info("fixipam cluster reservations %s", "on" if self.served else
+                      f"off by default: {COLLECTION} is not served (install conf/crd-fixed-ip-reservation.yaml)")
         return self.served
 
 
@@ -103,13 +107,7 @@ def provide(http, node: str | None, count=None) -> Api | None:
         _log.warning("fixipam cluster reservations off: the daemon has no nodeName")
         _api = None
         return None
-    _api = Api(http, node, count)
-    try:
-        _api.probe()
-        _log.info("fixipam cluster reservations %s", "on" if _api.served else
-                  f"off by default: {COLLECTION} is not served (install conf/crd-fixed-ip-reservation.yaml)")
-    except Unavailable as e:
-        _log.warning("fixipam: API unreachable at start-up (%s); probing again at the first ADD", e)
+    _api = Api(http, node, count)   # probed by the GC thread at once, or by the first ADD
     return _api
 
 

@@ -95,6 +95,10 @@ class ClusterGC:
         return self
 
     def _loop(self) -> None:
+        try:
+            self.api.probe()   # at start: is the kind served? (an ADD before this probes itself)
+        except cluster.Unavailable as e:
+            _log.warning("fixipam: API unreachable at start-up (%s); the first ADD probes again", e)
         while not self._stop.wait(self.period):
             try:
                 sweep(self.api)

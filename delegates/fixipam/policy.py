@@ -9,11 +9,12 @@
                                  addresses of the subnets)
 
 Address sets are netaddr IPSets: CIDRs, single addresses and `a-b` ranges mix, IPv4 and IPv6
-alike, and membership is a log-time lookup however many ranges an operator lists.
+alike, and membership is a log-time lookup however many ranges an operator lists. netaddr is
+imported only by a network that sets one (~20 ms on the no-daemon path otherwise).
 """
-from dataclasses import dataclass
+from __future__ import annotations
 
-import netaddr
+from dataclasses import dataclass
 
 from cni.errors import POLICY_DENIED, CNIError, config_error
 
@@ -26,11 +27,14 @@ KEYS = {"scope", "onApiUnavailable", "exclude", "allowed"}
 class Policy:
     scope: str | None               # None: not set (cluster when the daemon offers it)
     on_api_unavailable: str
-    exclude: netaddr.IPSet | None
-    allowed: netaddr.IPSet | None
+    exclude: "netaddr.IPSet | None"
+    allowed: "netaddr.IPSet | None"
 
     def check(self, ip) -> None:
         """Refuse an address outside `allowed` or inside `exclude`, naming the setting."""
+        if self.exclude is None and self.allowed is None:
+            return
+        import netaddr
         addr = netaddr.IPAddress(str(ip))
         if self.exclude is not None and addr in self.exclude:
             raise CNIError(POLICY_DENIED, f"address {ip} is excluded by ipam.exclude",
@@ -40,7 +44,8 @@ class Policy:
                            "ipam.allowed lists the only addresses pods may request on this network")
 
 
-def ip_set(value, field: str) -> netaddr.IPSet:
+def ip_set(value, field: str) -> "netaddr.IPSet":
+    import netaddr
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
         raise config_error(field, "must be a list of addresses, CIDRs or a-b ranges")
     out = netaddr.IPSet()
