@@ -318,6 +318,26 @@ def test_api_down_at_del_then_gc_releases_once_the_pod_is_gone(api, nodes):
     poll(lambda: "pod gone" in a.daemon.log(), what="the GC's log line")
 
 
+def test_a_pods_new_sandbox_takes_over_its_reservation_left_by_an_outage(api, nodes):
+    """The old sandbox's DEL could not reach the API; the pod (same UID) gets a new sandbox:
+    its address is its own, not refused (GC would never free it while the pod lives)."""
+    a, b = nodes()
+    uid = pod(api, "s1")
+    assert a.call("ADD", "s1", "10.90.0.45", cid="sandbox1", uid=uid).ok
+    api.set_down(True)
+    try:
+        assert a.call("DEL", "s1", "10.90.0.45", cid="sandbox1", uid=uid).ok
+    finally:
+        api.set_down(False)
+    assert held(api)["10.90.0.45"]["containerID"] == "sandbox1"
+    other = b.call("ADD", "s2", "10.90.0.45", uid="another-uid")
+    assert other.rc != 0 and "default/s1" in other.out["msg"], other.stdout
+    r = a.call("ADD", "s1", "10.90.0.45", cid="sandbox2", uid=uid)
+    assert r.ok, r.stdout
+    assert held(api)["10.90.0.45"]["containerID"] == "sandbox2"
+    assert a.call("DEL", "s1", "10.90.0.45", cid="sandbox2", uid=uid).ok and held(api) == {}
+
+
 def test_gc_releases_a_pod_recreated_with_another_uid_and_deleted_nodes(api, nodes):
     a, b = nodes(gc=0.5)
     pod(api, "r1", "node-a")

@@ -177,6 +177,14 @@ def reserve(api: Api, network: str, ip: str, owner: Owner) -> bool:
             continue   # released between our POST and GET: try again
         if owned_by(existing, owner.container_id, owner.ifname):
             return False
+        if owner.pod_uid and (existing.get("spec") or {}).get("podUID") == owner.pod_uid and \
+                (existing.get("spec") or {}).get("ifname") == owner.ifname:
+            # the same pod (UIDs are unique) in a new sandbox, whose old one's DEL could not reach
+            # the API: the address is still its own; GC would never free it while the pod lives
+            _log.info("%s: taking over %s from the pod's previous sandbox %s", name, ip,
+                      str(existing["spec"].get("containerID"))[:12])
+            delete(api, existing)
+            continue
         raise CNIError(ADDRESS_IN_USE, f"address {ip} of network {network} is already reserved by {holder(existing)}",
                        f"{KIND} {name}")
     raise CNIError(ADDRESS_IN_USE, f"address {ip} of network {network} is contended", f"{KIND} {name}")
