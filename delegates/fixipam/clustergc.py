@@ -15,7 +15,7 @@ import threading
 from urllib.parse import quote
 
 from cni import log
-from cni.errors import CNIError
+from cni.errors import API_FAILED, CNIError
 
 from . import cluster
 
@@ -31,7 +31,7 @@ def _get(api, path: str):
     except Exception as e:
         if getattr(e, "status", None) == 404:
             return None
-        raise CNIError(0, f"GET {path}: {e}") from None
+        raise CNIError(API_FAILED, f"failed to get {path}", str(e)[:300]) from None
 
 
 def _pod_gone(api, spec: dict) -> bool:
