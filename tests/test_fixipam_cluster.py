@@ -141,6 +141,24 @@ def test_object_names_are_valid_and_distinct():
     assert len(names) == 20
 
 
+_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+@settings(max_examples=300, deadline=None)
+@given(net=st.text(min_size=1, max_size=300), ips=st.lists(
+    st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)), min_size=1, max_size=6, unique=True))
+def test_object_names_hypothesis(net, ips):
+    """Any network name and address give a valid DNS subdomain and label; distinct addresses of
+    one network never share a name (the lock is per name)."""
+    import re
+    names = {cluster.object_name(net, str(ip)) for ip in ips}
+    assert len(names) == len(ips)
+    for n in names:
+        assert re.match(_SUBDOMAIN, n) and len(n) <= 253, n
+    label = cluster.network_label(net)
+    assert len(label) <= 63 and re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", label)
+
+
 # ---------------- two nodes, one address ----------------
 def test_one_fixed_ip_one_pod_across_two_nodes(api, nodes):
     a, b = nodes()
