@@ -9,8 +9,12 @@
   racing, or a reservation re-created meanwhile, are harmless).
 
 Costs per period and node: one LIST of the reservations (label-selected for this node) plus
-one pod GET each, one LIST of all reservations plus one node GET per distinct other node.
+one pod GET each. The deleted-node sweep (one LIST of all reservations plus one node GET per
+distinct other node) runs every NODE_SWEEP_EVERY passes only, from a random phase: every daemon
+does it, so its cost grows with nodes x reservations; deleted nodes are rare and nothing waits
+on them but other pods wanting their addresses.
 """
+import random
 import threading
 from urllib.parse import quote
 
@@ -20,6 +24,7 @@ from cni.errors import API_FAILED, CNIError
 from . import cluster
 
 _log = log.get("fixipam")
+NODE_SWEEP_EVERY = 10
 
 
 def _get(api, path: str):
@@ -44,7 +49,7 @@ def _pod_gone(api, spec: dict) -> bool:
     return bool(uid) and (pod.get("metadata") or {}).get("uid") != uid
 
 
-def sweep(api) -> int:
+def sweep(api, deleted_nodes: bool = True) -> int:
     """One GC pass; returns how many reservations were released."""
     if api.served is not True:   # not known yet, or not served: a CRD installed later is picked up
         api.probe()
@@ -65,7 +70,13 @@ def sweep(api) -> int:
             released += 1
             _log.info("gc released %s on %s cluster-wide (%s: pod gone)", spec.get("address"),
                       spec.get("network"), cluster.holder(obj))
-    nodes: dict = {}
+    if deleted_nodes:
+        released += _sweep_deleted_nodes(api)
+    return released
+
+
+def _sweep_deleted_nodes(api) -> int:
+    released, nodes = 0, {}
     for obj in cluster.list_reservations(api):
         node = (obj.get("spec") or {}).get("node")
         if not node or node == api.node:
@@ -99,9 +110,11 @@ class ClusterGC:
             self.api.probe()   # at start: is the kind served? (an ADD before this probes itself)
         except cluster.Unavailable as e:
             _log.warning("fixipam: API unreachable at start-up (%s); the first ADD probes again", e)
+        n = random.randrange(NODE_SWEEP_EVERY)
         while not self._stop.wait(self.period):
+            n += 1
             try:
-                sweep(self.api)
+                sweep(self.api, deleted_nodes=n % NODE_SWEEP_EVERY == 0)
             except (cluster.Unavailable, CNIError) as e:
                 _log.warning("fixipam cluster GC pass skipped: %s", e)
             except Exception:   # never let the loop die: the next period tries again
