@@ -24,21 +24,21 @@ class FixIPAM(Plugin):
             cfg.policy.check(w.interface.ip)
         store = Store(cfg.data_dir, cfg.network_name)
         api = scope.for_add(cfg.policy, cfg.network_name, store.dir)
-        with contextlib.ExitStack() as undo:
-            with store.lock():
-                if api is not None:
-                    scope.mark(store.dir)
-                for w in wanted:
-                    rec = store.owner(w.key)
-                    if rec and not is_owner(rec, req.container_id, req.ifname):
-                        raise CNIError(ADDRESS_IN_USE, f"address {w.key} is already reserved on this node "
-                                       f"for network {cfg.network_name}" + scope.held_by(api, cfg.network_name, w.key),
-                                       f"owner: {describe(rec)}")
-                    if rec is None:
-                        store.reserve(w.key, req.container_id, req.ifname)
-                        undo.callback(_release_local, store, w.key, req.container_id, req.ifname)
-                fault.point("fixipam.add.reserved")
-            if api is not None:   # node-local first: a crash in between leaves only what DEL/GC find
+        with store.lock(), contextlib.ExitStack() as undo, scope.naming_holder(api, cfg.network_name):
+            scope.mark(api, store.dir)
+            for w in wanted:
+                rec = store.owner(w.key)
+                if rec and not is_owner(rec, req.container_id, req.ifname):
+                    raise CNIError(ADDRESS_IN_USE, f"address {w.key} is already reserved on this node "
+                                   f"for network {cfg.network_name}", f"owner: {describe(rec)}")
+                if rec is None:
+                    store.reserve(w.key, req.container_id, req.ifname)
+                    undo.callback(store.release, w.key)
+            fault.point("fixipam.add.reserved")
+            # node-local first, then cluster-wide, both under the network's node lock (API calls
+            # included: a burst on one network and node is serialised; a crash in between leaves
+            # only what DEL and GC find)
+            if api is not None:
                 scope.reserve(api, cfg.policy, cfg.network_name, [w.key for w in wanted],
                               cluster.Owner.from_request(req), undo)
             undo.pop_all()  # every reservation made: keep them
@@ -93,6 +93,7 @@ class FixIPAM(Plugin):
         if not isinstance(valid, list):
             raise config_error("cni.dev/valid-attachments", "GC needs the list of valid attachments")
         keep = {(a.get("containerID"), a.get("ifname")) for a in valid if isinstance(a, dict)}
+        scope.gc((req.config.get("ipam") or {}).get("scope"), req.name, keep)   # this node's cluster ones
         ipam = req.config.get("ipam") or {}
         store = Store(ipam.get("dataDir", config.DEFAULT_DATA_DIR), req.name)
         with store.lock():
@@ -100,18 +101,9 @@ class FixIPAM(Plugin):
                 if not rec or (rec.get("containerID"), rec.get("ifname")) not in keep:
                     store.release(key)
                     _log.info("gc released %s on %s (owner %s)", key, req.name, describe(rec))
-        scope.gc(ipam.get("scope"), req.name, keep)
 
     def status(self, req) -> None:
         cfg = config.load(req.config)
         os.makedirs(cfg.data_dir, mode=0o700, exist_ok=True)
         if not os.access(cfg.data_dir, os.W_OK):
             raise CNIError(IO_FAILURE, f"reservation directory {cfg.data_dir} is not writable")
-
-
-def _release_local(store: Store, key: str, container_id: str, ifname: str) -> None:
-    """Undo of an ADD's node-local reservation, taken again under the lock (the cluster step
-    runs outside it)."""
-    with store.lock():
-        if is_owner(store.owner(key), container_id, ifname):
-            store.release(key)

@@ -2,11 +2,13 @@
 an API outage does to it: at ADD `ipam.onApiUnavailable` decides (refuse with code 11, or
 reserve on this node only); DEL and GC never wait for the API (the node-local store is the
 source of truth for DEL; a cluster reservation left behind is released by the daemon's GC)."""
+import contextlib
 import ipaddress
 import os
+import re
 
 from cni import fault, files, log
-from cni.errors import TRY_AGAIN, CNIError, config_error
+from cni.errors import ADDRESS_IN_USE, TRY_AGAIN, CNIError, config_error
 
 from . import addresses, cluster
 
@@ -45,22 +47,32 @@ def for_add(policy, network: str, store_dir: str) -> cluster.Api | None:
     return api
 
 
-def mark(store_dir: str) -> None:
+def mark(api, store_dir: str) -> None:
     """Under the network's lock (atomic_write's temp name is per process, not per thread)."""
     marker = os.path.join(store_dir, MARKER)
-    if not os.path.exists(marker):
+    if api is not None and not os.path.exists(marker):
         files.write_json(marker, {"scope": "cluster"})
 
 
-def held_by(api, network: str, key: str) -> str:
-    """", by pod ns/name on node N" for a same-node conflict message, from the cluster object."""
-    if api is None:
-        return ""
+_LOCAL_CONFLICT = re.compile(r"^address (\S+) is already reserved on this node ")
+
+
+@contextlib.contextmanager
+def naming_holder(api, network: str):
+    """A node-local conflict names only the holder's container; in cluster scope the refusal
+    also names its pod and node, from the cluster reservation."""
     try:
-        obj = cluster.get(api, cluster.object_name(network, key))
-    except (cluster.Unavailable, CNIError):
-        return ""
-    return f" by {cluster.holder(obj)}" if obj else ""
+        yield
+    except CNIError as e:
+        m = _LOCAL_CONFLICT.match(e.msg) if api is not None and e.code == ADDRESS_IN_USE else None
+        if m:
+            try:
+                obj = cluster.get(api, cluster.object_name(network, m.group(1)))
+            except (cluster.Unavailable, CNIError):
+                obj = None
+            if obj:
+                e.msg += f" by {cluster.holder(obj)}"
+        raise
 
 
 def _not_served(policy, network: str):
