@@ -262,6 +262,30 @@ def test_crd_not_installed_default_is_node_scope_explicit_cluster_refused(tmp_pa
         srv.stop()
 
 
+def test_without_the_daemon_fixipams_own_kubeconfig_reserves_cluster_wide(api, tmp_path):
+    """No daemon (NETMETA_MODE=thin: fixipam runs in-process): `ipam.kubeconfig` + `nodeName`
+    give fixipam its own client; the same guarantees hold across the two nodes."""
+    kc = api.kubeconfig(str(tmp_path / "kubeconfig"))
+    a, b = (Node(n, tmp_path, kc) for n in ("node-a", "node-b"))   # daemons never started
+    thin = {"NETMETA_MODE": "thin"}
+    ca = dict(a.conf(), ipam=dict(a.conf()["ipam"], kubeconfig=kc, nodeName="node-a"))
+    cb = dict(b.conf(), ipam=dict(b.conf()["ipam"], kubeconfig=kc))
+    r1 = a.call("ADD", "t1", "10.90.0.50", conf=ca, env=thin)
+    assert r1.ok, r1.stdout
+    assert held(api)["10.90.0.50"]["node"] == "node-a"
+    r2 = b.call("ADD", "t2", "10.90.0.50", conf=cb, env=dict(thin, NODE_NAME="node-b"))
+    assert r2.rc != 0 and r2.out["code"] == 111 and "default/t1 on node node-a" in r2.out["msg"], r2.stdout
+    nn = b.call("ADD", "t2", "10.90.0.50", conf=cb, env=thin)     # no nodeName, no $NODE_NAME
+    assert nn.rc != 0 and nn.out["code"] == 7 and "ipam.nodeName" in nn.out["msg"], nn.stdout
+    assert a.call("DEL", "t1", "10.90.0.50", conf=ca, env=thin).ok and held(api) == {}
+    assert b.call("ADD", "t2", "10.90.0.50", conf=cb, env=dict(thin, NODE_NAME="node-b")).ok
+    assert held(api)["10.90.0.50"]["node"] == "node-b"
+    assert b.call("DEL", "t2", "10.90.0.50", conf=cb, env=dict(thin, NODE_NAME="node-b")).ok
+    assert held(api) == {} and a.local() == b.local() == []
+    bad = a.call("ADD", "t1", "10.90.0.51", conf=dict(ca, ipam=dict(ca["ipam"], kubeconfig="/nonexistent/kc")), env=thin)
+    assert bad.rc != 0 and bad.out["code"] == 7 and "ipam.kubeconfig" in bad.out["msg"], bad.stdout
+
+
 # ---------------- crashes ----------------
 ADD_POINTS = ["fixipam.add.reserved", "fixipam.api.create", "fixipam.add.cluster"]
 DEL_POINTS = ["fixipam.api.get", "fixipam.api.delete", "fixipam.del.locked"]

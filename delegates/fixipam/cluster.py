@@ -7,17 +7,19 @@ fixipam never imports `meta`: the node daemon hands its API client in with `prov
 identity, one connection pool per node). The client needs one method,
     request(method, path, query=None, body=None, content_type="application/json") -> dict
 raising an exception with `.status` for an HTTP error and an OSError when no answer came
-(meta/kubeclient.Client is one). Without a provided client fixipam is node-local, as before.
+(cni/kubeclient.Client is one). Without the daemon, a `kubeconfig` key in fixipam's config
+gives it its own client (`for_kubeconfig`); with neither, fixipam is node-local, as before.
 """
 import hashlib
 import ipaddress
+import os
 import re
 import threading
 import time
 from dataclasses import dataclass
 
 from cni import fault, log
-from cni.errors import ADDRESS_IN_USE, API_FAILED, CNIError
+from cni.errors import ADDRESS_IN_USE, API_FAILED, CNIError, config_error
 
 _log = log.get("fixipam")
 GROUP, VERSION, PLURAL, KIND = "netmeta.io", "v1", "fixedipreservations", "FixedIPReservation"
@@ -113,6 +115,33 @@ def provide(http, node: str | None, count=None) -> Api | None:
 
 def current() -> Api | None:
     return _api
+
+
+_own: dict = {}
+
+
+def for_kubeconfig(kubeconfig: str, node: str | None) -> Api:
+    """fixipam's own client (no daemon): one per kubeconfig and node in this process.
+    Raises a config error naming ipam.kubeconfig / ipam.nodeName."""
+    node = node or os.environ.get("NODE_NAME")
+    if not node:
+        raise config_error("ipam.nodeName", "needed with ipam.kubeconfig (or set $NODE_NAME)")
+    key = (kubeconfig, node)
+    if key not in _own:
+        from cni import kubeclient
+        try:
+            ep = kubeclient.from_kubeconfig(kubeconfig)
+        except kubeclient.ConfigError as e:
+            raise config_error("ipam.kubeconfig", f"cannot load {kubeconfig}: {str(e)[:200]}") from None
+        _own[key] = Api(kubeclient.Client(ep, timeout=5.0), node)
+    return _own[key]
+
+
+def for_call(kubeconfig: str | None, node: str | None) -> Api | None:
+    """The daemon's client when this runs in the daemon, else fixipam's own from `kubeconfig`."""
+    if _api is not None:
+        return _api
+    return for_kubeconfig(kubeconfig, node) if kubeconfig else None
 
 
 # ---------------- names ----------------

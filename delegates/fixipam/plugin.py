@@ -66,7 +66,7 @@ class FixIPAM(Plugin):
         store = Store(data_dir, req.name)
         # cluster first, from the node-local records (kept until then: a crash in between
         # leaves them for the retried DEL); an API outage never blocks DEL (GC releases later)
-        scope.release(ipam.get("scope"), req.name, set(store.owned_by(req.container_id, req.ifname)) |
+        scope.release(ipam, req.name, set(store.owned_by(req.container_id, req.ifname)) |
                       scope.requested_keys(req), req.container_id, req.ifname)
         with store.lock():
             fault.point("fixipam.del.locked")
@@ -93,7 +93,7 @@ class FixIPAM(Plugin):
         if not isinstance(valid, list):
             raise config_error("cni.dev/valid-attachments", "GC needs the list of valid attachments")
         keep = {(a.get("containerID"), a.get("ifname")) for a in valid if isinstance(a, dict)}
-        scope.gc((req.config.get("ipam") or {}).get("scope"), req.name, keep)   # this node's cluster ones
+        scope.gc(req.config.get("ipam") or {}, req.name, keep)   # this node's cluster ones
         ipam = req.config.get("ipam") or {}
         store = Store(ipam.get("dataDir", config.DEFAULT_DATA_DIR), req.name)
         with store.lock():

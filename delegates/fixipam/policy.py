@@ -7,6 +7,10 @@
   exclude: ["10.1.0.1", "10.1.0.200-10.1.0.254", "10.1.0.64/28"]   never handed out
   allowed: [...same forms...]    the only addresses pods may request (default: the usable
                                  addresses of the subnets)
+  kubeconfig: /etc/cni/net.d/netmeta.d/netmeta.kubeconfig   fixipam's own API access when it
+                                 runs without the node daemon (the daemon's client wins when it
+                                 serves the call: one identity per node)
+  nodeName: node1                with kubeconfig: this node's name (default $NODE_NAME)
 
 Address sets are netaddr IPSets: CIDRs, single addresses and `a-b` ranges mix, IPv4 and IPv6
 alike, and membership is a log-time lookup however many ranges an operator lists. netaddr is
@@ -20,7 +24,7 @@ from cni.errors import POLICY_DENIED, CNIError, config_error
 
 SCOPES = ("node", "cluster")
 ON_API_UNAVAILABLE = ("refuse", "nodeLocal")
-KEYS = {"scope", "onApiUnavailable", "exclude", "allowed"}
+KEYS = {"scope", "onApiUnavailable", "exclude", "allowed", "kubeconfig", "nodeName"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class Policy:
     on_api_unavailable: str
     exclude: "netaddr.IPSet | None"
     allowed: "netaddr.IPSet | None"
+    kubeconfig: str | None = None
+    node_name: str | None = None
 
     def check(self, ip) -> None:
         """Refuse an address outside `allowed` or inside `exclude`, naming the setting."""
@@ -74,4 +80,10 @@ def load(ipam: dict) -> Policy:
         raise config_error("ipam.onApiUnavailable", f"must be one of {', '.join(ON_API_UNAVAILABLE)}")
     exclude = ip_set(ipam["exclude"], "ipam.exclude") if "exclude" in ipam else None
     allowed = ip_set(ipam["allowed"], "ipam.allowed") if "allowed" in ipam else None
-    return Policy(scope, oau, exclude, allowed)
+    kc = ipam.get("kubeconfig")
+    if kc is not None and (not isinstance(kc, str) or not kc.startswith("/")):
+        raise config_error("ipam.kubeconfig", "must be an absolute path")
+    node = ipam.get("nodeName")
+    if node is not None and (not isinstance(node, str) or not node or len(node) > 253):
+        raise config_error("ipam.nodeName", "must be a node name")
+    return Policy(scope, oau, exclude, allowed, kc, node)

@@ -31,11 +31,12 @@ def for_add(policy, network: str, store_dir: str) -> cluster.Api | None:
     """The API to reserve through, or None for node scope."""
     if policy.scope == "node":
         return None
-    api = cluster.current()
+    api = cluster.for_call(policy.kubeconfig, policy.node_name)
     if api is None:
         if policy.scope == "cluster" or os.path.exists(os.path.join(store_dir, MARKER)):
             return _outage(policy, network, "cluster scope but this node's netmeta daemon has no Kubernetes "
-                                             "client (kubeconfig + nodeName) or is not running")
+                                             "client (kubeconfig + nodeName) or is not running, and "
+                                             "ipam.kubeconfig is not set")
         return None
     if api.served is None:
         try:
@@ -107,10 +108,23 @@ def _undo_one(api, network, key, owner) -> None:
         _log.warning("could not undo the cluster reservation of %s on %s (GC releases it): %s", key, network, e)
 
 
-def release(raw_scope, network: str, keys, container_id: str, ifname: str) -> None:
+def _api_for(ipam: dict):
+    """DEL/GC: the daemon's client, or fixipam's own from the raw config (never an error here)."""
+    if not isinstance(ipam, dict) or ipam.get("scope") == "node":
+        return None
+    kc, node = ipam.get("kubeconfig"), ipam.get("nodeName")
+    try:
+        return cluster.for_call(kc if isinstance(kc, str) and kc.startswith("/") else None,
+                                node if isinstance(node, str) else None)
+    except CNIError as e:
+        _log.warning("no cluster client for DEL/GC (%s): cluster reservations are left to GC", e)
+        return None
+
+
+def release(ipam: dict, network: str, keys, container_id: str, ifname: str) -> None:
     """DEL: release this attachment's cluster reservations; an outage only logs."""
-    api = cluster.current()
-    if api is None or raw_scope == "node" or api.served is False or not keys:
+    api = _api_for(ipam)
+    if api is None or api.served is False or not keys:
         return
     for key in sorted(keys):
         try:
@@ -132,10 +146,10 @@ def requested_keys(req) -> set:
         return set()
 
 
-def gc(raw_scope, network: str, keep: set) -> None:
+def gc(ipam: dict, network: str, keep: set) -> None:
     """CNI GC: this node's reservations of `network` whose attachment is not in `keep`."""
-    api = cluster.current()
-    if api is None or raw_scope == "node" or api.served is False:
+    api = _api_for(ipam)
+    if api is None or api.served is False:
         return
     try:
         items = cluster.list_reservations(api, node=api.node, network=network)
