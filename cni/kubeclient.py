@@ -1,6 +1,6 @@
 """A small Kubernetes REST client for the calls netmeta makes (GET/PATCH one object, LIST,
 WATCH), JSON in and out, on urllib3 (the HTTP library the `kubernetes` package uses itself).
-Here in cni/ because both the meta plugin and fixipam (delegates never import meta) use it;
+Here in cni/ because both the meta plugin and the delegates (which never import meta) use it;
 meta/kubeclient.py is the same module under its old name.
 
 Why not the `kubernetes` package: importing it costs ~20 MB of RSS and ~190 ms (1000+

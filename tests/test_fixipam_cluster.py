@@ -286,6 +286,21 @@ def test_without_the_daemon_fixipams_own_kubeconfig_reserves_cluster_wide(api, t
     assert bad.rc != 0 and bad.out["code"] == 7 and "ipam.kubeconfig" in bad.out["msg"], bad.stdout
 
 
+def test_delegates_never_import_meta():
+    """DESIGN.md: fixipam gets the daemon's client through cluster.provide(), or builds its own
+    from cni/kubeclient.py; no module under delegates/ imports meta (a static check)."""
+    import ast
+    for d, _, files in os.walk(os.path.join(REPO, "delegates")):
+        for f in files:
+            if f.endswith(".py"):
+                with open(os.path.join(d, f)) as fh:
+                    tree = ast.parse(fh.read())
+                for node in ast.walk(tree):
+                    names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                        [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+                    assert not any(n == "meta" or n.startswith("meta.") for n in names), (d, f)
+
+
 # ---------------- crashes ----------------
 ADD_POINTS = ["fixipam.add.reserved", "fixipam.api.create", "fixipam.add.cluster"]
 DEL_POINTS = ["fixipam.api.get", "fixipam.api.delete", "fixipam.del.locked"]
