@@ -106,11 +106,12 @@ def poll(pred, timeout=30.0, what="condition"):
 
 # ---------------- the test API server serves the kind as kube-apiserver does ----------------
 def test_api_server_serves_the_reservation_kind_like_kube_apiserver(api, tmp_path):
-    """What fixipam relies on, as the real server answers (k8s.io/apiserver registry/generic/
-    registry/store.go Create -> storage.NewKeyExistsError -> apierrors.NewAlreadyExists;
-    Delete with Preconditions.UID -> 409 Conflict): a second create of the same name is a 409
-    Status with reason AlreadyExists naming group/kind/name; a DELETE whose UID precondition
-    does not match is a 409 and deletes nothing; an unknown name is a 404."""
+    """What fixipam relies on, as the real server answers: a second create of the same name is
+    a 409 Status, reason AlreadyExists, details {name, group, kind: the plural} (k8s.io/apiserver
+    pkg/storage/errors/storage.go InterpretCreateError -> apimachinery pkg/api/errors
+    NewAlreadyExists(qualifiedResource, name)); a DELETE whose UID precondition does not match
+    is a 409 and deletes nothing (tests/kubeapi/store.py documents its copy of
+    storage.Preconditions); an unknown name is a 404."""
     from meta import kubeclient
     http = kubeclient.Client(kubeclient.from_kubeconfig(api.kubeconfig(str(tmp_path / "kc"))))
     body = {"apiVersion": "netmeta.io/v1", "kind": "FixedIPReservation", "metadata": {"name": "n-1.10.0.0.5"},
