@@ -56,6 +56,8 @@ def run(runs: int = 60) -> str:
                 dc = daemon.start(stack, kubeconfig=kc, nodeName="bench-node", fixipamGcPeriod=3600)
                 cases["fixipam ADD+DEL via daemon, cluster scope"] = add_del(
                     "fixipam", fixconf("cluster", scope="cluster"), dc.env, kargs)
+                cases["fixipam ADD+DEL, no daemon, cluster scope"] = add_del(   # its own kubeconfig
+                    "fixipam", fixconf("own", scope="cluster", kubeconfig=kc, nodeName="bench-node"), None, kargs)
             res = interleave(cases, runs)
             out = "fixed-IP IPAM, one address, exec'd per call\n" + table(list(res.items()), "static ADD+DEL (Debian)")
             if api is not None:
