@@ -285,6 +285,12 @@ def test_without_the_daemon_fixipams_own_kubeconfig_reserves_cluster_wide(api, t
     assert held(api) == {} and a.local() == b.local() == []
     bad = a.call("ADD", "t1", "10.90.0.51", conf=dict(ca, ipam=dict(ca["ipam"], kubeconfig="/nonexistent/kc")), env=thin)
     assert bad.rc != 0 and bad.out["code"] == 7 and "ipam.kubeconfig" in bad.out["msg"], bad.stdout
+    # a NAD author picks this path: a file that is no kubeconfig is never quoted back to them
+    secret = tmp_path / "secret"
+    secret.write_text("current-context: s3cr3t-value\n")     # its error would quote the value
+    leak = a.call("ADD", "t1", "10.90.0.51", conf=dict(ca, ipam=dict(ca["ipam"], kubeconfig=str(secret))), env=thin)
+    assert leak.out["code"] == 7 and "s3cr3t" not in leak.stdout.decode(), leak.stdout
+    assert "s3cr3t" in leak.stderr                                  # the node's log has the reason
 
 
 def test_delegates_never_import_meta():

@@ -132,7 +132,10 @@ def for_kubeconfig(kubeconfig: str, node: str | None) -> Api:
         try:
             ep = kubeclient.from_kubeconfig(kubeconfig)
         except kubeclient.ConfigError as e:
-            raise config_error("ipam.kubeconfig", f"cannot load {kubeconfig}: {str(e)[:200]}") from None
+            # the reason goes to the node's log only: it may quote the file, and a NAD author
+            # (who sees CNI errors in pod events) chooses this path
+            _log.error("ipam.kubeconfig %s: %s", kubeconfig, e)
+            raise config_error("ipam.kubeconfig", f"cannot load {kubeconfig[:200]} (see the node's log)") from None
         _own[key] = Api(kubeclient.Client(ep, timeout=5.0), node)
     return _own[key]
 
