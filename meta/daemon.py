@@ -302,7 +302,7 @@ def main(argv: list) -> int:
         d.metrics.add_api_error_source(lambda: dict(kube.errors))
         d.metrics.watch_status_writer(d.status_writer)
         from delegates.fixipam import cluster, clustergc   # cluster-wide fixed IPs: the daemon's client
-        fixipam_api = cluster.provide(kube.http, cfg.node_name, kube._count)
+        fixipam_api = cluster.provide(kube.http, cfg.node_name, kube._count, kube._count_error)
         if fixipam_api is not None:
             clustergc.ClusterGC(fixipam_api, cfg.fixipam_gc_period).start()
     d.start()

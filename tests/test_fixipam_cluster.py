@@ -233,6 +233,8 @@ def test_32_parallel_adds_across_two_nodes_for_8_addresses(api, nodes):
     for i, (node, ip) in won.items():
         assert h[ip]["podName"] == f"q{i}" and h[ip]["node"] == node
     assert sorted(a.local() + b.local()) == sorted(h)
+    # 409s are the lock working, not API errors
+    assert a.daemon.metric("netmeta_api_errors_total") == b.daemon.metric("netmeta_api_errors_total") == 0
     assert set(a.local()) == {ip for n, ip in won.values() if n == "node-a"}
     for i, (node, ip) in won.items():
         assert (a, b)[i // 8 % 2].call("DEL", f"q{i}", ip).ok
@@ -350,6 +352,7 @@ def test_api_down_at_add_refuses_by_default(api, nodes):
         r = a.call("ADD", "o1", "10.90.0.40")
         assert r.rc != 0 and r.out["code"] == 11 and "onApiUnavailable" in r.out["details"], r.stdout
         assert a.local() == []
+        assert a.daemon.metric("netmeta_api_errors_total", verb="create", code="unreachable") >= 1
     finally:
         api.set_down(False)
     assert held(api) == {}

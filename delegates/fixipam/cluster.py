@@ -55,8 +55,9 @@ class Api:
     """The daemon's client, this node's name, and whether the kind is served (probed once,
     again after a 404 so a CRD installed later is picked up)."""
 
-    def __init__(self, http, node: str, count=None, attempts: int = 3):
+    def __init__(self, http, node: str, count=None, attempts: int = 3, count_error=None):
         self.http, self.node, self._count, self.attempts = http, node, count, attempts
+        self._count_error = count_error   # (verb, status | "unreachable"): 404/409 are answers here
         self.served: bool | None = None
         self._lock = threading.Lock()
 
@@ -72,14 +73,22 @@ class Api:
                 return self.http.request(method, path, **kw)
             except OSError as e:
                 err = e
+                self._error(verb, "unreachable")
             except Exception as e:   # an ApiError of whichever client was provided
-                if getattr(e, "status", None) not in RETRYABLE:
+                status = getattr(e, "status", None)
+                if status not in (404, 409):
+                    self._error(verb, status)
+                if status not in RETRYABLE:
                     raise
                 err = e
             if attempt + 1 < self.attempts:
                 time.sleep(delay)
                 delay *= 2
         raise Unavailable(f"{method} {path}: {str(err)[:200]}")
+
+    def _error(self, verb: str, code) -> None:
+        if self._count_error:
+            self._count_error(verb, code)
 
     def probe(self) -> bool:
         """Is the kind served? One LIST with limit=1. Raises Unavailable."""
@@ -102,14 +111,14 @@ class Api:
 _api: Api | None = None
 
 
-def provide(http, node: str | None, count=None) -> Api | None:
+def provide(http, node: str | None, count=None, count_error=None) -> Api | None:
     """Daemon start-up: fixipam reserves cluster-wide through this client as node `node`."""
     global _api
     if not node:
         _log.warning("fixipam cluster reservations off: the daemon has no nodeName")
         _api = None
         return None
-    _api = Api(http, node, count)   # probed by the GC thread at once, or by the first ADD
+    _api = Api(http, node, count, count_error=count_error)   # probed by the GC thread at once, or by the first ADD
     return _api
 
 
