@@ -1,6 +1,6 @@
 """Calling another CNI plugin the way libcni does: find `type` in CNI_PATH (plain names only),
 exec it with an argv (never a shell) and the CNI env, the config on stdin with `name` and a
-negotiated `cniVersion` injected, a timeout, and its stdout parsed as a result or error.
+its own `cniVersion` (unchanged, as libcni), a timeout, and its stdout parsed as a result or error.
 
 netmeta's own plugin types run in-process instead (no exec, warm imports) when the executable
 CNI_PATH would find is ours, or when CNI_PATH has none: so a foreign plugin of the same name
@@ -139,9 +139,11 @@ def delegate(plugin_type: str, command: str, netconf: dict, req: Request,
     if exe is None:
         raise CNIError(DELEGATE_NOT_FOUND, f"failed to find plugin {plugin_type!r} in path",
                        f"CNI_PATH={env.get('CNI_PATH', '')}" + (f" in host root {hostroot.ROOT}" if hostroot.ROOT else ""))
-    use = version.negotiate(plugin_versions(exe))
-    conf["cniVersion"] = use
-    if isinstance(conf.get("prevResult"), dict):
+    # the delegate's own cniVersion, unchanged, as libcni and Multus v4.1.4 pass it (libcni
+    # AddNetwork execs the config's bytes; pkg/multus/multus.go confAdd/conflistAdd): a plugin
+    # that does not speak it answers with its own error (code 1)
+    use = conf["cniVersion"]
+    if isinstance(conf.get("prevResult"), dict) and use in version.SUPPORTED:
         conf["prevResult"] = Result.from_dict(conf["prevResult"]).to_dict(use)
     _log.debug("exec %s %s (cniVersion %s)", exe, command, use)
     rc, out, err = _run(exe, env, json.dumps(conf).encode(), timeout)

@@ -14,10 +14,14 @@ DEFAULT_SOCKET = "/run/netmeta/netmeta.sock"
 MULTUS_KEYS = {"kubeconfig", "delegates", "clusterNetwork", "defaultNetworks", "cniDir", "confDir",
                "binDir", "namespaceIsolation", "globalNamespaces", "systemNamespaces",
                "readinessindicatorfile", "logLevel", "logFile", "logToStderr", "logOptions",
-               "multusNamespace", "retryDeleteOnError", "auxiliaryCNIChainName", "cniConf"}
+               "multusNamespace", "retryDeleteOnError", "auxiliaryCNIChainName", "cniConf",
+               # Multus thick mode's shim config (cmd/multus-shim): the socket lives elsewhere here
+               "daemonSocketDir"}
 CNI_KEYS = {"cniVersion", "name", "type", "capabilities", "runtimeConfig", "args", "prevResult",
             "cni.dev/valid-attachments", "cni.dev/attachments"}
-OUR_KEYS = {"socketPath", "mode", "nadDir", "statusDir", "delegateTimeout", "nodeName"}
+OUR_KEYS = {"socketPath", "mode", "nadDir", "statusDir", "delegateTimeout", "nodeName", "readinessTimeout"}
+# Multus pkg/types/conf.go GetReadinessIndicatorFile: PollImmediate(1 s, 45 s)
+READINESS_POLL, READINESS_TIMEOUT = 1.0, 45.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,9 @@ class MetaConfig:
     status_dir: str | None
     delegate_timeout: float
     node_name: str | None
+    readiness_timeout: float = READINESS_TIMEOUT
+    log_options: tuple = ()            # Multus logOptions (lumberjack) items: maxSize MB, maxBackups, ...
+    unknown_keys: tuple = ()           # warned about, not refused (Multus ignores them)
 
 
 def _strs(conf, key, default=()):
@@ -63,9 +70,9 @@ def _path(conf, key, default=None):
 
 
 def load(conf: dict) -> MetaConfig:
-    unknown = set(conf) - MULTUS_KEYS - CNI_KEYS - OUR_KEYS
-    if unknown:
-        raise config_error(sorted(unknown)[0], "unknown key in the netmeta configuration")
+    # Multus unmarshals the config into its NetConf (pkg/types/conf.go LoadNetConf): a key it does
+    # not know is ignored. Ours are logged as a warning (Engine); delegates' configs stay strict.
+    unknown = tuple(sorted(set(conf) - MULTUS_KEYS - CNI_KEYS - OUR_KEYS))
     delegates = conf.get("delegates", [])
     if not isinstance(delegates, list) or not all(isinstance(d, dict) for d in delegates):
         raise config_error("delegates", "must be a list of CNI configurations")
@@ -98,6 +105,16 @@ def load(conf: dict) -> MetaConfig:
     timeout = conf.get("delegateTimeout", 60)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 600:
         raise config_error("delegateTimeout", "must be a number of seconds in (0, 600]")
+    rtimeout = conf.get("readinessTimeout", READINESS_TIMEOUT)
+    if isinstance(rtimeout, bool) or not isinstance(rtimeout, (int, float)) or not 0 <= rtimeout <= 600:
+        raise config_error("readinessTimeout", "must be a number of seconds in [0, 600]")
+    log_options = conf.get("logOptions")
+    if log_options is not None and not isinstance(log_options, dict):
+        raise config_error("logOptions", "must be an object (maxSize, maxAge, maxBackups, compress)")
+    for k in ("maxSize", "maxAge", "maxBackups"):
+        v = (log_options or {}).get(k)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise config_error(f"logOptions.{k}", "must be a non-negative integer")
     mns = conf.get("multusNamespace", "kube-system")
     if not isinstance(mns, str):
         raise config_error("multusNamespace", "must be a namespace name")
@@ -114,4 +131,5 @@ def load(conf: dict) -> MetaConfig:
         log_level={"verbose": "debug", "panic": "critical"}.get(level.lower(), level.lower()),
         log_file=_path(conf, "logFile"), socket_path=_path(conf, "socketPath", DEFAULT_SOCKET), mode=mode,
         nad_dir=_path(conf, "nadDir"), status_dir=_path(conf, "statusDir"), delegate_timeout=float(timeout),
-        node_name=conf.get("nodeName") or os.environ.get("NODE_NAME"))
+        node_name=conf.get("nodeName") or os.environ.get("NODE_NAME"), readiness_timeout=float(rtimeout),
+        log_options=tuple(sorted((log_options or {}).items())), unknown_keys=unknown)

@@ -4,6 +4,7 @@ at a time per container; health/readiness/metrics over HTTP; graceful shutdown (
 requests finish); start-up reconcile of stale VF records and of DEL caches whose netns is gone;
 node VF availability published after every change."""
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -295,9 +296,12 @@ def main(argv: list) -> int:
         kube = k8s.client(cfg.kubeconfig)
         kube.start_caches(cfg.node_name)
         k8s.use_node_client(kube)
-        from .statuswriter import StatusWriter
-        d.status_writer = StatusWriter(kube).start()
-        engine.STATUS_SINK = d.status_writer.submit
+        from . import events, statuswriter
+        pending = os.path.join(os.path.dirname(cfg.cni_dir.rstrip("/")), "status-pending")
+        d.status_writer = statuswriter.StatusWriter(kube, state_dir=pending).start()
+        d.status_writer.load()   # writes a previous daemon left pending
+        engine.STATUS_SINK = functools.partial(d.status_writer.submit, wait=statuswriter.SYNC_WAIT)
+        engine.EVENTS = events.Recorder(kube, cfg.node_name)
         d.metrics.add_api_source(lambda: dict(kube.calls))
         d.metrics.add_api_error_source(lambda: dict(kube.errors))
         d.metrics.watch_status_writer(d.status_writer)

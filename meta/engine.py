@@ -4,8 +4,8 @@ import os
 import time
 
 from cni import fault, log
-from cni.errors import (DELEGATE_NOT_FOUND, PLUGIN_NOT_AVAILABLE, UNKNOWN_CONTAINER, CNIError,
-                        config_error)
+from cni.errors import (DELEGATE_NOT_FOUND, NETWORK_NOT_FOUND, PLUGIN_NOT_AVAILABLE, TRY_AGAIN, UNKNOWN_CONTAINER,
+                        CNIError, config_error)
 from cni.request import Request
 from cni.result import IPConfig, Result
 
@@ -19,6 +19,8 @@ _log = log.get("meta")
 ANNOTS_KEY = "io.kubernetes.cri.pod-annotations"
 # the daemon sets this to its StatusWriter.submit: network-status then never blocks a request
 STATUS_SINK = None
+# the daemon sets this to its events.Recorder (asynchronous); thin mode makes a synchronous one
+EVENTS = None
 
 
 class Engine:
@@ -28,6 +30,10 @@ class Engine:
         self.cfg = cfg
         log.setup(cfg.log_level, cfg.log_file)
         self._kube = None
+        self._events = None
+        if cfg.unknown_keys:
+            # Multus ignores keys it does not know (json.Unmarshal into its NetConf): warn, go on
+            _log.warning("ignoring unknown key(s) in the netmeta configuration: %s", ", ".join(cfg.unknown_keys))
 
     # ---- sources ----
     @property
@@ -44,26 +50,80 @@ class Engine:
             return DirNADs(self.cfg.nad_dir)
         return None
 
-    def pod_annotations(self, req: Request, pod: PodRef) -> dict:
+    def pod_annotations(self, req: Request, pod: PodRef, is_del: bool = False) -> dict | None:
+        """The pod's annotations; None on DEL when the pod is gone or is another pod now."""
         rc = req.config.get("runtimeConfig") or {}
         if ANNOTS_KEY in rc and isinstance(rc[ANNOTS_KEY], (dict, type(None))):
             # the runtime passed them (containerd sends null for a pod without any): no API call
             return {str(k): str(v) for k, v in (rc[ANNOTS_KEY] or {}).items()}
         if not (pod.name and pod.namespace and self.kube):
             return {}
-        obj = self.kube.get_pod(pod.namespace, pod.name, pod.uid)
+        from . import k8s
+        obj = self.kube.wait_pod(pod.namespace, pod.name, pod.uid, is_del)
+        if obj is None:
+            return None
         meta = obj.get("metadata") or {}
-        if pod.uid and meta.get("uid") and meta["uid"] != pod.uid:
-            raise CNIError(UNKNOWN_CONTAINER, f"expected pod {pod.namespace}/{pod.name} UID {pod.uid!r} "
-                           f"but got {meta['uid']!r} from the Kubernetes API")
+        # Multus v4.1.4 pkg/multus/multus.go GetPod: a static pod's mirror has another UID than
+        # the kubelet's (IsStaticPod); on DEL a mismatch only means "work from the cache"
+        if pod.uid and meta.get("uid") and meta["uid"] != pod.uid and not k8s.is_static_pod(obj):
+            msg = f"expected pod {pod.namespace}/{pod.name} UID {pod.uid!r} but got {meta['uid']!r} from the Kubernetes API"
+            if is_del:
+                _log.warning("%s: not this pod any more", msg)
+                return None
+            raise CNIError(UNKNOWN_CONTAINER, msg)
         return meta.get("annotations") or {}
+
+    def wait_ready(self) -> None:
+        """Multus v4.1.4 pkg/multus/multus.go CmdAdd -> pkg/types/conf.go GetReadinessIndicatorFile:
+        ADD waits for the readiness indicator file, polling every second, 45 s at most."""
+        f = self.cfg.readiness_file
+        if not f:
+            return
+        deadline = time.monotonic() + self.cfg.readiness_timeout
+        while not os.path.exists(f):
+            if time.monotonic() >= deadline:
+                raise CNIError(TRY_AGAIN, "have you checked that your default network is ready? still waiting "
+                               f"for readinessindicatorfile @ {f}",
+                               f"not there after {self.cfg.readiness_timeout:.0f} s")
+            time.sleep(min(config.READINESS_POLL, max(0.0, deadline - time.monotonic())))
+
+    # ---- events ----
+    def event(self, pod: PodRef, type_: str, reason: str, message: str) -> None:
+        if not (self.cfg.kubeconfig and pod.name and pod.namespace):
+            return
+        rec = EVENTS
+        if rec is None:
+            try:
+                if self._events is None:
+                    from . import events
+                    self._events = events.Recorder(self.kube, self.cfg.node_name, asynchronous=False)
+                rec = self._events
+            except CNIError as e:
+                _log.warning("no events: %s", e)
+                return
+        rec.event(pod.to_dict(), type_, reason, message)
+
+    def _added_event(self, pod: PodRef, att: Attachment, res: Result) -> None:
+        # Multus v4.1.4 pkg/multus/multus.go DelegateAdd: "Add <ifname> <ips> from <name>"
+        # when the result has interfaces or IPs
+        if res is None or not (res.interfaces or res.ips):
+            return
+        from .events import go_list
+        self.event(pod, "Normal", "AddedInterface", f"Add {att.ifname} {go_list(c.address for c in res.ips)} "
+                                                     f"from {att.network}")
 
     # ---- ADD ----
     def add(self, req: Request) -> Result:
         pod = PodRef(req.args)
+        self.wait_ready()
         self._undo_previous(req)
         annots = self.pod_annotations(req, pod)
-        atts = Planner(self.cfg, self.nad_source()).plan(req, pod.namespace, annots)
+        try:
+            atts = Planner(self.cfg, self.nad_source()).plan(req, pod.namespace, annots)
+        except CNIError as e:
+            if e.code == NETWORK_NOT_FOUND:   # Multus getKubernetesDelegate: Warning NoNetworkFound
+                self.event(pod, "Warning", "NoNetworkFound", f"{e.msg}: {e.details}" if e.details else e.msg)
+            raise
         entry = {"containerID": req.container_id, "ifname": req.ifname, "netns": req.netns,
                  "pod": pod.to_dict(), "cniVersion": req.cni_version, "cniPath": req.path,
                  "state": "adding", "created": time.time(),
@@ -81,10 +141,14 @@ class Engine:
                 entry["attachments"][i] = att.to_dict()
                 fault.point(f"meta.add.after-{i}")
                 _log.info("added %s on %s for pod %s/%s", att.network, att.ifname, pod.namespace, pod.name)
+                self._added_event(pod, att, res)
             routes.apply(req.netns, atts, results)
         except BaseException as e:
             _log.warning("ADD failed (%s): rolling back %d attachment(s)", e, len(results) + 1)
             self._rollback(req, atts[:len(results) + 1])
+            if isinstance(e, CNIError) and len(results) < len(atts):
+                self.event(pod, "Warning", "FailedAddInterface",
+                           f"failed to add {atts[len(results)].ifname} from {atts[len(results)].network}: {e.msg}")
             raise
         fault.point("meta.add.attached")
         entry["state"] = "ready"
@@ -92,7 +156,7 @@ class Engine:
         fault.point("meta.add.ready")
         entries = [status.entry(a, r) for a, r in zip(atts, results)]
         self._publish_status(pod, entries)
-        return merge(atts, results, req.cni_version)
+        return primary(atts, results, req.cni_version)
 
     def _undo_previous(self, req: Request) -> None:
         """An earlier ADD of this container/interface that never got its DEL (its daemon died
@@ -138,10 +202,13 @@ class Engine:
 
     # ---- DEL ----
     def delete(self, req: Request) -> None:
+        if self.cfg.readiness_file and not os.path.exists(self.cfg.readiness_file):
+            # Multus v4.1.4 CmdDel (ReadinessIndicatorExistsNow): a warning, never a failed DEL
+            _log.warning("readinessindicatorfile @ %s does not exist on CNI DEL", self.cfg.readiness_file)
         try:
             entry = cache.read(self.cfg.cni_dir, req.container_id, req.ifname)
         except ValueError:
-            _log.error("DEL cache of %s is corrupt: rebuilding it", req.container_id)
+            _log.error("DEL cache of %s/%s is corrupt: rebuilding it", req.container_id[:12], req.ifname)
             entry = self._rebuild(req)
         if entry is None:
             _log.info("no DEL cache for %s/%s: nothing was attached, or it is already gone",
@@ -182,16 +249,39 @@ class Engine:
                        config=req.config)
 
     def _rebuild(self, req: Request):
-        """Re-plan from the API for a corrupt cache (the pod must still exist)."""
-        pod = PodRef(req.args)
-        if not (pod.name and pod.namespace and self.kube):
-            _log.error("cannot rebuild the DEL cache of %s: no pod identity or API", req.container_id)
-            cache.remove(self.cfg.cni_dir, req.container_id, req.ifname)
-            return None
-        annots = self.pod_annotations(req, pod)
-        atts = Planner(self.cfg, self.nad_source()).plan(req, pod.namespace, annots)
-        return {"containerID": req.container_id, "ifname": req.ifname, "netns": req.netns,
-                "attachments": [a.to_dict() for a in atts]}
+        """A corrupt DEL cache. Multus v4.1.4 (pkg/multus/multus.go CmdDel) then runs no delegate
+        at all and succeeds ("cannot properly delete"): the cluster network's IP lease leaks
+        (Multus issue #1087). Here: the pod's whole plan while the API still has this pod (same
+        UID); else the networks the config alone names (the cluster default network and
+        defaultNetworks), which every pod of this config had. The rebuilt entry replaces the
+        corrupt file, so a delegate DEL that fails is retried like any other; nothing here makes
+        DEL fail for good (a pod that is gone, another pod, no API: the config's networks)."""
+        try:
+            pod = PodRef(req.args)
+        except CNIError:
+            pod = PodRef({})
+        planner = Planner(self.cfg, self.nad_source())
+        atts = None
+        if pod.name and pod.namespace and self.kube:
+            try:
+                annots = self.pod_annotations(req, pod, is_del=True)
+                if annots is not None:
+                    atts = planner.plan(req, pod.namespace, annots)
+            except CNIError as e:
+                _log.warning("cannot re-plan pod %s/%s for DEL (%s): the config's networks only", pod.namespace, pod.name, e)
+        if atts is None:
+            try:
+                atts = planner.plan(req, pod.namespace, {})
+            except CNIError as e:
+                _log.error("cannot rebuild the DEL cache of %s: %s; nothing to undo from it", req.container_id[:12], e)
+                cache.remove(self.cfg.cni_dir, req.container_id, req.ifname)
+                return None
+        entry = {"containerID": req.container_id, "ifname": req.ifname, "netns": req.netns, "pod": pod.to_dict(),
+                 "cniVersion": req.cni_version, "cniPath": req.path, "state": "rebuilt", "created": time.time(),
+                 "attachments": [a.to_dict() for a in atts]}
+        cache.write(self.cfg.cni_dir, entry)
+        _log.info("DEL cache of %s rebuilt: %s", req.container_id[:12], ", ".join(a.network for a in atts))
+        return entry
 
     # ---- CHECK / STATUS / GC ----
     def check(self, req: Request) -> None:
@@ -214,7 +304,12 @@ class Engine:
         keep = {(a.get("containerID"), a.get("ifname")) for a in valid if isinstance(a, dict)}
         for cid, ifname, entry in list(cache.entries(self.cfg.cni_dir)):
             if (cid, ifname) in keep:
+                if entry is None:
+                    _log.error("gc: DEL cache of %s/%s is corrupt; kept: the runtime says it is in use",
+                               cid[:12], ifname)
                 continue
+            if entry is None:
+                _log.warning("gc: DEL cache of %s/%s is corrupt: undoing the config's networks", cid[:12], ifname)
             sub = Request(command="DEL", container_id=cid, ifname=ifname, path=req.path,
                           config=req.config, raw_args=req.raw_args, args=req.args)
             try:
@@ -230,8 +325,14 @@ def reclaim_dead_caches(cni_dir: str, timeout: float = 60.0) -> list:
     cache and succeeds."""
     done = []
     for cid, ifname, entry in list(cache.entries(cni_dir)):
-        ns = (entry or {}).get("netns")
-        if not entry or not ns or os.path.exists(ns):
+        if entry is None:
+            # which networks it held is only known with the network config: the runtime's DEL
+            # or a CNI GC (engine.gc) rebuilds it from there
+            _log.error("reconcile: DEL cache %s is corrupt; left for the runtime's DEL or CNI GC, which carry "
+                       "the network config", cache.path(cni_dir, cid, ifname))
+            continue
+        ns = entry.get("netns")
+        if not ns or os.path.exists(ns):
             continue
         req = Request(command="DEL", container_id=cid, ifname=ifname, path=entry.get("cniPath", []),
                       raw_args="IgnoreUnknown=1", config={"cniVersion": entry.get("cniVersion", "1.0.0"),
@@ -251,16 +352,13 @@ def reclaim_dead_caches(cni_dir: str, timeout: float = 60.0) -> list:
     return done
 
 
-def merge(atts: list, results: list, version: str) -> Result:
-    """One result for the runtime: every delegate's interfaces and IPs (indices re-based), the
-    default network first and primary (its DNS)."""
-    out = Result(cni_version=version)
+def primary(atts: list, results: list, version: str) -> Result:
+    """The result for the runtime: the cluster default network's, as Multus v4.1.4 returns it
+    (pkg/multus/multus.go CmdAdd: "Master plugin result is always used if present"). Runtimes
+    take the IPs of the result as the pod's IPs: a secondary network's would be wrong there.
+    Every attachment's interfaces and IPs are in network-status."""
     for att, res in zip(atts, results):
-        off = len(out.interfaces)
-        out.interfaces.extend(res.interfaces)
-        out.ips.extend(IPConfig(c.address, c.gateway, None if c.interface is None else c.interface + off)
-                       for c in res.ips)
-        out.routes.extend(res.routes)
         if att.default:
-            out.dns = dict(res.dns)
-    return out
+            return Result(cni_version=version, interfaces=list(res.interfaces), ips=list(res.ips),
+                          routes=list(res.routes), dns=dict(res.dns))
+    return Result(cni_version=version)

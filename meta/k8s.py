@@ -18,6 +18,15 @@ from .informer import PAGE
 _log = log.get("k8s")
 NAD_GROUP, NAD_VERSION, NAD_PLURAL = "k8s.cni.cncf.io", "v1", "network-attachment-definitions"
 RETRYABLE = {409, 429, 500, 502, 503, 504}
+POD_POLL, POD_WAIT = 0.25, 2.5   # Multus pkg/multus/multus.go shortPollDuration, shortPollTimeout
+MIRROR_ANNOT, SOURCE_ANNOT = "kubernetes.io/config.mirror", "kubernetes.io/config.source"
+
+
+def is_static_pod(pod: dict) -> bool:
+    """Multus v4.1.4 pkg/k8sclient/k8sclient.go IsStaticPod: config.source present and not
+    "api". A mirror pod (config.mirror) is the API's copy of one: its UID is not the kubelet's."""
+    a = (pod.get("metadata") or {}).get("annotations") or {}
+    return MIRROR_ANNOT in a or (SOURCE_ANNOT in a and a[SOURCE_ANNOT] != "api")
 
 
 class Kube:
@@ -103,6 +112,25 @@ class Kube:
         except self.exc as e:
             raise CNIError(API_FAILED, f"failed to get pod {namespace}/{name}", f"HTTP {e.status}: {e.reason}") from None
 
+    def wait_pod(self, namespace: str, name: str, uid: str | None, is_del: bool) -> dict | None:
+        """The pod as Multus v4.1.4 reads it (pkg/multus/multus.go GetPod): polled every 250 ms
+        for up to 2.5 s through API errors worth retrying and, on ADD, NotFound (the pod can
+        reach the node before the watch cache or the API replica serving us has it). On DEL a
+        pod that is gone is None. One more try after the deadline, as Multus."""
+        deadline = time.monotonic() + POD_WAIT
+        while True:
+            try:
+                return self.get_pod(namespace, name, uid)
+            except CNIError as e:
+                not_found = "HTTP 404" in (e.details or "")
+                if is_del and not_found:
+                    return None
+                if time.monotonic() >= deadline or not (not_found or e.code == TRY_AGAIN):
+                    if time.monotonic() >= deadline and not_found and not is_del:
+                        _log.warning("pod %s/%s still not found after %.1f s", namespace, name, POD_WAIT)
+                    raise
+            time.sleep(POD_POLL)
+
     def get_nad(self, namespace: str, name: str) -> dict:
         cached = self.nad_cache.get(namespace, name) if self.nad_cache else None
         if cached:
@@ -130,6 +158,15 @@ class Kube:
             self._call("patch", f"pod {namespace}/{name}", lambda: self._merge_patch(p, body), attempts=attempts)
         except self.exc as e:
             raise CNIError(API_FAILED, f"failed to patch pod {namespace}/{name}", f"HTTP {e.status}: {e.reason}") from None
+
+    def create_event(self, namespace: str, body: dict, timeout: float | None = None) -> None:
+        """POST one core/v1 Event (meta/events.py owns rate limiting and retries)."""
+        p = kubeclient.path("", "v1", "events", namespace, None)
+        try:
+            self._call("create", f"event in {namespace}",
+                       lambda: self.http.request("POST", p, body=body, timeout=timeout), attempts=1)
+        except self.exc as e:
+            raise CNIError(API_FAILED, f"failed to create event in {namespace}", f"HTTP {e.status}: {e.reason}") from None
 
     def get_node(self, name: str, attempts: int = 1) -> dict:
         """GET one node by name (never a LIST). One attempt by default: the availability

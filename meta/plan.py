@@ -67,11 +67,13 @@ class Planner:
 
     # ---- the plan ----
     def plan(self, req, pod_ns: str | None, annots: dict) -> list:
+        # Multus v4.1.4 pkg/k8sclient/k8sclient.go GetDefaultNetworks: a pod of systemNamespaces
+        # gets no defaultNetworks; its own annotations (TryLoadPodDelegates) still apply
         system = pod_ns is None or pod_ns in self.cfg.system_namespaces
         base_args = _base_args(req)
         atts = []
         default_sel = None
-        if not system and annots.get(DEFAULT_NET_ANNOT):
+        if annots.get(DEFAULT_NET_ANNOT):
             # Multus: a pod's default network must be a NAD of multusNamespace
             default_sel = _parse(ann.parse_default_network, annots[DEFAULT_NET_ANNOT], self.cfg.multus_namespace)
             if default_sel.namespace != self.cfg.multus_namespace:
@@ -86,7 +88,7 @@ class Planner:
                                resource_name=default_net.resource_name))
         extra = [] if system else [self.by_name(n) for n in self.cfg.default_networks]
         sels = []
-        if not system and annots.get(NETWORKS_ANNOT):
+        if pod_ns is not None and annots.get(NETWORKS_ANNOT):
             sels = _parse(ann.parse_networks, annots[NETWORKS_ANNOT], pod_ns)
             _check(ann.check_gateways, sels)
         names = _parse(_ifnames, len(extra), sels, req.ifname)
@@ -96,7 +98,7 @@ class Planner:
             atts.append(Attachment(net.name, names[n], net.conf, cni_args=base_args,
                                    resource_name=net.resource_name))
             n += 1
-        vlan_o, rate_o = self._overrides(annots, sels) if not system else ({}, {})
+        vlan_o, rate_o = self._overrides(annots, sels) if pod_ns is not None else ({}, {})
         for sel in sels:
             self._isolation(sel.namespace, pod_ns)
             net = self.nad(sel.namespace, sel.name)
@@ -110,7 +112,9 @@ class Planner:
     def _isolation(self, target_ns: str, pod_ns: str) -> None:
         if not self.cfg.namespace_isolation or target_ns == pod_ns:
             return
-        if target_ns == "default" or target_ns in self.cfg.global_namespaces:
+        # Multus pkg/types/conf.go LoadNetConf: globalNamespaces, when set, replaces the default
+        # non-isolated list ["default"] (defaultNonIsolatedNamespace)
+        if target_ns in (self.cfg.global_namespaces or {"default"}):
             return
         raise CNIError(NAMESPACE_DENIED, f"namespace isolation: pod in namespace {pod_ns} may not use "
                        f"networks of namespace {target_ns}",

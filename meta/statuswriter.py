@@ -2,22 +2,33 @@
 over and returns; a background thread PATCHes it, retrying with backoff (+ jitter) through 409
 storms, 5xx and API outages until it lands. Only the latest value per pod is kept, so a flood
 of changes costs one PATCH per pod once the API is back. A pod that is gone (404) or was
-recreated (UID precondition fails) is dropped."""
+recreated (UID precondition fails) is dropped.
+
+Multus v4.1.4 writes network-status before CmdAdd returns (pkg/multus/multus.go CmdAdd ->
+k8s.SetNetworkStatus), so whoever sees the pod Running sees its networks: `submit(wait=...)`
+holds the request until this write lands, a few seconds at most; past that the write stays
+pending and is also persisted (`state_dir`, one file per pod, 0600), so a daemon restart
+resumes it (`load()` at start-up)."""
+import hashlib
+import json
+import os
 import random
 import threading
 import time
 
-from cni import log
+from cni import files, log
 from cni.errors import CNIError
 
 from .status import ANNOTATION
 
 _log = log.get("statuswriter")
+SYNC_WAIT = 3.0   # how long an ADD waits for its network-status write before going on
 
 
 class StatusWriter:
-    def __init__(self, kube, backoff: float = 0.2, backoff_max: float = 5.0):
+    def __init__(self, kube, backoff: float = 0.2, backoff_max: float = 5.0, state_dir: str | None = None):
         self.kube = kube
+        self.state_dir = state_dir
         self.backoff, self.backoff_max = backoff, backoff_max
         self._pending: dict = {}   # (ns, name) -> [uid, value, first queued, next attempt, backoff]
         self._cond = threading.Condition()
@@ -31,12 +42,67 @@ class StatusWriter:
         self._thread.start()
         return self
 
-    def submit(self, namespace: str, name: str, uid: str | None, value: str) -> None:
+    def submit(self, namespace: str, name: str, uid: str | None, value: str, wait: float = 0.0) -> bool:
+        """Queue the value; with `wait`, return once it is written (True) or `wait` seconds
+        passed (False: persisted, still retried in the background)."""
         with self._cond:
             prev = self._pending.get((namespace, name))
             # a newer value replaces the queued one and is tried at once
             self._pending[(namespace, name)] = [uid, value, prev[2] if prev else time.monotonic(), 0.0, self.backoff]
             self._cond.notify()
+            if wait <= 0:
+                return False
+            deadline = time.monotonic() + wait
+            while self._queued(namespace, name, value) and time.monotonic() < deadline:
+                self._cond.wait(deadline - time.monotonic())
+            if not self._queued(namespace, name, value):
+                return True
+        _log.warning("network-status of %s/%s not written within %.1f s: kept pending", namespace, name, wait)
+        self._persist(namespace, name, uid, value)
+        return False
+
+    def _queued(self, namespace, name, value) -> bool:
+        cur = self._pending.get((namespace, name))
+        return cur is not None and cur[1] == value
+
+    # ---- pending writes that outlive the daemon ----
+    def _file(self, namespace: str, name: str) -> str:
+        return os.path.join(self.state_dir, hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:32] + ".json")
+
+    def _persist(self, namespace, name, uid, value) -> None:
+        if not self.state_dir:
+            return
+        try:
+            files.write_json(self._file(namespace, name), {"namespace": namespace, "name": name, "uid": uid, "value": value})
+            with self._cond:
+                if not self._queued(namespace, name, value):   # landed meanwhile
+                    files.remove(self._file(namespace, name))
+        except OSError as e:
+            _log.error("cannot persist the pending network-status of %s/%s: %s", namespace, name, e)
+
+    def _unpersist(self, namespace, name) -> None:
+        if self.state_dir:
+            files.remove(self._file(namespace, name))
+
+    def load(self) -> int:
+        """Start-up: queue again the writes a previous daemon left pending."""
+        if not self.state_dir or not os.path.isdir(self.state_dir):
+            return 0
+        n = 0
+        for fname in sorted(os.listdir(self.state_dir)):
+            if ".tmp." in fname:
+                files.stale_tmp(self.state_dir, fname)
+                continue
+            try:
+                d = files.read_json(os.path.join(self.state_dir, fname))
+                self.submit(d["namespace"], d["name"], d.get("uid"), d["value"])
+                n += 1
+            except (ValueError, KeyError, TypeError, OSError) as e:
+                _log.error("pending network-status %s is unreadable (%s): dropped", fname, e)
+                files.remove(os.path.join(self.state_dir, fname))
+        if n:
+            _log.info("resuming %d pending network-status write(s)", n)
+        return n
 
     def pending(self) -> int:
         with self._cond:
@@ -100,6 +166,8 @@ class StatusWriter:
             cur = self._pending.get(key)
             if cur and cur[1] == value:   # a newer value queued meanwhile stays pending
                 del self._pending[key]
+                self._unpersist(*key)
+            self._cond.notify_all()
 
     def _uid_changed(self, key, uid) -> bool:
         try:

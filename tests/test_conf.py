@@ -43,6 +43,7 @@ EXPECTED_GRANTS = {
     ("", "nodes", "get"), ("", "nodes", "patch"),
     ("netmeta.io", "fixedipreservations", "get"), ("netmeta.io", "fixedipreservations", "list"),
     ("netmeta.io", "fixedipreservations", "create"), ("netmeta.io", "fixedipreservations", "delete"),
+    ("", "events", "create"),   # Events on pods (meta/events.py), as Multus records them
 }
 
 
@@ -318,9 +319,12 @@ def test_clusterrole_is_enough_for_netmeta_and_nothing_more(tmp_path):
         assert cluster.reserve(fx, "fxnet", "10.1.0.5", owner) is False     # 409, ours
         assert len(cluster.list_reservations(fx, node="node1", network="fxnet")) == 1
         assert cluster.release(fx, "fxnet", "10.1.0.5", "c1", "net1") is True
+        kube.create_event("default", {"metadata": {"name": "p1.1", "namespace": "default"}, "reason": "AddedInterface",
+                                      "involvedObject": {"kind": "Pod", "namespace": "default", "name": "p1"}})
         nad_path = "/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions/sriov-vlan"
         for method, path in (("GET", "/api/v1/nodes"), ("DELETE", "/api/v1/namespaces/default/pods/p1"),
-                             ("GET", "/api/v1/namespaces/kube-system/secrets/x"), ("DELETE", nad_path)):
+                             ("GET", "/api/v1/namespaces/kube-system/secrets/x"), ("DELETE", nad_path),
+                             ("GET", "/api/v1/namespaces/default/events")):
             with pytest.raises(ApiError) as e:
                 kube.http.request(method, path)
             assert e.value.status == 403

@@ -2,7 +2,7 @@
 
 Nothing that runs a real kube-apiserver can be installed here (TESTING.md, "Kubernetes API"), so
 this package serves, over HTTPS with a generated CA, what netmeta needs from a cluster: core/v1
-nodes, namespaces, pods (+ /status), apiextensions.k8s.io/v1 CustomResourceDefinitions and any
+nodes, namespaces, pods (+ /status), events, apiextensions.k8s.io/v1 CustomResourceDefinitions and any
 custom resource (NetworkAttachmentDefinitions) once its CRD exists. The real `kubernetes` Python
 client talks to it unchanged. Each module names the kube-apiserver behaviour it copies:
 

@@ -92,7 +92,10 @@ CRDS = ResourceType("apiextensions.k8s.io", ("v1",), "customresourcedefinitions"
                     "customresourcedefinition", "CustomResourceDefinition", False, ("crd", "crds"),
                     merge_lists=dict(_META_LISTS), allow_unconditional_update=False,
                     return_deleted_object=True, categories=("api-extensions",))
-BUILTINS = (NODES, NAMESPACES, PODS, CRDS)
+# core/v1 Events, as client-go's record.EventSinkImpl creates them (no status subresource)
+EVENTS = ResourceType("", ("v1",), "events", "event", "Event", True, ("ev",), status_subresource=False,
+                      subresources=(), merge_lists=dict(_META_LISTS))
+BUILTINS = (NODES, NAMESPACES, PODS, CRDS, EVENTS)
 
 
 def from_crd(crd):

@@ -307,6 +307,8 @@ def validate(rt, obj, old=None):
         if old is not None and not errs and _pod_spec_frozen(obj["spec"]) != _pod_spec_frozen(old["spec"]):
             errs.append(FieldError("forbidden", "spec",
                                    detail=f"pod updates may not change fields other than {POD_MUTABLE}"))
+    if rt.plural == "events" and rt.builtin:
+        errs += _event_errors(obj)
     if rt.plural == "customresourcedefinitions" and rt.builtin:
         errs += _crd_errors(obj)
         if old is not None and not errs:
@@ -320,3 +322,18 @@ def validate(rt, obj, old=None):
         errs.append(FieldError("invalid", "metadata.uid", md["uid"], "field is immutable"))
     if errs:
         raise invalid(rt.kind, md.get("name", ""), errs, rt.group)
+
+
+def _event_errors(ev):
+    """k8s.io/kubernetes pkg/apis/core/validation/events.go ValidateEventCreate (core/v1): the
+    involved object's namespace must be the event's, reason and message within their limits."""
+    errs = []
+    ref = ev.get("involvedObject") if isinstance(ev.get("involvedObject"), dict) else {}
+    ns = ev["metadata"].get("namespace", "")
+    if ref.get("namespace") and ref["namespace"] != ns:
+        errs.append(FieldError("invalid", "involvedObject.namespace", ref["namespace"], "does not match event.namespace"))
+    if len(str(ev.get("reason", ""))) > 128:
+        errs.append(FieldError("toolong", "reason", detail="must have at most 128 bytes"))
+    if len(str(ev.get("message", ""))) > 4096:
+        errs.append(FieldError("toolong", "message", detail="must have at most 4096 bytes"))
+    return errs
