@@ -99,8 +99,11 @@ def from_nad(nad: dict, conf_dir: str) -> Network:
         if conf is None:
             raise CNIError(NETWORK_NOT_FOUND, f"network-attachment-definition {ns}/{name} has no config",
                            f"and no file in {conf_dir} has name {name!r}")
-    # Multus names the delegate after the NAD
-    conf = dict(conf, name=name)
+    # Multus v4.1.4 (vendor network-attachment-definition-client utils GetCNIConfigFromSpec) names
+    # the config after the NAD only when it has no name: the name keys the delegate's state
+    # (host-local's lease directory), which must stay where Multus left it
+    if not conf.get("name"):
+        conf = dict(conf, name=name)
     return Network(f"{ns}/{name}", conf, (meta.get("annotations") or {}).get(RESOURCE_ANNOT))
 
 

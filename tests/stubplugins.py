@@ -32,3 +32,11 @@ def install(path, script: str, placeholder: str, value) -> None:
     with open(path, "w") as f:
         f.write(script.replace(placeholder, str(value)))
     os.chmod(path, 0o755)
+# records the config it was given per command/container/ifname, then runs Debian's bridge on it
+# unchanged (so the attachment is real): proves what cniVersion a delegate receives
+CNISPY = """#!/bin/sh
+[ "$CNI_COMMAND" = VERSION ] && exec /usr/lib/cni/bridge
+f="SPY/$CNI_COMMAND-$CNI_CONTAINERID-$CNI_IFNAME.json"
+cat > "$f"
+exec /usr/lib/cni/bridge < "$f"
+"""
