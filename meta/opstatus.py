@@ -3,9 +3,14 @@ plugins and the daemon use (daemon config for the PFs, VF records, DEL caches, n
 
   netmeta status [--config DAEMON_CONFIG] [-o json]
   netmeta gc [--config DAEMON_CONFIG]
+
+Without --config both read the daemon's config where the shipped DaemonSet puts it
+(DEFAULT_CONFIG, or $NETMETA_DAEMON_CONFIG), and say so on stderr when there is none (then the
+built-in defaults apply).
 """
 import argparse
 import json
+import os
 import sys
 
 from cni.errors import CNIError
@@ -98,13 +103,27 @@ def render(st: dict) -> str:
     return "\n".join(lines)
 
 
+DEFAULT_CONFIG = "/etc/netmeta/daemon.yaml"   # conf/daemonset.yaml: netmeta daemon --config
+
+
+def _config_path(prog: str, given: str | None) -> str | None:
+    if given:
+        return given
+    default = os.environ.get("NETMETA_DAEMON_CONFIG") or DEFAULT_CONFIG
+    if os.path.exists(default):
+        return default
+    print(f"{prog}: no daemon config at {default} (the default) and no --config: using the built-in "
+          "defaults (no PFs, DEL caches in the default cniDir)", file=sys.stderr)
+    return None
+
+
 def status_main(argv: list) -> int:
     ap = argparse.ArgumentParser(prog="netmeta status")
     ap.add_argument("--config", help="the daemon's config file (PFs, cniDir, statusFile)")
     ap.add_argument("-o", "--output", choices=("table", "json"), default="table")
     a = ap.parse_args(argv)
     try:
-        st = collect(daemonconfig.load(a.config))
+        st = collect(daemonconfig.load(_config_path("netmeta status", a.config)))
     except (CNIError, OSError) as e:
         print(f"netmeta status: {e}", file=sys.stderr)
         return 1
@@ -120,7 +139,7 @@ def gc_main(argv: list) -> int:
     log.setup()
     from .daemon import Daemon
     try:
-        cfg = daemonconfig.load(a.config)
+        cfg = daemonconfig.load(_config_path("netmeta gc", a.config))
     except (CNIError, OSError) as e:
         print(f"netmeta gc: {e}", file=sys.stderr)
         return 1

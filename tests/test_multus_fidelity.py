@@ -516,3 +516,21 @@ def test_pod_never_created_fails_add(node):
     assert r.rc != 0 and "HTTP 404" in r.out.get("details", ""), r.out
     assert len(node.api.find(method="GET", resource="pods", name=pod["name"], status=404)) > 1
     assert ifnames(pod) == ["lo"] and node.leases("cluster-net") == []
+
+
+# ---------------- the operator CLI without --config ----------------
+def test_status_and_gc_read_the_default_daemon_config(tmp_path):
+    cfg = tmp_path / "daemon.yaml"
+    env = dict(os.environ, NETMETA_DAEMON_CONFIG=str(cfg))
+    # no file there: said plainly (status only: a gc on the built-in defaults would reconcile this
+    # machine's real cniDir)
+    r = subprocess.run([f"{VENV_BIN}/netmeta", "status", "-o", "json"], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and f"no daemon config at {cfg} (the default)" in r.stderr, r.stderr
+    cfg.write_text(f"nodeName: node-{tmp_path.name[-6:]}\ncniDir: {tmp_path / 'cache'}\nhttpAddr: ''\n")
+    r = subprocess.run([f"{VENV_BIN}/netmeta", "status", "-o", "json"], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and "no daemon config" not in r.stderr, r.stderr
+    assert json.loads(r.stdout)["node"]["name"] == f"node-{tmp_path.name[-6:]}"
+    r = subprocess.run([f"{VENV_BIN}/netmeta", "gc"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "no daemon config" not in r.stderr, r.stderr
