@@ -28,7 +28,7 @@ class Engine:
 
     def __init__(self, cfg: config.MetaConfig):
         self.cfg = cfg
-        log.setup(cfg.log_level, cfg.log_file)
+        log.setup(cfg.log_level, cfg.log_file, dict(cfg.log_options) or None)
         self._kube = None
         self._events = None
         if cfg.unknown_keys:

@@ -534,3 +534,55 @@ def test_status_and_gc_read_the_default_daemon_config(tmp_path):
     assert json.loads(r.stdout)["node"]["name"] == f"node-{tmp_path.name[-6:]}"
     r = subprocess.run([f"{VENV_BIN}/netmeta", "gc"], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "no daemon config" not in r.stderr, r.stderr
+
+
+# ---------------- logLevel / logFile / logOptions ----------------
+# Multus v4.1.4 pkg/types/conf.go LoadNetConf applies logLevel, logFile, logToStderr and logOptions
+# (pkg/logging/logging.go SetLogOptions: lumberjack maxSize MB, maxAge days, maxBackups,
+# compress). Through the daemon, the config's level applies to its logFile; stderr keeps the
+# daemon's own level.
+def test_log_level_and_file_from_the_cni_config(node, api, tmp_path_factory):
+    d = None
+    if node.mode == "daemon":   # a daemon whose own level is info (the tests' default is debug)
+        d = DaemonProc(tmp_path_factory.mktemp("loglevel"), kubeconfig=api.kubeconfig_path, nodeName="node1")
+        node.daemon = d.start(env={"NETMETA_LOG_LEVEL": "info"})
+    try:
+        logfile = node.tmp / "netmeta.log"
+        conf = node.conf(logLevel="debug", logFile=str(logfile), logOptions={"maxSize": 1, "maxBackups": 2})
+        pod = node.pod()
+        r = ok(node.call(pod, "ADD", conf))
+        ok(node.call(pod, "DEL", conf))
+        text = logfile.read_text()
+        exec_line = f"DEBUG netmeta.invoke [{pod['cid'][:12]}] exec {DEBIAN_CNI}/bridge ADD"
+        assert exec_line in text
+        assert oct(logfile.stat().st_mode & 0o777) == "0o600"
+        if d:
+            assert f"[{pod['cid'][:12]}]" in d.log() and exec_line not in d.log()   # stderr: the daemon's info
+    finally:
+        if d:
+            d.stop()
+
+
+def test_log_options_rotate_and_compress(tmp_path):
+    """The rotation itself (cni/log.py), in-process: 1 MB files, two gzip'd backups kept."""
+    import gzip
+    import logging
+
+    from cni import log
+    path = tmp_path / "rot.log"
+    log.setup("info", str(path), {"maxSize": 1, "maxBackups": 2, "compress": True})
+    lg = log.get("rotation-test")
+    line = "x" * 1000
+    try:
+        for i in range(3500):          # ~3.5 MB: three rollovers
+            lg.info("%d %s", i, line)
+    finally:
+        root = logging.getLogger("netmeta")
+        for h in [h for h in root.handlers if getattr(h, "baseFilename", None) == str(path)]:
+            root.removeHandler(h)
+            h.close()
+    names = sorted(os.listdir(tmp_path))
+    assert names == ["rot.log", "rot.log.1.gz", "rot.log.2.gz"], names
+    assert path.stat().st_size <= 1024 * 1024
+    assert gzip.open(tmp_path / "rot.log.1.gz").read().decode().count(line) > 900
+    assert all(oct((tmp_path / n).stat().st_mode & 0o777) == "0o600" for n in names)
