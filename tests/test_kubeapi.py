@@ -935,3 +935,26 @@ def test_merge_patch_properties(target, patch):
             assert key not in once
         elif not isinstance(value, dict):
             assert once[key] == value                                    # non-objects replace
+
+
+def test_core_v1_events(srv, v1):
+    """core/v1 Events as client-go's record.EventSinkImpl creates them (Multus's recorder and
+    meta/events.py): created in the involved object's namespace, listed, 422 when the involved
+    object's namespace is another (k8s.io/kubernetes pkg/apis/core/validation/events.go)."""
+    names = {r.name for r in v1.get_api_resources().resources}
+    assert "events" in names
+    name = unique("p") + ".17f0a1b2c3d4e5f6"
+    ev = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": "team-a"},
+          "involvedObject": {"apiVersion": "v1", "kind": "Pod", "namespace": "team-a", "name": "p"},
+          "reason": "AddedInterface", "message": "Add eth0 [10.244.1.5/24] from default", "type": "Normal",
+          "source": {"component": "netmeta"}, "count": 1}
+    made = v1.create_namespaced_event("team-a", ev)
+    assert made.metadata.uid and made.reason == "AddedInterface"
+    assert name in [e.metadata.name for e in v1.list_namespaced_event("team-a").items]
+    bad = dict(ev, metadata={"name": unique("q"), "namespace": "team-a"},
+               involvedObject=dict(ev["involvedObject"], namespace="default"))
+    with pytest.raises(ApiException) as err:
+        v1.create_namespaced_event("team-a", bad)
+    assert err.value.status == 422
+    assert "involvedObject.namespace: Invalid value: \"default\": does not match event.namespace" in \
+        status_of(err.value)["message"]
