@@ -199,14 +199,15 @@ def _req(path, conf=None, command="ADD"):
     return from_env(env, json.dumps(conf or {"cniVersion": "0.3.1", "name": "n1"}).encode())
 
 
-def test_delegate_exec_negotiates_and_converts():
+def test_delegate_exec_gets_its_own_version_and_converts():
     if not os.path.exists(f"{DEBIAN_CNI}/static"):
         pytest.skip("Debian containernetworking-plugins not installed")
     req = _req([DEBIAN_CNI], {"cniVersion": "0.3.1", "name": "n1"})
     conf = {"cniVersion": "0.3.1", "name": "n1", "type": "static",
             "ipam": {"type": "static", "addresses": [{"address": "10.3.0.4/24"}]}}
     res = invoke.delegate("static", "ADD", conf, req)
-    assert res.cni_version == "1.0.0"          # negotiated: highest common
+    assert res.cni_version == "0.3.1"          # the config's own version, unchanged (libcni, Multus)
+    assert res.to_dict("1.0.0")["ips"][0] == {"address": "10.3.0.4/24"}
     assert res.to_dict("0.3.1")["ips"][0] == {"version": "4", "address": "10.3.0.4/24"}
 
 

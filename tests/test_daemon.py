@@ -220,10 +220,12 @@ def test_daemon_watch_caches_save_api_calls(tmp_path, nic, netns, uid):
             r = cni("netmeta", "ADD", conf, container_id="w1", netns=f"/var/run/netns/{ns}",
                     args="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pw1")
             assert r.ok, r.stdout
-            # network-status is written by the daemon's background writer, right after the ADD
-            api.wait_for(lambda: api.count(method="PATCH", resource="pods"), timeout=5)
-            calls = [(x.verb, x.resource) for x in api.requests if x.verb != "watch"]
-            assert calls == [("patch", "pods")], calls
+            # network-status is written before the ADD returns; an AddedInterface Event per
+            # attachment (eth0, net1) follows from the daemon's event thread
+            assert api.count(method="PATCH", resource="pods") == 1
+            api.wait_for(lambda: api.count(method="POST", resource="events") == 2, timeout=10)
+            calls = sorted((x.verb, x.resource) for x in api.requests if x.verb != "watch")
+            assert calls == [("create", "events"), ("create", "events"), ("patch", "pods")], calls
             assert cni("netmeta", "DEL", conf, container_id="w1", netns=f"/var/run/netns/{ns}",
                        args="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pw1").ok
         finally:
