@@ -196,7 +196,9 @@ def test_overrides_inside_policy_apply_and_are_undone(node):
 
 @pytest.mark.parametrize("annots,ok", [
     ({NETWORKS: "pl"}, True), ({NETWORKS: "team/pl"}, True), ({NETWORKS: "shared/pl"}, True),
-    ({NETWORKS: "default/pl"}, True),                  # "default" is always shared (Multus)
+    # globalNamespaces ("shared") replaces the implicit "default" (Multus v4.1.4 pkg/types/conf.go
+    # LoadNetConf; test_multus_fidelity.py)
+    ({NETWORKS: "default/pl"}, False),
     ({NETWORKS: "other/pl"}, False), ({NETWORKS: "kube-system/pl"}, False),
     ({NETWORKS: json.dumps([{"name": "pl", "namespace": "other"}])}, False),
     ({NETWORKS: json.dumps([{"name": "pl", "namespace": "OTHER"}])}, "bad"),
