@@ -300,7 +300,8 @@ def main(argv: list) -> int:
         pending = os.path.join(os.path.dirname(cfg.cni_dir.rstrip("/")), "status-pending")
         d.status_writer = statuswriter.StatusWriter(kube, state_dir=pending).start()
         d.status_writer.load()   # writes a previous daemon left pending
-        engine.STATUS_SINK = functools.partial(d.status_writer.submit, wait=statuswriter.SYNC_WAIT)
+        engine.STATUS_SINK = functools.partial(d.status_writer.submit,
+                                               wait=min(statuswriter.SYNC_WAIT, cfg.request_timeout / 4))
         engine.EVENTS = events.Recorder(kube, cfg.node_name)
         d.metrics.add_api_source(lambda: dict(kube.calls))
         d.metrics.add_api_error_source(lambda: dict(kube.errors))

@@ -22,7 +22,7 @@ from cni.errors import CNIError
 from .status import ANNOTATION
 
 _log = log.get("statuswriter")
-SYNC_WAIT = 3.0   # how long an ADD waits for its network-status write before going on
+SYNC_WAIT = 1.0   # how long an ADD waits for its network-status write before going on
 
 
 class StatusWriter:

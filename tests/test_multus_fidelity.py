@@ -392,7 +392,7 @@ def test_events_forbidden_by_rbac_add_still_succeeds(node, api, tmp_path_factory
 # SYNC_WAIT), then keeps it pending and retrying (README "Differences from Multus").
 def test_network_status_is_there_when_add_returns(node):
     pod = node.pod()
-    node.api.inject(method="PATCH", resource="pods", delay=0.5)   # a slow write: ADD waits for it
+    node.api.inject(method="PATCH", resource="pods", delay=0.3)   # a slow write: ADD waits for it
     r = ok(node.call(pod, "ADD"))
     st = node.status(pod)      # read at once: no polling
     assert st and st[0]["interface"] == "eth0" and st[0]["ips"] == [r.out["ips"][0]["address"].split("/")[0]]
