@@ -25,7 +25,8 @@ STATUS = "k8s.v1.cni.cncf.io/network-status"
 ANNOTS_KEY = "io.kubernetes.cri.pod-annotations"
 NS = "team-a"
 NETMETA_RULES = [("get", "pods"), ("patch", "pods"), ("get", "network-attachment-definitions"),
-                 ("list", "network-attachment-definitions"), ("watch", "network-attachment-definitions")]
+                 ("list", "network-attachment-definitions"), ("watch", "network-attachment-definitions"),
+                 ("create", "events")]
 TIMINGS = []   # (pod, run s, stop s, remove s), printed at the end of the module
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
@@ -219,8 +220,10 @@ def test_sriov_pod_with_fixed_ip_and_vlan_through_cri(node, sriov_nad):
     sid, t_run = run_sandbox(node, name, uid, annots)
     api_calls = sorted((r.method, r.resource) for r in node.api.requests)
     # the runtime passed the annotations: netmeta GETs only the NAD, then PATCHes network-status
+    # and records an AddedInterface Event per attachment (eth0, net1)
     assert node.api.count(method="GET", resource="pods") == 0, api_calls
-    assert api_calls == [("GET", "network-attachment-definitions"), ("PATCH", "pods")], api_calls
+    assert api_calls == [("GET", "network-attachment-definitions"), ("PATCH", "pods"), ("POST", "events"),
+                         ("POST", "events")], api_calls
 
     st, info = node.cri.pod_sandbox_status(sid)
     from tests.runtime.cri import READY
