@@ -7,7 +7,7 @@ from cni import fault, log
 from cni.errors import (DELEGATE_NOT_FOUND, NETWORK_NOT_FOUND, PLUGIN_NOT_AVAILABLE, TRY_AGAIN, UNKNOWN_CONTAINER,
                         CNIError, config_error)
 from cni.request import Request
-from cni.result import IPConfig, Result
+from cni.result import Result
 
 from . import attachments, cache, config, routes, status
 from .attachments import Attachment
@@ -17,7 +17,8 @@ from .podref import PodRef, filename
 
 _log = log.get("meta")
 ANNOTS_KEY = "io.kubernetes.cri.pod-annotations"
-# the daemon sets this to its StatusWriter.submit: network-status then never blocks a request
+# the daemon sets this to its StatusWriter.submit (with a short wait): the write lands before ADD
+# returns, or stays pending in the background past that wait
 STATUS_SINK = None
 # the daemon sets this to its events.Recorder (asynchronous); thin mode makes a synchronous one
 EVENTS = None

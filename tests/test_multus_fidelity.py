@@ -5,7 +5,6 @@ source (tag v4.1.4 of k8snetworkplumbingwg/multus-cni: file and function) it cop
 netmeta deliberately does better, the README's "Differences from Multus" says so."""
 import json
 import os
-import signal
 import subprocess
 import time
 import uuid
