@@ -56,9 +56,11 @@ def run(runs: int = 30) -> Report:
 
         def d(conf, env=None):
             def go(pod):
-                r = pod.add("netmeta", conf, ips=2, env=env)
-                if sorted(i["name"] for i in r.out["interfaces"] if i.get("sandbox")) != ["eth0", "net1"]:
-                    raise AssertionError(f"netmeta ADD did not attach eth0 + net1: {r.out['interfaces']}")
+                # the runtime gets the cluster network's result, as from Multus (net1 is in
+                # network-status); an ADD that did not attach net1 fails
+                r = pod.add("netmeta", conf, ips=1, env=env)
+                if [i["name"] for i in r.out["interfaces"] if i.get("sandbox")] != ["eth0"]:
+                    raise AssertionError(f"netmeta ADD did not return eth0's result: {r.out['interfaces']}")
                 pod.delete("netmeta", conf, env=env)
             return go
 
