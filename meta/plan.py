@@ -73,7 +73,7 @@ class Planner:
         base_args = _base_args(req)
         atts = []
         default_sel = None
-        if annots.get(DEFAULT_NET_ANNOT):
+        if pod_ns is not None and annots.get(DEFAULT_NET_ANNOT):
             # Multus: a pod's default network must be a NAD of multusNamespace
             default_sel = _parse(ann.parse_default_network, annots[DEFAULT_NET_ANNOT], self.cfg.multus_namespace)
             if default_sel.namespace != self.cfg.multus_namespace:
