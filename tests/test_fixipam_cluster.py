@@ -73,6 +73,10 @@ def nodes(api, tmp_path):
             n.daemon.start()
             started.append(n)
             out.append(n)
+        # each daemon's GC thread probes the kind once at start (a LIST, limit 1): let it land
+        # before a test counts API requests
+        poll(lambda: sum(1 for r in api.find(verb="list", resource=RES) if r.query.get("limit") == "1")
+             >= len(started), what="every daemon probed the reservation kind")
         return out
     yield make
     for n in started:
