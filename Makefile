@@ -29,7 +29,7 @@ shim: shim/netmeta-shim.c
 	@$(VENV)/bin/python -m meta.entrypoints $(LIBEXEC) >/dev/null
 	@if cc -O2 -Wall -static -DFALLBACK_DIR='"$(LIBEXEC)"' -o $(VENV)/bin/.netmeta-shim.tmp shim/netmeta-shim.c \
 	   || cc -O2 -Wall -DFALLBACK_DIR='"$(LIBEXEC)"' -o $(VENV)/bin/.netmeta-shim.tmp shim/netmeta-shim.c; then \
-	  for p in netmeta sriov fixipam; do cp $(VENV)/bin/.netmeta-shim.tmp $(VENV)/bin/.$$p.tmp && mv -f $(VENV)/bin/.$$p.tmp $(VENV)/bin/$$p; done; \
+	  for p in $$($(VENV)/bin/python -m delegates.registry); do cp $(VENV)/bin/.netmeta-shim.tmp $(VENV)/bin/.$$p.tmp && mv -f $(VENV)/bin/.$$p.tmp $(VENV)/bin/$$p; done; \
 	  rm -f $(VENV)/bin/.netmeta-shim.tmp; \
 	else echo "no C compiler: using the Python entries" >&2; $(VENV)/bin/python -m meta.entrypoints $(VENV)/bin >/dev/null; fi
 

@@ -2,9 +2,11 @@
 exec it with an argv (never a shell) and the CNI env, the config on stdin with `name` and a
 its own `cniVersion` (unchanged, as libcni), a timeout, and its stdout parsed as a result or error.
 
-netmeta's own plugin types run in-process instead (no exec, warm imports) when the executable
-CNI_PATH would find is ours, or when CNI_PATH has none: so a foreign plugin of the same name
-(e.g. upstream sriov-cni installed as `sriov`) is always exec'd, never shadowed.
+A caller's own plugin types run in-process instead (no exec, warm imports) when it passes
+`own` (for netmeta: delegates/registry.py's OWN; cni/ names no plugin) and the executable
+CNI_PATH would find is one of its own (its head holds one of `own.markers`), or CNI_PATH has
+none: so a foreign plugin of the same name (e.g. upstream sriov-cni installed as `sriov`) is
+always exec'd, never shadowed.
 
 With a host root (the daemon's `hostRoot`, cni/hostroot.py) CNI_PATH is searched and plugins
 run in the host's filesystem view; paths returned by find() are host paths.
@@ -25,14 +27,6 @@ from .result import Result
 _log = log.get("invoke")
 TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 DEFAULT_TIMEOUT = 60.0
-OWN_MARKER = b"netmeta-plugin"   # appears in our entry scripts (see meta/install)
-# type name -> "module:Class" of netmeta's own plugins
-BUILTIN = {
-    "fixipam": "delegates.fixipam.plugin:FixIPAM",
-    "sriov": "delegates.sriov.plugin:SRIOVPlugin",
-}
-# the console scripts pip generates for our entry points import these
-_ENTRY_RE = re.compile(rb"^from (delegates\.\w+|meta)\.main import main", re.M)
 _version_cache: dict = {}
 _own_cache: dict = {}
 
@@ -54,23 +48,24 @@ def find(plugin_type: str, path: list) -> str | None:
     return None
 
 
-def _is_own(exe: str) -> bool:
-    """True when `exe` is one of netmeta's entry points (cached by path+mtime+size)."""
+def _is_own(exe: str, markers: tuple) -> bool:
+    """True when `exe` holds one of `markers` (bytes): in a script's first 4 KiB, anywhere in
+    a small ELF binary (a native shim). Cached by path+mtime+size."""
     exe = hostroot.local(exe)
     try:
         st = os.stat(exe)
     except OSError:
         return False
-    key = (exe, st.st_mtime_ns, st.st_size)
+    key = (exe, st.st_mtime_ns, st.st_size, markers)
     if key not in _own_cache:
         own = False
         if st.st_size < 2 * 1024 * 1024:   # our scripts, and the native shim (~0.9 MB static)
             with open(exe, "rb") as f:
                 data = f.read()
             if data.startswith(b"#!"):
-                own = OWN_MARKER in data[:4096] or _ENTRY_RE.search(data[:4096]) is not None
+                own = any(m in data[:4096] for m in markers)
             elif data.startswith(b"\x7fELF"):
-                own = OWN_MARKER in data   # shim/netmeta-shim.c embeds it
+                own = any(m in data for m in markers)   # e.g. shim/netmeta-shim.c embeds one
         _own_cache[key] = own
     return _own_cache[key]
 
@@ -118,9 +113,10 @@ def _delegate_error(plugin_type: str, rc: int, out: bytes, err: bytes) -> CNIErr
 
 def delegate(plugin_type: str, command: str, netconf: dict, req: Request,
              timeout: float = DEFAULT_TIMEOUT, ifname: str | None = None,
-             netns: str | None = None, cni_args: str | None = None) -> Result | None:
+             netns: str | None = None, cni_args: str | None = None, own=None) -> Result | None:
     """Run `plugin_type` for `command` with `netconf` on behalf of `req` (env from req, with
-    overrides). Returns the ADD result converted to netconf's cniVersion; None for others."""
+    overrides). Returns the ADD result converted to netconf's cniVersion; None for others.
+    `own`: the caller's plugins, `.in_process` (type -> "module:Class") and `.markers`."""
     validate_type(plugin_type)
     env = req.env(CNI_COMMAND=command)
     if ifname is not None:
@@ -134,8 +130,8 @@ def delegate(plugin_type: str, command: str, netconf: dict, req: Request,
     conf.setdefault("name", req.name)
     conf.setdefault("cniVersion", want)
     exe = find(plugin_type, req.path)
-    if plugin_type in BUILTIN and (exe is None or _is_own(exe)):
-        return _in_process(plugin_type, conf, env, want)
+    if own is not None and plugin_type in own.in_process and (exe is None or _is_own(exe, own.markers)):
+        return _in_process(own.in_process[plugin_type], conf, env)
     if exe is None:
         raise CNIError(DELEGATE_NOT_FOUND, f"failed to find plugin {plugin_type!r} in path",
                        f"CNI_PATH={env.get('CNI_PATH', '')}" + (f" in host root {hostroot.ROOT}" if hostroot.ROOT else ""))
@@ -160,8 +156,8 @@ def delegate(plugin_type: str, command: str, netconf: dict, req: Request,
     return Result.from_dict(parsed)
 
 
-def _in_process(plugin_type: str, conf: dict, env: dict, want: str) -> Result | None:
-    mod, _, cls = BUILTIN[plugin_type].partition(":")
+def _in_process(target: str, conf: dict, env: dict) -> Result | None:
+    mod, _, cls = target.partition(":")
     plugin = getattr(importlib.import_module(mod), cls)()
     sub = from_env(env, json.dumps(conf).encode())
     if sub.command == "ADD":  # keep the Result object: no lossy round trip through JSON

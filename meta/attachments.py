@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from cni import invoke
 from cni.request import Request
 from cni.result import Result
+from delegates import registry
 
 
 @dataclass
@@ -50,7 +51,7 @@ class Attachment:
 
 def _run(att: Attachment, req: Request, command: str, conf: dict, timeout: float):
     return invoke.delegate(conf["type"], command, conf, req, timeout=timeout, ifname=att.ifname,
-                           cni_args=att.cni_args)
+                           cni_args=att.cni_args, own=registry.OWN)
 
 
 def add(att: Attachment, req: Request, timeout: float) -> Result:

@@ -15,12 +15,10 @@ from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
 from cni import fault, hostroot, log, skel, wire
 from cni.errors import TRY_AGAIN, DECODE_FAILURE, CNIError
-from delegates.fixipam.plugin import FixIPAM
-from delegates.sriov.plugin import SRIOVPlugin
+from delegates import registry
 
 from . import daemonconfig, engine, httpd
 from .metrics import Metrics
-from .plugin import MetaPlugin
 
 _log = log.get("daemon")
 CHANGES_VFS = {("netmeta", "ADD"), ("netmeta", "DEL"), ("netmeta", "GC"), ("sriov", "ADD"),
@@ -45,7 +43,7 @@ class Daemon:
         self.cfg = cfg
         hostroot.set_root(cfg.host_root)   # exec'd delegates in the host's view (cni/hostroot.py)
         self.metrics = Metrics()
-        self.plugins = {"netmeta": MetaPlugin(), "sriov": SRIOVPlugin(), "fixipam": FixIPAM()}
+        self.plugins = {name: registry.load(name)() for name in registry.NAMES}
         self.pool = ThreadPoolExecutor(cfg.max_concurrency, thread_name_prefix="cni")
         self.allow_faults = os.environ.get("NETMETA_ALLOW_FAULTS") == "1"
         self._locks: dict = {}

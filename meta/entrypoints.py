@@ -10,9 +10,7 @@ import sys
 import sysconfig
 
 from cni.files import atomic_write
-
-MARKER = "netmeta-plugin"   # cni/invoke.py runs our own types in-process when it sees this
-TARGETS = {"netmeta": "meta.main", "sriov": "delegates.sriov.main", "fixipam": "delegates.fixipam.main"}
+from delegates.registry import MAIN, MARKER
 
 
 def script(module: str, python: str, paths: list) -> str:
@@ -30,7 +28,7 @@ def write(bin_dir: str, python: str | None = None, paths: list | None = None) ->
         repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         paths = [repo, sysconfig.get_paths()["purelib"]]
     out = []
-    for name, module in TARGETS.items():
+    for name, module in MAIN.items():
         p = os.path.join(bin_dir, name)
         atomic_write(p, script(module, python, paths), mode=0o755)   # rename: never "text file busy"
         out.append(p)

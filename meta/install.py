@@ -49,6 +49,7 @@ import sys
 import time
 
 from cni.files import atomic_write
+from delegates import registry
 
 from . import entrypoints
 from .install_conf import CONF_EXT as CONF_EXT
@@ -139,7 +140,7 @@ class Installer:
             paths = _default_paths()
         python = a.python or os.path.realpath(sys.executable)
         for name in a.plugins:     # the fallback first: a shim must never miss its entry
-            script = entrypoints.script(entrypoints.TARGETS[name], python, paths).encode()
+            script = entrypoints.script(registry.MAIN[name], python, paths).encode()
             if self.shim is None:
                 out.append((os.path.join(a.bin_dir, name), script, 0o755, is_our_exe))
             else:
@@ -320,7 +321,7 @@ def parser() -> argparse.ArgumentParser:
                     "installation's; with --lib-dir: added after the library copy)")
     ap.add_argument("--lib-dir", metavar="DIR", help="copy netmeta's packages here (a host path) and point the "
                     "executables at the copy")
-    ap.add_argument("--plugins", default=",".join(entrypoints.TARGETS), help="executables to install (default %(default)s)")
+    ap.add_argument("--plugins", default=",".join(registry.NAMES), help="executables to install (default %(default)s)")
     ap.add_argument("--shim", default="auto", metavar="auto|none|PATH",
                     help="the native shim to install as the executables: a path, none (Python entries "
                     "only), or auto: this installation's, if it was built (default %(default)s)")
@@ -342,9 +343,9 @@ def main(argv: list) -> int:
     ap = parser()
     a = ap.parse_args(argv)
     a.plugins = [p for p in a.plugins.split(",") if p]
-    bad = [p for p in a.plugins if p not in entrypoints.TARGETS]
+    bad = [p for p in a.plugins if p not in registry.PLUGINS]
     if bad:
-        ap.error(f"--plugins: unknown {bad[0]!r} (choose from {', '.join(entrypoints.TARGETS)})")
+        ap.error(f"--plugins: unknown {bad[0]!r} (choose from {', '.join(registry.NAMES)})")
     if "netmeta" not in a.plugins and not a.no_config:
         ap.error("--plugins without netmeta needs --no-config (the CNI config calls netmeta)")
     if not a.conf_name.endswith(".conflist") or "/" in a.conf_name:

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from . import entrypoints
+from delegates.registry import MARKER
 
 KUBECONFIG_MARK = "# netmeta-install: generated from the pod's service account; do not edit"
 ELF = b"\x7fELF"
@@ -48,7 +48,7 @@ def is_our_conf(data: bytes) -> bool:
 
 def is_our_exe(data: bytes) -> bool:
     """A Python entry (marker in its second line) or the native shim (marker in its rodata)."""
-    return entrypoints.MARKER.encode() in (data if data[:4] == ELF else data[:512])
+    return MARKER.encode() in (data if data[:4] == ELF else data[:512])
 
 
 def find_shim(choice: str) -> bytes | None:

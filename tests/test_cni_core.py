@@ -11,6 +11,7 @@ from cni.args import parse_cni_args
 from cni.errors import CNIError
 from cni.request import from_env, validate_ifname
 from cni.result import Result
+from delegates import registry
 from tests.cnirun import DEBIAN_CNI
 
 BASE = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "abc-1.x_y", "CNI_NETNS": "/var/run/netns/x",
@@ -242,14 +243,14 @@ def test_own_type_runs_in_process_but_foreign_namesake_is_execd(tmp_path, data_d
     from tests.cnirun import VENV_BIN
     conf = {"cniVersion": "1.0.0", "name": "n1", "type": "fixipam",
             "ipam": {"type": "fixipam", "subnet": "10.4.0.0/24", "dataDir": data_dir}}
-    assert invoke._is_own(os.path.join(VENV_BIN, "fixipam"))
+    assert invoke._is_own(os.path.join(VENV_BIN, "fixipam"), registry.OWN.markers)
     req = from_env(dict(BASE, CNI_PATH=VENV_BIN, CNI_ARGS="IP=10.4.0.2"), json.dumps(conf).encode())
-    assert invoke.delegate("fixipam", "ADD", conf, req).ips[0].address == "10.4.0.2/24"
-    invoke.delegate("fixipam", "DEL", conf, req)
+    assert invoke.delegate("fixipam", "ADD", conf, req, own=registry.OWN).ips[0].address == "10.4.0.2/24"
+    invoke.delegate("fixipam", "DEL", conf, req, own=registry.OWN)
     marker = tmp_path / "ran"
     _script(tmp_path / "fixipam", VERSION_OK + f'touch {marker}; echo \'{{"cniVersion":"1.0.0"}}\'\n')
     req2 = from_env(dict(BASE, CNI_PATH=f"{tmp_path}:{VENV_BIN}"), json.dumps(conf).encode())
-    invoke.delegate("fixipam", "ADD", conf, req2)
+    invoke.delegate("fixipam", "ADD", conf, req2, own=registry.OWN)
     assert marker.exists()   # the foreign plugin first in CNI_PATH was exec'd, not shadowed
 
 

@@ -5,14 +5,15 @@ import os
 import subprocess
 
 from cni import invoke, version
+from delegates import registry
 from tests.cnirun import VENV_BIN, cni
 
 
 def test_installed_executables_are_the_native_shim_and_ours():
-    for name in ("netmeta", "sriov", "fixipam"):
+    for name in registry.NAMES:
         with open(os.path.join(VENV_BIN, name), "rb") as f:
             assert f.read(4) == b"\x7fELF"
-        assert invoke._is_own(os.path.join(VENV_BIN, name))   # so our types run in-process
+        assert invoke._is_own(os.path.join(VENV_BIN, name), registry.OWN.markers)   # so our types run in-process
 
 
 def test_version_is_answered_without_stdin_or_daemon():

@@ -17,6 +17,7 @@ from cni.plugin import Plugin
 from cni.request import Request
 from cni.result import IPConfig, Result
 
+from .. import registry
 from . import config, damaged, garp, netdev, owner
 from .device import Device
 from .records import Records, netns_alive, same
@@ -159,7 +160,7 @@ class SRIOVPlugin(Plugin):
         res = Result(cni_version=req.cni_version)
         idx = res.add_interface(req.ifname, state["mac"], req.netns, pciID=rec["pci"], mtu=state["mtu"])
         if cfg.ipam:
-            ipam_res = invoke.delegate(cfg.ipam["type"], "ADD", self._ipam_conf(req.config), req)
+            ipam_res = invoke.delegate(cfg.ipam["type"], "ADD", self._ipam_conf(req.config), req, own=registry.OWN)
             self._step("sriov.add.ipam", recs, rec)
             res.ips = [IPConfig(c.address, c.gateway, idx) for c in ipam_res.ips]
             res.routes, res.dns = ipam_res.routes, ipam_res.dns
@@ -284,7 +285,7 @@ class SRIOVPlugin(Plugin):
                       config=conf)
         if req is not None:
             sub.raw_args, sub.args = req.raw_args, req.args
-        invoke.delegate(rec["ipam"]["type"], "DEL", conf, sub)
+        invoke.delegate(rec["ipam"]["type"], "DEL", conf, sub, own=registry.OWN)
 
     def _reclaim_stale(self, recs: Records, pf: str, dev: Device | None = None) -> int:
         return self._reclaim(recs, pf, dev)[0]
@@ -327,7 +328,7 @@ class SRIOVPlugin(Plugin):
             # no record (ADD never got that far, or a second DEL): IPAM DEL is idempotent and
             # releases an address an interrupted ADD may have reserved
             try:
-                invoke.delegate(ipam["type"], "DEL", dict(req.config), req)
+                invoke.delegate(ipam["type"], "DEL", dict(req.config), req, own=registry.OWN)
             except CNIError as e:
                 if e.code != DELEGATE_NOT_FOUND:   # a missing IPAM plugin holds nothing
                     raise
@@ -352,7 +353,7 @@ class SRIOVPlugin(Plugin):
                     raise CNIError(VF_CONFIG_FAILED, f"VF {rec['vf']} of {rec['pf']}: {k} is {now.get(k)!r}, "
                                    f"expected {want!r}")
         if cfg.ipam:
-            invoke.delegate(cfg.ipam["type"], "CHECK", dict(req.config), req)
+            invoke.delegate(cfg.ipam["type"], "CHECK", dict(req.config), req, own=registry.OWN)
 
     def gc(self, req: Request) -> None:
         valid = req.config.get("cni.dev/valid-attachments")
@@ -368,7 +369,7 @@ class SRIOVPlugin(Plugin):
             self.restore(rec, req)
         ipam = req.config.get("ipam")
         if isinstance(ipam, dict) and isinstance(ipam.get("type"), str):
-            invoke.delegate(ipam["type"], "GC", dict(req.config), req)
+            invoke.delegate(ipam["type"], "GC", dict(req.config), req, own=registry.OWN)
 
     def status(self, req: Request) -> None:
         cfg = config.load(req.config)

@@ -1,0 +1,44 @@
+"""netmeta's plugins: the one table every place that names them reads.
+
+Readers: cni/invoke.py's in-process dispatch (handed `OWN` by its callers: cni/ names no
+plugin), meta/entrypoints.py (the executables' scripts), meta/install.py (--plugins),
+meta/daemon.py (the plugins it serves), the Makefile (`python -m delegates.registry`).
+Copies it cannot read, checked equal by tests/test_architecture.py: pyproject's
+[project.scripts] and shim/netmeta-shim.c's names.
+
+It lives in `delegates/` because every reader may import it cheaply: plain strings, stdlib
+only, no import of `meta` (delegates never import meta) and none of `cni` (the shim path).
+"""
+from types import SimpleNamespace
+
+# name -> main: module whose main() is the executable; plugin: "module:Class" the daemon
+# serves; in_process: cni.invoke runs this type in the calling process instead of exec'ing it
+PLUGINS = {
+    "netmeta": {"main": "meta.main", "plugin": "meta.plugin:MetaPlugin", "in_process": False},
+    "sriov": {"main": "delegates.sriov.main", "plugin": "delegates.sriov.plugin:SRIOVPlugin",
+              "in_process": True},
+    "fixipam": {"main": "delegates.fixipam.main", "plugin": "delegates.fixipam.plugin:FixIPAM",
+                "in_process": True},
+}
+NAMES = tuple(PLUGINS)
+MAIN = {name: p["main"] for name, p in PLUGINS.items()}
+# in our entry scripts (meta/entrypoints.py) and the native shim's binary (shim/netmeta-shim.c)
+MARKER = "netmeta-plugin"
+
+# what cni.invoke.delegate(own=...) needs: the types it may run in-process, and the bytes that
+# mark an executable in CNI_PATH as ours (our marker, or the import line of pip's console scripts)
+OWN = SimpleNamespace(
+    in_process={name: p["plugin"] for name, p in PLUGINS.items() if p["in_process"]},
+    markers=(MARKER.encode(),) + tuple(f"from {m} import main".encode() for m in MAIN.values()),
+)
+
+
+def load(name: str):
+    """The plugin class `name` (imports its module)."""
+    import importlib
+    mod, _, cls = PLUGINS[name]["plugin"].partition(":")
+    return getattr(importlib.import_module(mod), cls)
+
+
+if __name__ == "__main__":   # the Makefile's loop: the names, space-separated
+    print(" ".join(NAMES))
