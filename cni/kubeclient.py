@@ -12,7 +12,9 @@ insecure-skip-tls-verify, tls-server-name, token, tokenFile, client-certificate[
 client-key[-data]; relative paths are relative to the kubeconfig, as kubectl reads them), or
 the in-cluster service account. Tokens are re-read once a minute and after a 401 (the kubelet
 rotates bound service-account tokens; `netmeta install --refresh` rewrites its kubeconfig
-then). exec and auth-provider users are refused with a clear error.
+then). What this small loader lacks (exec credential plugins, auth-providers, basic auth,
+several KUBECONFIG files, a chosen context) the `kubernetes` package's loader reads, imported
+only then: cni/kubecreds.py.
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ import yaml
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 TOKEN_REREAD = 60.0
+# user keys only the `kubernetes` package's loader reads (cni/kubecreds.py)
+OFFICIAL_USER_KEYS = ("exec", "auth-provider", "username", "password")
 
 
 class ConfigError(Exception):
@@ -58,24 +62,37 @@ class Unreachable(ConnectionError):
 class Endpoint:
     """Where the API is and how to authenticate. A token from a file (tokenFile, the service
     account's) or inline in a kubeconfig that `netmeta install` rewrites when the token
-    rotates, is read again once a minute (client-go's period) and at once after a 401."""
+    rotates, is read again once a minute (client-go's period) and at once after a 401.
+
+    `token_source(force)` gives the token; `reread` is how often it is asked (default
+    TOKEN_REREAD; 0: every request, for a source that caches itself); `scheme` None: the
+    source gives the whole Authorization value (the `kubernetes` loader's "Bearer ..." or
+    "Basic ...")."""
 
     def __init__(self, server: str, ctx: ssl.SSLContext | None, token: str | None = None,
-                 token_source=None, server_name: str | None = None):
+                 token_source=None, server_name: str | None = None, reread: float | None = None,
+                 scheme: str | None = "Bearer"):
         self.server = server.rstrip("/")
         self.ctx, self.server_name = ctx, server_name
         self._token, self._source = token, token_source
         self._token_read = time.monotonic() if token else 0.0
+        self._reread, self._scheme = reread, scheme
         self._lock = threading.Lock()
+
+    def authorization(self) -> str | None:
+        """The Authorization header's value, None for none."""
+        tok = self.token()
+        return tok and (f"{self._scheme} {tok}" if self._scheme else tok)
 
     def token(self, force: bool = False) -> str | None:
         if self._source is None:
             return self._token
         with self._lock:
             now = time.monotonic()
-            if force or self._token is None or now - self._token_read > TOKEN_REREAD:
+            reread = TOKEN_REREAD if self._reread is None else self._reread
+            if force or self._token is None or now - self._token_read >= reread:
                 try:
-                    self._token = self._source()
+                    self._token = self._source(force)
                 except (OSError, ConfigError) as e:
                     if self._token is None:   # keep a token we had: the file is being rewritten
                         raise ConfigError(f"cannot read the token: {e}") from None
@@ -84,13 +101,13 @@ class Endpoint:
 
 
 def _token_file(path: str):
-    def read() -> str:
+    def read(force: bool = False) -> str:
         with open(path, encoding="ascii") as f:
             return f.read().strip()
     return read
 
 
-def _tls(ca_file=None, ca_data=None, insecure=False, cert=None, key=None) -> ssl.SSLContext:
+def tls_context(ca_file=None, ca_data=None, insecure=False, cert=None, key=None) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=ca_file, cadata=ca_data)
     if insecure:
         ctx.check_hostname = False
@@ -119,7 +136,13 @@ def _named(items, name: str, kind: str) -> dict:
     raise ConfigError(f"kubeconfig: no {kind} named {name!r}")
 
 
-def from_kubeconfig(path: str) -> Endpoint:
+def from_kubeconfig(path: str, context: str | None = None) -> Endpoint:
+    """`path`: one file, or several joined by ':' (KUBECONFIG); `context`: a chosen context
+    instead of the current-context. Those two, and the users in OFFICIAL_USER_KEYS, are read by
+    the `kubernetes` package's loader (cni/kubecreds.py)."""
+    if os.pathsep in path or context:
+        from . import kubecreds
+        return kubecreds.endpoint(path, context)
     try:
         with open(path, encoding="utf-8") as f:
             doc = yaml.safe_load(f)
@@ -134,10 +157,9 @@ def from_kubeconfig(path: str) -> Endpoint:
     context = _named(doc.get("contexts"), ctx_name, "context")
     cluster = _named(doc.get("clusters"), context.get("cluster"), "cluster")
     user = _named(doc.get("users"), context.get("user"), "user") if context.get("user") else {}
-    for unsupported in ("exec", "auth-provider", "username", "password"):
-        if user.get(unsupported):
-            raise ConfigError(f"kubeconfig {path}: user credential {unsupported!r} is not supported "
-                              "(use a token, tokenFile or a client certificate)")
+    if any(user.get(k) for k in OFFICIAL_USER_KEYS):
+        from . import kubecreds
+        return kubecreds.endpoint(path)
     server = cluster.get("server")
     if not isinstance(server, str) or not server.startswith(("https://", "http://")):
         raise ConfigError(f"kubeconfig {path}: cluster server {server!r} is not an http(s) URL")
@@ -159,14 +181,14 @@ def from_kubeconfig(path: str) -> Endpoint:
     ctx = None
     if server.startswith("https://"):
         try:
-            ctx = _tls(ca_file=ca[1] if ca and ca[0] == "file" else None,
+            ctx = tls_context(ca_file=ca[1] if ca and ca[0] == "file" else None,
                        ca_data=ca[1].decode("ascii", "replace") if ca and ca[0] == "data" else None,
                        insecure=bool(cluster.get("insecure-skip-tls-verify")), cert=cert, key=key)
         except (OSError, ssl.SSLError, ValueError) as e:
             raise ConfigError(f"kubeconfig {path}: TLS set-up failed: {e}") from None
     token_file, user_name = user.get("tokenFile"), context.get("user")
 
-    def inline_token() -> str | None:
+    def inline_token(force: bool = False) -> str | None:
         with open(path, encoding="utf-8") as f:
             d = yaml.safe_load(f)
         return _named(d.get("users"), user_name, "user").get("token")
@@ -181,7 +203,7 @@ def in_cluster(env=os.environ, sa_dir: str = SA_DIR) -> Endpoint:
     if not host or not port:
         raise ConfigError("not in a cluster: KUBERNETES_SERVICE_HOST/PORT are not set")
     try:
-        ctx = _tls(ca_file=os.path.join(sa_dir, "ca.crt"))
+        ctx = tls_context(ca_file=os.path.join(sa_dir, "ca.crt"))
     except (OSError, ssl.SSLError) as e:
         raise ConfigError(f"cannot load the service account CA from {sa_dir}: {e}") from None
     server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
@@ -202,9 +224,9 @@ class Client:
 
     def _headers(self, content_type: str | None = None) -> dict:
         h = {"Accept": "application/json", "User-Agent": "netmeta"}
-        tok = self.ep.token()
-        if tok:
-            h["Authorization"] = f"Bearer {tok}"
+        auth = self.ep.authorization()
+        if auth:
+            h["Authorization"] = auth
         if content_type:
             h["Content-Type"] = content_type
         return h

@@ -1,4 +1,4 @@
-"""meta/kubeclient.py, netmeta's small Kubernetes client, against the test API server over TLS:
+"""cni/kubeclient.py, netmeta's small Kubernetes client, against the test API server over TLS:
 every credential form a kubeconfig can carry that we support, in-cluster, token rotation,
 TLS verification, errors, and watch streams."""
 import base64
@@ -109,8 +109,10 @@ def test_client_certificate_data_is_loaded_and_a_wrong_key_refused(api, tmp_path
 
 
 @pytest.mark.parametrize("change, words", [
-    (lambda d: d["users"][0]["user"].update({"exec": {"command": "aws"}}), "'exec' is not supported"),
-    (lambda d: d["users"][0]["user"].update({"auth-provider": {"name": "oidc"}}), "'auth-provider'"),
+    # exec / auth-provider users go to the `kubernetes` loader (cni/kubecreds.py, tests/test_kubecreds.py)
+    (lambda d: d["users"][0].update(user={"exec": {"apiVersion": "client.authentication.k8s.io/v1",
+                                                   "command": "/nonexistent/cred-plugin"}}), "gives no credential"),
+    (lambda d: d["users"][0].update(user={"auth-provider": {"name": "no-such-provider"}}), "auth-provider"),
     (lambda d: d.pop("current-context"), "no current-context"),
     (lambda d: d.update({"current-context": "nope"}), "no context named 'nope'"),
     (lambda d: d["clusters"][0]["cluster"].update({"server": "ftp://x"}), "not an http(s) URL"),
