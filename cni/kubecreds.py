@@ -36,7 +36,7 @@ class _Loaded:
             from kubernetes.config import kube_config
         except ImportError:
             raise ConfigError(f"kubeconfig {self.path}: its credentials need the `kubernetes` Python "
-                              "package (pip install kubernetes)") from None
+                              "package (pip install 'netmeta[kube-credentials]')") from None
         if _TMP is None:
             _TMP = tempfile.mkdtemp(prefix="netmeta-kubecreds-")
         cfg = Configuration()
