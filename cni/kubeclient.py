@@ -107,7 +107,7 @@ def _token_file(path: str):
     return read
 
 
-def tls_context(ca_file=None, ca_data=None, insecure=False, cert=None, key=None) -> ssl.SSLContext:
+def _tls(ca_file=None, ca_data=None, insecure=False, cert=None, key=None) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=ca_file, cadata=ca_data)
     if insecure:
         ctx.check_hostname = False
@@ -141,8 +141,7 @@ def from_kubeconfig(path: str, context: str | None = None) -> Endpoint:
     instead of the current-context. Those two, and the users in OFFICIAL_USER_KEYS, are read by
     the `kubernetes` package's loader (cni/kubecreds.py)."""
     if os.pathsep in path or context:
-        from . import kubecreds
-        return kubecreds.endpoint(path, context)
+        return _from_official_loader(path, context)
     try:
         with open(path, encoding="utf-8") as f:
             doc = yaml.safe_load(f)
@@ -158,8 +157,7 @@ def from_kubeconfig(path: str, context: str | None = None) -> Endpoint:
     cluster = _named(doc.get("clusters"), context.get("cluster"), "cluster")
     user = _named(doc.get("users"), context.get("user"), "user") if context.get("user") else {}
     if any(user.get(k) for k in OFFICIAL_USER_KEYS):
-        from . import kubecreds
-        return kubecreds.endpoint(path)
+        return _from_official_loader(path, None)
     server = cluster.get("server")
     if not isinstance(server, str) or not server.startswith(("https://", "http://")):
         raise ConfigError(f"kubeconfig {path}: cluster server {server!r} is not an http(s) URL")
@@ -181,7 +179,7 @@ def from_kubeconfig(path: str, context: str | None = None) -> Endpoint:
     ctx = None
     if server.startswith("https://"):
         try:
-            ctx = tls_context(ca_file=ca[1] if ca and ca[0] == "file" else None,
+            ctx = _tls(ca_file=ca[1] if ca and ca[0] == "file" else None,
                        ca_data=ca[1].decode("ascii", "replace") if ca and ca[0] == "data" else None,
                        insecure=bool(cluster.get("insecure-skip-tls-verify")), cert=cert, key=key)
         except (OSError, ssl.SSLError, ValueError) as e:
@@ -198,12 +196,37 @@ def from_kubeconfig(path: str, context: str | None = None) -> Endpoint:
                     server_name=cluster.get("tls-server-name"))
 
 
+def _from_official_loader(path: str, context: str | None) -> Endpoint:
+    from . import kubecreds   # imports `kubernetes`, only for these kubeconfigs
+    try:
+        creds = kubecreds.Credentials(path, context)
+    except kubecreds.CredentialError as e:
+        raise ConfigError(str(e)) from None
+    cfg = creds.cfg
+    ctx = None
+    if cfg.host.startswith("https://"):
+        try:
+            ctx = _tls(ca_file=cfg.ssl_ca_cert, insecure=not cfg.verify_ssl,
+                              cert=("file", cfg.cert_file) if cfg.cert_file else None,
+                              key=("file", cfg.key_file) if cfg.key_file else None)
+        except (OSError, ValueError) as e:   # ssl.SSLError is an OSError
+            raise ConfigError(f"kubeconfig {path}: TLS set-up failed: {e}") from None
+
+    def header(force: bool = False) -> str | None:
+        try:
+            return creds.header(force)
+        except kubecreds.CredentialError as e:
+            raise ConfigError(str(e)) from None   # Endpoint keeps the token it had
+    return Endpoint(cfg.host, ctx, token_source=header if creds.header() else None,
+                    server_name=cfg.tls_server_name, reread=0.0, scheme=None)
+
+
 def in_cluster(env=os.environ, sa_dir: str = SA_DIR) -> Endpoint:
     host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
     if not host or not port:
         raise ConfigError("not in a cluster: KUBERNETES_SERVICE_HOST/PORT are not set")
     try:
-        ctx = tls_context(ca_file=os.path.join(sa_dir, "ca.crt"))
+        ctx = _tls(ca_file=os.path.join(sa_dir, "ca.crt"))
     except (OSError, ssl.SSLError) as e:
         raise ConfigError(f"cannot load the service account CA from {sa_dir}: {e}") from None
     server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"

@@ -2,30 +2,38 @@
 package's own loader: exec credential plugins (client.authentication.k8s.io ExecCredential),
 auth-providers (oidc, gcp, azure), basic auth, several KUBECONFIG files merged, a chosen
 context. netmeta's small client still makes every request (the pattern kopf uses: its own API
-client, credentials piggybacked on the official library's loader — kopf 1.37
-kopf/_core/intents/piggybacking.py, login_via_client). Imported only for such a kubeconfig:
-`kubernetes` costs ~20 MB RSS and ~190 ms to import, which a token or certificate kubeconfig
-and the in-cluster service account never pay.
+client, credentials piggybacked on the official library's loader: nolar/kopf
+kopf/_core/intents/piggybacking.py, login_via_client, which reads host, CA, client cert and
+get_api_key_with_prefix() off a loaded Configuration as we do). Imported only for such a
+kubeconfig: `kubernetes` costs ~20 MB RSS and ~190 ms to import, which a token or certificate
+kubeconfig and the in-cluster service account never pay.
 
 Refresh: the loader hooks `Configuration.refresh_api_key_hook`, which re-runs an exec plugin
 once its ExecCredential's expirationTimestamp has passed (kubernetes 37.0.3
 config/kube_config.py, KubeConfigLoader._set_config: 5 minutes early); the Endpoint asks it on
 every request, which costs a dict lookup until then. A 401 reloads the whole kubeconfig (the
-plugin runs again; kopf re-logs-in on 401 the same way). A plugin that hands out client
+plugin runs again; kopf invalidates its credentials on a 401 and logs in again the same way:
+kopf/_cogs/clients/auth.py, reauthenticated_request). A plugin that hands out client
 certificates is read once: its certificate is not renewed without a restart.
 """
 import os
 import tempfile
 
-from .kubeclient import ConfigError, Endpoint, tls_context
-
 _TMP = None   # the loader writes CA / client cert data to files: ours go in one private 0700 dir
 
 
-class _Loaded:
-    """The token source of an Endpoint: the official loader's Configuration for the kubeconfig."""
+class CredentialError(Exception):
+    """The kubeconfig cannot be loaded (cni/kubeclient.py reports it as its ConfigError)."""
 
-    def __init__(self, path: str, context: str | None):
+
+class Credentials:
+    """A kubeconfig as the official loader reads it: where the server is, its TLS files, and
+    `header(force)`, the Authorization value ("Bearer ...", "Basic ...") or None. Nothing of
+    ours is imported here: cni/kubeclient.py builds its Endpoint from these."""
+
+    def __init__(self, path: str, context: str | None = None):
+        if context is None and os.pathsep in path:
+            context = _first_current_context(path)
         self.path, self.context = path, context
         self.cfg = self.load()
 
@@ -35,8 +43,8 @@ class _Loaded:
             from kubernetes.client import Configuration
             from kubernetes.config import kube_config
         except ImportError:
-            raise ConfigError(f"kubeconfig {self.path}: its credentials need the `kubernetes` Python "
-                              "package (pip install 'netmeta[kube-credentials]')") from None
+            raise CredentialError(f"kubeconfig {self.path}: its credentials need the `kubernetes` Python "
+                                  "package (pip install 'netmeta[kube-credentials]')") from None
         if _TMP is None:
             _TMP = tempfile.mkdtemp(prefix="netmeta-kubecreds-")
         cfg = Configuration()
@@ -44,16 +52,16 @@ class _Loaded:
             kube_config.load_kube_config(self.path, self.context, client_configuration=cfg,
                                          persist_config=False, temp_file_path=_TMP)
         except Exception as e:   # ConfigException, yaml, OSError, an auth-provider's own errors
-            raise ConfigError(f"kubeconfig {self.path}: {type(e).__name__}: {str(e)[:300]}") from None
+            raise CredentialError(f"kubeconfig {self.path}: {type(e).__name__}: {str(e)[:300]}") from None
         if not cfg.host or not cfg.host.startswith(("https://", "http://")):
-            raise ConfigError(f"kubeconfig {self.path}: cluster server {cfg.host!r} is not an http(s) URL")
+            raise CredentialError(f"kubeconfig {self.path}: cluster server {cfg.host!r} is not an http(s) URL")
         if not cfg.api_key.get("BearerToken") and not cfg.cert_file:
             # the loader logs a failed exec plugin and carries on without a credential
-            raise ConfigError(f"kubeconfig {self.path}: its user gives no credential "
-                              "(an exec plugin or auth-provider that failed?)")
+            raise CredentialError(f"kubeconfig {self.path}: its user gives no credential "
+                                  "(an exec plugin or auth-provider that failed?)")
         return cfg
 
-    def __call__(self, force: bool = False) -> str | None:
+    def header(self, force: bool = False) -> str | None:
         if force:            # after a 401: run the plugin again even before expirationTimestamp
             self.cfg = self.load()
         return self.cfg.get_api_key_with_prefix("BearerToken")   # runs the refresh hook
@@ -74,21 +82,3 @@ def _first_current_context(paths: str) -> str | None:
         if isinstance(doc, dict) and doc.get("current-context"):
             return doc["current-context"]
     return None
-
-
-def endpoint(path: str, context: str | None = None) -> Endpoint:
-    if context is None and os.pathsep in path:
-        context = _first_current_context(path)
-    src = _Loaded(path, context)
-    cfg = src.cfg
-    ctx = None
-    if cfg.host.startswith("https://"):
-        try:
-            ctx = tls_context(ca_file=cfg.ssl_ca_cert, insecure=not cfg.verify_ssl,
-                              cert=("file", cfg.cert_file) if cfg.cert_file else None,
-                              key=("file", cfg.key_file) if cfg.key_file else None)
-        except (OSError, ValueError) as e:   # ssl.SSLError is an OSError
-            raise ConfigError(f"kubeconfig {path}: TLS set-up failed: {e}") from None
-    token = src.cfg.api_key.get("BearerToken")
-    return Endpoint(cfg.host, ctx, token_source=src if token else None, server_name=cfg.tls_server_name,
-                    reread=0.0, scheme=None)
