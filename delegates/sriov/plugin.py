@@ -16,8 +16,8 @@ from cni.errors import (DELEGATE_NOT_FOUND, DEVICE_BUSY, DEVICE_NOT_FOUND, NO_FR
 from cni.plugin import Plugin
 from cni.request import Request
 from cni.result import IPConfig, Result
+from delegates import registry
 
-from .. import registry
 from . import config, damaged, garp, netdev, owner
 from .device import Device
 from .records import Records, netns_alive, same
