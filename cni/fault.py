@@ -17,7 +17,13 @@ def for_request(value: str | None) -> None:
     _request.value = value
 
 
+def current_request() -> str | None:
+    """This thread's per-request value (a worker thread takes it over: meta/parallel.py)."""
+    return getattr(_request, "value", None)
+
+
 _hits: dict = {}
+_hits_lock = threading.Lock()   # a pod's attachments reach the same delegate's points in parallel
 
 
 def point(name: str) -> None:
@@ -29,8 +35,9 @@ def point(name: str) -> None:
     target, _, nth = target.partition("#")
     if target != name:
         return
-    _hits[name] = _hits.get(name, 0) + 1
-    if _hits[name] != int(nth or 1):
+    with _hits_lock:
+        _hits[name] = n = _hits.get(name, 0) + 1
+    if n != int(nth or 1):
         return
     if mode == "fail":
         raise CNIError(INTERNAL, f"injected failure at {name}")

@@ -27,6 +27,11 @@ def set_container(cid: str) -> None:
     _current.cid = (cid or "-")[:12]
 
 
+def current_container() -> str:
+    """This thread's container ID tag (for a worker thread to take over: meta/parallel.py)."""
+    return getattr(_current, "cid", "-")
+
+
 FROZEN = False        # the daemon owns stderr's level: a config's logLevel applies to its logFile only
 MAX_FILE_HANDLERS = 8   # and each distinct logFile costs an fd for the daemon's life
 

@@ -22,6 +22,7 @@ class Attachment:
     drop_default: list = field(default_factory=list)     # families ("4"/"6") whose default route goes
     resource_name: str | None = None
     result: dict | None = None   # the delegate's ADD result (its own cniVersion)
+    serial: bool = False         # "serial": true in its network's config: never beside another (meta/parallel.py)
 
     def to_dict(self) -> dict:
         return asdict(self)

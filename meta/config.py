@@ -19,7 +19,8 @@ MULTUS_KEYS = {"kubeconfig", "delegates", "clusterNetwork", "defaultNetworks", "
                "daemonSocketDir"}
 CNI_KEYS = {"cniVersion", "name", "type", "capabilities", "runtimeConfig", "args", "prevResult",
             "cni.dev/valid-attachments", "cni.dev/attachments"}
-OUR_KEYS = {"socketPath", "mode", "nadDir", "statusDir", "delegateTimeout", "nodeName", "readinessTimeout"}
+OUR_KEYS = {"socketPath", "mode", "nadDir", "statusDir", "delegateTimeout", "nodeName", "readinessTimeout",
+            "parallelAttachments"}
 # Multus pkg/types/conf.go GetReadinessIndicatorFile: PollImmediate(1 s, 45 s)
 READINESS_POLL, READINESS_TIMEOUT = 1.0, 45.0
 
@@ -49,6 +50,7 @@ class MetaConfig:
     readiness_timeout: float = READINESS_TIMEOUT
     log_options: tuple = ()            # Multus logOptions (lumberjack) items: maxSize MB, maxBackups, ...
     unknown_keys: tuple = ()           # warned about, not refused (Multus ignores them)
+    parallel: int = 4                  # parallelAttachments: a pod's non-cluster attachments at once (1 = serial)
 
 
 def _strs(conf, key, default=()):
@@ -108,6 +110,9 @@ def load(conf: dict) -> MetaConfig:
     rtimeout = conf.get("readinessTimeout", READINESS_TIMEOUT)
     if isinstance(rtimeout, bool) or not isinstance(rtimeout, (int, float)) or not 0 <= rtimeout <= 600:
         raise config_error("readinessTimeout", "must be a number of seconds in [0, 600]")
+    parallel = conf.get("parallelAttachments", 4)
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or not 1 <= parallel <= 64:
+        raise config_error("parallelAttachments", "must be an integer in [1, 64] (1: one after another)")
     log_options = conf.get("logOptions")
     if log_options is not None and not isinstance(log_options, dict):
         raise config_error("logOptions", "must be an object (maxSize, maxAge, maxBackups, compress)")
@@ -132,4 +137,5 @@ def load(conf: dict) -> MetaConfig:
         log_file=_path(conf, "logFile"), socket_path=_path(conf, "socketPath", DEFAULT_SOCKET), mode=mode,
         nad_dir=_path(conf, "nadDir"), status_dir=_path(conf, "statusDir"), delegate_timeout=float(timeout),
         node_name=conf.get("nodeName") or os.environ.get("NODE_NAME"), readiness_timeout=float(rtimeout),
-        log_options=tuple(sorted((log_options or {}).items())), unknown_keys=unknown)
+        log_options=tuple(sorted((log_options or {}).items())), unknown_keys=unknown,
+        parallel=parallel)

@@ -9,7 +9,7 @@ from cni.errors import (DELEGATE_NOT_FOUND, NETWORK_NOT_FOUND, PLUGIN_NOT_AVAILA
 from cni.request import Request
 from cni.result import Result
 
-from . import attachments, cache, config, routes, status
+from . import attachments, cache, config, parallel, routes, status
 from .attachments import Attachment
 from .networks import DirNADs
 from .plan import Planner
@@ -121,6 +121,8 @@ class Engine:
         annots = self.pod_annotations(req, pod)
         try:
             atts = Planner(self.cfg, self.nad_source()).plan(req, pod.namespace, annots)
+            for att in atts:
+                parallel.take_serial(att)
         except CNIError as e:
             if e.code == NETWORK_NOT_FOUND:   # Multus getKubernetesDelegate: Warning NoNetworkFound
                 self.event(pod, "Warning", "NoNetworkFound", f"{e.msg}: {e.details}" if e.details else e.msg)
@@ -131,25 +133,34 @@ class Engine:
                  "attachments": [a.to_dict() for a in atts]}
         cache.write(self.cfg.cni_dir, entry)   # before any delegate runs
         fault.point("meta.add.cached")
-        results = []
+
+        def add_one(i):   # may run in a worker thread (meta/parallel.py): touches only atts[i]
+            att = atts[i]
+            fault.point(f"meta.add.before-{i}")
+            res = attachments.add(att, req, self.cfg.delegate_timeout)
+            fault.point(f"meta.add.after-{i}")
+            _log.info("added %s on %s for pod %s/%s", att.network, att.ifname, pod.namespace, pod.name)
+            return res
+
+        done, failed, started = {}, [], set()
         try:
-            for i, att in enumerate(atts):
-                fault.point(f"meta.add.before-{i}")
-                res = attachments.add(att, req, self.cfg.delegate_timeout)
-                results.append(res)
-                # no cache write per delegate: the cache written before the first one already
-                # lists every attachment, and every delegate's DEL is idempotent
-                entry["attachments"][i] = att.to_dict()
-                fault.point(f"meta.add.after-{i}")
-                _log.info("added %s on %s for pod %s/%s", att.network, att.ifname, pod.namespace, pod.name)
-                self._added_event(pod, att, res)
+            # the cluster network alone first, then the others in waves (concurrently)
+            parallel.add(atts, add_one, self.cfg.parallel, done, failed, started)
+            # no cache write per delegate: the cache written before the first one already
+            # lists every attachment, and every delegate's DEL is idempotent
+            for i in sorted(done):
+                entry["attachments"][i] = atts[i].to_dict()
+                self._added_event(pod, atts[i], done[i])
+            if failed:
+                raise failed[0][1]
+            results = [done[i] for i in range(len(atts))]
             routes.apply(req.netns, atts, results)
         except BaseException as e:
-            _log.warning("ADD failed (%s): rolling back %d attachment(s)", e, len(results) + 1)
-            self._rollback(req, atts[:len(results) + 1])
-            if isinstance(e, CNIError) and len(results) < len(atts):
-                self.event(pod, "Warning", "FailedAddInterface",
-                           f"failed to add {atts[len(results)].ifname} from {atts[len(results)].network}: {e.msg}")
+            _log.warning("ADD failed (%s): rolling back %d attachment(s)", e, len(started))
+            self._rollback(req, atts, started)
+            if isinstance(e, CNIError) and failed:
+                bad = atts[failed[0][0]]
+                self.event(pod, "Warning", "FailedAddInterface", f"failed to add {bad.ifname} from {bad.network}: {e.msg}")
             raise
         fault.point("meta.add.attached")
         entry["state"] = "ready"
@@ -171,20 +182,18 @@ class Engine:
             self.delete(Request(command="DEL", container_id=req.container_id, netns=req.netns, ifname=req.ifname,
                                 args=req.args, raw_args=req.raw_args, path=req.path, config=req.config))
 
-    def _rollback(self, req: Request, atts: list) -> None:
-        ok = True
-        for att in reversed(atts):
+    def _rollback(self, req: Request, atts: list, started) -> None:
+        """DEL of every attachment in `started` (the failed ones too), concurrently as ADD ran."""
+        def del_one(i):
             try:
-                attachments.delete(att, req, self.cfg.delegate_timeout)
+                attachments.delete(atts[i], req, self.cfg.delegate_timeout)
             except CNIError as e:
-                if e.code == DELEGATE_NOT_FOUND:   # e.g. the very plugin whose absence failed the ADD
-                    continue
-                ok = False
-                _log.error("rollback of %s on %s failed: %s", att.network, att.ifname, e)
-            except Exception as e:   # keep the cache: the runtime's DEL will retry
-                ok = False
-                _log.error("rollback of %s on %s failed: %s", att.network, att.ifname, e)
-        if ok:
+                if e.code != DELEGATE_NOT_FOUND:   # e.g. the very plugin whose absence failed the ADD
+                    raise
+        failed = parallel.delete(atts, del_one, self.cfg.parallel, started)
+        for i, e in failed:   # keep the cache: the runtime's DEL will retry
+            _log.error("rollback of %s on %s failed: %s", atts[i].network, atts[i].ifname, e)
+        if not failed:
             cache.remove(self.cfg.cni_dir, req.container_id, req.ifname)
 
     def _publish_status(self, pod: PodRef, entries: list) -> None:
@@ -218,17 +227,18 @@ class Engine:
             return
         atts = [Attachment.from_dict(a) for a in entry["attachments"]]
         sub = self._del_request(req, entry)
-        errors = []
-        for i, att in reversed(list(enumerate(atts))):
+
+        def del_one(i):   # may run in a worker thread (meta/parallel.py)
             fault.point(f"meta.del.before-{i}")
             try:
-                attachments.delete(att, sub, self.cfg.delegate_timeout)
+                attachments.delete(atts[i], sub, self.cfg.delegate_timeout)
             except CNIError as e:
-                if e.code == DELEGATE_NOT_FOUND:   # a plugin that does not exist holds no state
-                    _log.warning("DEL of %s skipped: %s", att.network, e)
-                    continue
-                errors.append((att, e))
-                _log.error("DEL of %s on %s failed: %s", att.network, att.ifname, e)
+                if e.code != DELEGATE_NOT_FOUND:
+                    raise
+                _log.warning("DEL of %s skipped: %s", atts[i].network, e)   # it holds no state
+        errors = parallel.delete(atts, del_one, self.cfg.parallel)
+        for i, e in errors:
+            _log.error("DEL of %s on %s failed: %s", atts[i].network, atts[i].ifname, e)
         if errors:
             raise errors[-1][1]   # cache kept: the runtime retries DEL and finishes the rest
         fault.point("meta.del.done")
@@ -268,6 +278,8 @@ class Engine:
                 annots = self.pod_annotations(req, pod, is_del=True)
                 if annots is not None:
                     atts = planner.plan(req, pod.namespace, annots)
+                    for att in atts:
+                        parallel.take_serial(att)
             except CNIError as e:
                 _log.warning("cannot re-plan pod %s/%s for DEL (%s): the config's networks only", pod.namespace, pod.name, e)
         if atts is None:
