@@ -331,7 +331,7 @@ def deep(n: int, leaf="1") -> str:
 META_KEYS = ["kubeconfig", "delegates", "clusterNetwork", "defaultNetworks", "cniDir", "confDir", "binDir",
              "namespaceIsolation", "globalNamespaces", "systemNamespaces", "readinessindicatorfile", "logLevel",
              "logFile", "logToStderr", "logOptions", "multusNamespace", "retryDeleteOnError", "auxiliaryCNIChainName",
-             "cniConf", "socketPath", "mode", "nadDir", "statusDir", "delegateTimeout", "nodeName", "cniVersion",
+             "cniConf", "socketPath", "mode", "nadDir", "statusDir", "delegateTimeout", "nodeName", "parallelAttachments", "cniVersion",
              "name", "type", "capabilities", "args", "prevResult", "cni.dev/valid-attachments", "x-unknown"]
 PATH_KEYS = {"kubeconfig", "cniDir", "confDir", "binDir", "readinessindicatorfile", "logFile", "socketPath",
              "nadDir", "statusDir", "cniConf"}
