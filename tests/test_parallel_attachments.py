@@ -309,3 +309,36 @@ def test_soak_parallel_pods_never_share_a_vf(tmp_path, netns, uid):
     finally:
         subprocess.run(["ip", "link", "del", bridge], capture_output=True)
         simnic.destroy(nic)
+
+
+def test_daemon_worker_threads_carry_the_requests_context(sriov_pod, uid):
+    """Through the daemon the attachments run on worker threads of a request thread: a
+    per-request fault point (NETMETA_FAULT forwarded by the shim, a thread-local in the daemon)
+    must still fire in the worker that reaches it, and its log lines carry the container ID.
+    Fault after net2's ADD (a worker of the 3-wide wave): everything is rolled back."""
+    from tests.daemonproc import DaemonProc
+    p = sriov_pod
+    nic = p["nic"]
+    d = DaemonProc(p["tmp"] / "d", pfs=[{k: nic[k] for k in ("master", "sysfsRoot", "backend", "stateDir")}])
+    os.makedirs(d.dir, exist_ok=True)
+    d.start()
+    try:
+        conf = dict(meta_conf(p["tmp"], p["bridge"], [vf(f"10.58.0.{31 + n}/24") for n in range(3)]),
+                    mode="daemon", socketPath=d.socket, cniDir=d.cfg["cniDir"])
+        cid = f"dpar{uid}"
+        r = call(conf, "ADD", p["ns"], cid, env={"NETMETA_DAEMON_FAULT": "meta.add.after-2:fail"})
+        assert r.rc != 0 and "injected failure at meta.add.after-2" in r.out["msg"], r.out
+        log = d.log()
+        # the worker's own lines, tagged with this container (not "-")
+        for line in ("added default/vf-net on net1", "added default/vf-net on net3", "as net2\n",
+                     "rolling back 4 attachment(s)"):
+            assert f"[{cid[:12]}] " in next((l for l in log.splitlines(True) if line in l), ""), (line, log[-3000:])
+        assert snapshot(nic) == p["before"] and files(d.cfg["cniDir"]) == []
+        assert [l["ifname"] for l in ip_json("link", "show", netns=p["ns"])] == ["lo"]
+        r = call(conf, "ADD", p["ns"], cid)   # and the same pod without the fault
+        assert r.ok, r.stdout
+        assert [e["interface"] for e in status_of(p["tmp"])] == ["eth0", "net1", "net2", "net3"]
+        assert call(conf, "DEL", p["ns"], cid).ok
+        assert snapshot(nic) == p["before"] and files(d.cfg["cniDir"]) == []
+    finally:
+        d.stop()
