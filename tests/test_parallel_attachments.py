@@ -270,13 +270,21 @@ def test_parallel_attachments_config_is_checked(spy_pod, bad):
 PODS, ATTS, ROUNDS = 4, 3, 2
 
 
-def test_soak_parallel_pods_never_share_a_vf(tmp_path, netns, uid):
+@pytest.mark.parametrize("mode", ["thin", "daemon"])
+def test_soak_parallel_pods_never_share_a_vf(tmp_path, netns, uid, mode):
     """PODS pods x ATTS SR-IOV attachments, all pods' ADDs at once (each pod's attachments in
-    parallel too), ROUNDS times: every ADD succeeds (exactly enough VFs), no VF (PCI address)
-    is in two pods' network-status, each pod holds its own; all DELs at once leave the NIC as
-    it was."""
+    parallel too; thin: a process per pod, daemon: threads of one process), ROUNDS times:
+    every ADD succeeds (exactly enough VFs), no VF (PCI address) is in two pods'
+    network-status, each pod holds its own; all DELs at once leave the NIC as it was."""
     nic = simnic.create(f"p{uid}", PODS * ATTS, str(tmp_path / "sys"), str(tmp_path / "state"))
     bridge = f"nmq{uid}"
+    d = extra = None
+    if mode == "daemon":
+        from tests.daemonproc import DaemonProc
+        d = DaemonProc(tmp_path / "d", pfs=[{k: nic[k] for k in ("master", "sysfsRoot", "backend", "stateDir")}])
+        os.makedirs(d.dir, exist_ok=True)
+        d.start()
+        extra = {"mode": "daemon", "socketPath": d.socket}
     try:
         write_nad(tmp_path, "vf-net", dict(nic, cniVersion="1.0.0", type="sriov", capabilities={"ips": True},
                                            ipam={"type": "fixipam", "subnet": "10.57.0.0/24",
@@ -286,7 +294,7 @@ def test_soak_parallel_pods_never_share_a_vf(tmp_path, netns, uid):
         for k in range(PODS):
             nets = [vf(f"10.57.0.{10 * (k + 1) + a}/24") for a in range(ATTS)]
             pods.append({"name": f"soak{k}", "cid": f"soak{uid}{k}", "ns": netns(),
-                         "conf": meta_conf(tmp_path, bridge, nets)})
+                         "conf": meta_conf(tmp_path, bridge, nets, **(extra or {}))})
         with ThreadPoolExecutor(PODS) as pool:
             for rnd in range(ROUNDS):
                 adds = list(pool.map(lambda q: call(q["conf"], "ADD", q["ns"], q["cid"], pod=q["name"]), pods))
@@ -302,11 +310,17 @@ def test_soak_parallel_pods_never_share_a_vf(tmp_path, netns, uid):
                     in_ns = sorted(l["ifname"] for l in ip_json("link", "show", netns=q["ns"]))
                     assert in_ns == ["eth0", "lo"] + [f"net{a}" for a in range(1, ATTS + 1)], in_ns
                 assert len(seen) == PODS * ATTS
+                assert len(files(tmp_path / "cache")) == PODS   # the conf's cniDir, daemon or not
                 dels = list(pool.map(lambda q: call(q["conf"], "DEL", q["ns"], q["cid"], pod=q["name"]), pods))
                 assert all(r.ok for r in dels), [r.out for r in dels if not r.ok]
                 assert snapshot(nic) == before, rnd
                 assert files(tmp_path / "cache") == [] and files(tmp_path / "fixipam" / "vf-net") == []
+                assert d is None or files(d.cfg["cniDir"]) == []
+        if d:
+            assert "Traceback" not in d.log()
     finally:
+        if d:
+            d.stop()
         subprocess.run(["ip", "link", "del", bridge], capture_output=True)
         simnic.destroy(nic)
 
