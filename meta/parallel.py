@@ -14,7 +14,6 @@ from cni import fault, log
 from cni.errors import config_error
 
 SERIAL_KEY = "serial"
-DEFAULT_WORKERS = 4
 
 
 def take_serial(att) -> None:
