@@ -41,7 +41,7 @@ def point(name: str) -> None:
         return
     if mode == "fail":
         raise CNIError(INTERNAL, f"injected failure at {name}")
-    if mode == "stop":
+    if mode == "stop":   # a hung process (until the test sends SIGCONT)
         os.kill(os.getpid(), signal.SIGSTOP)
         return
     os.kill(os.getpid(), signal.SIGKILL)

@@ -17,7 +17,7 @@ import os
 import re
 import subprocess
 
-from . import hostroot, log, version
+from . import hostroot, log, operation, version
 from .errors import (CNIError, DECODE_FAILURE, DELEGATE_FAILED, DELEGATE_NOT_FOUND,
                      DELEGATE_TIMEOUT, INVALID_CONFIG)
 from .plugin import dispatch
@@ -73,9 +73,10 @@ def _is_own(exe: str, markers: tuple) -> bool:
 def _run(exe: str, env: dict, stdin: bytes, timeout: float) -> tuple[int, bytes, bytes]:
     full_env = dict(os.environ)
     full_env.update(env)
+    full_env.update(operation.delegate_env())   # its calls of ours join this operation
     try:
         p = subprocess.run(hostroot.argv(exe), input=stdin, env=full_env, capture_output=True, timeout=timeout,
-                           close_fds=True)
+                           close_fds=True, pass_fds=operation.pass_fds())
     except subprocess.TimeoutExpired:
         raise CNIError(DELEGATE_TIMEOUT, f"plugin {os.path.basename(exe)} timed out",
                        f"no answer after {timeout:.0f}s") from None
@@ -118,6 +119,8 @@ def delegate(plugin_type: str, command: str, netconf: dict, req: Request,
     overrides). Returns the ADD result converted to netconf's cniVersion; None for others.
     `own`: the caller's plugins, `.in_process` (type -> "module:Class") and `.markers`."""
     validate_type(plugin_type)
+    if command in ("ADD", "CHECK"):   # a request its caller gave up on goes no further
+        operation.check(f"{command} of {plugin_type}")
     env = req.env(CNI_COMMAND=command)
     if ifname is not None:
         env["CNI_IFNAME"] = ifname

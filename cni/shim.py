@@ -4,14 +4,27 @@ node daemon over its unix socket when it answers, else run the plugin in-process
 `mode` (netmeta config): auto (default) = daemon if its socket answers, else in-process;
 daemon = the daemon or error 11 (try again later); thin = always in-process. The socket is
 `socketPath` from the config, or /run/netmeta/netmeta.sock.
+
+Time budget (NETMETA_SHIM_TIMEOUT, default 90 s): the kubelet gives a CRI call 2 minutes
+(`runtimeRequestTimeout`, default 2m0s) and the runtime calls us inside it, so every wait here
+ends well before that: the request carries the deadline now + 90 s (NETMETA_DEADLINE; a call made
+by a plugin the daemon exec'd inherits the earlier deadline of its operation), the daemon answers
+by then, the shim waits GRACE seconds more for that answer, then the auto fallback waits at most
+LOCK_WAIT seconds for the container lock (cni/oplock.py): 90 + 2 + 15 = 107 s, leaving the
+in-process call ~13 s before the kubelet gives up. The native shim (shim/netmeta-shim.c) uses
+the same numbers.
 """
 import os
 import sys
+import time
 
 from . import wire
 
 DEFAULT_SOCKET = "/run/netmeta/netmeta.sock"
-FORWARD = ("CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH")
+FORWARD = ("CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH", "NETMETA_OP")
+BUDGET = 90.0      # seconds the daemon gets (see above)
+GRACE = 2.0        # seconds past the deadline the shim still waits for the daemon's answer
+LOCK_WAIT = 15.0   # seconds the in-process fallback waits for the container lock
 
 
 def config_string(stdin: bytes, key: bytes):
@@ -27,20 +40,51 @@ def config_string(stdin: bytes, key: bytes):
 
 def forward(path: str, env: dict, stdin: bytes, timeout: float):
     """(exit code, stdout) from the daemon; None when it does not answer the connect;
-    raises EOFError/OSError when it broke off after accepting."""
+    raises EOFError/OSError when it broke off after accepting or did not answer within
+    `timeout` seconds in all (not per read)."""
     import _socket
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    end = time.monotonic() + timeout
+
+    def recv(n):
+        left = end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no answer within {timeout:.0f}s")
+        s.settimeout(left)
+        return s.recv(n)
     try:
         s.settimeout(1.0)
         try:
             s.connect(path)
         except OSError:
             return None
-        s.settimeout(timeout)
+        s.settimeout(max(0.1, end - time.monotonic()))
         s.sendall(wire.encode_request(env, stdin))
-        return wire.decode_response(s.recv)
+        return wire.decode_response(recv)
     finally:
         s.close()
+
+
+def _budget(environ) -> float:
+    try:
+        return float(environ.get("NETMETA_SHIM_TIMEOUT", BUDGET))
+    except ValueError:
+        return BUDGET
+
+
+def lock_wait(environ) -> float:
+    """LOCK_WAIT, shorter with a shorter budget (a third of it, at least a second)."""
+    return min(LOCK_WAIT, max(1.0, _budget(environ) / 3))
+
+
+def deadline_for(environ) -> float:
+    """now + the budget, or the earlier deadline inherited from the operation that exec'd us."""
+    own = time.time() + _budget(environ)
+    try:
+        inherited = float(environ.get("NETMETA_DEADLINE", "inf"))
+    except ValueError:
+        inherited = float("inf")
+    return min(own, inherited) if inherited == inherited else own
 
 
 def _write(data: bytes) -> None:
@@ -59,14 +103,16 @@ def run(plugin: str, in_process) -> int:
         _write(VERSION_REPLY)
         return 0
     mode = config_string(stdin, b"mode") if plugin == "netmeta" else None
+    path = config_string(stdin, b"socketPath") or os.environ.get("NETMETA_SOCKET") or DEFAULT_SOCKET
     if mode != "thin" and os.environ.get("NETMETA_MODE") != "thin":
-        path = config_string(stdin, b"socketPath") or os.environ.get("NETMETA_SOCKET") or DEFAULT_SOCKET
         env = {k: os.environ[k] for k in FORWARD if k in os.environ}
         env["NETMETA_PLUGIN"] = plugin
         if "NETMETA_DAEMON_FAULT" in os.environ:   # tests: crash the daemon (not this process)
             env["NETMETA_FAULT"] = os.environ["NETMETA_DAEMON_FAULT"]
+        deadline = deadline_for(os.environ)
+        env["NETMETA_DEADLINE"] = f"{deadline:.3f}"
         try:
-            answer = forward(path, env, stdin, float(os.environ.get("NETMETA_SHIM_TIMEOUT", "330")))
+            answer = forward(path, env, stdin, deadline - time.time() + GRACE)
         except (OSError, EOFError, ValueError) as e:
             answer = None
             sys.stderr.write(f"netmeta shim: daemon at {path} broke off: {e}\n")
@@ -77,13 +123,43 @@ def run(plugin: str, in_process) -> int:
             return answer[0]
         if mode == "daemon":
             return _try_again(stdin, f"the netmeta daemon is not running (no answer on {path})")
-    return in_process(stdin)
+    return run_locked(in_process, stdin, path)
 
 
-def _try_again(stdin: bytes, msg: str) -> int:
+def run_locked(in_process, stdin: bytes, socket_path: str) -> int:
+    """The in-process call under the container's lock (cni/oplock.py), shared with the daemon,
+    so two calls for one container never interleave, in whichever processes they run. A call
+    made by a plugin of the operation holding the lock (it presents that operation's token)
+    runs without it: waiting would deadlock on our own caller."""
+    cid, cmd = os.environ.get("CNI_CONTAINERID", ""), os.environ.get("CNI_COMMAND", "")
+    if cmd not in ("ADD", "DEL", "CHECK") or not cid:
+        return in_process(stdin)
+    import secrets
+
+    from . import operation, oplock
+    from .errors import CNIError
+    directory = oplock.lock_dir(socket_path)
+    token = os.environ.get(operation.ENV_OP, "")
+    if oplock.held_by(directory, cid, token):
+        with operation.running(operation.Op(token, cid, socket=socket_path)):
+            return in_process(stdin)
+    try:
+        lock = oplock.ContainerLock(directory, cid)
+        token = secrets.token_hex(16)
+        fd = lock.acquire(token, time.time() + lock_wait(os.environ))
+    except CNIError as e:
+        return _try_again(stdin, e.msg, e.code, e.details)
+    try:
+        with operation.running(operation.Op(token, cid, lock_fd=fd, socket=socket_path)):
+            return in_process(stdin)
+    finally:
+        lock.release()
+
+
+def _try_again(stdin: bytes, msg: str, code: int = 11,
+               details: str = "start the daemon (netmeta daemon) or set mode auto to run in-process") -> int:
+    import json
     v = config_string(stdin, b"cniVersion") or "1.1.0"
-    msg = msg.replace("\\", "\\\\").replace('"', '\\"')
-    _write(b'{"cniVersion": "' + v.encode()[:16] + b'", "code": 11, "msg": "' + msg.encode() +
-           b'", "details": "start the daemon (netmeta daemon) or set mode auto to run in-process"}\n')
+    _write(json.dumps({"cniVersion": v[:16], "code": code, "msg": msg, "details": details}).encode() + b"\n")
     sys.stderr.write(f"netmeta: {msg}\n")
     return 1

@@ -1,26 +1,33 @@
 """`netmeta daemon`: one per node. Serves CNI calls forwarded by the shims on a root-only unix
-socket with warm imports and clients; bounded concurrency, a per-request timeout, one request
-at a time per container; health/readiness/metrics over HTTP; graceful shutdown (in-flight
-requests finish); start-up reconcile of stale VF records and of DEL caches whose netns is gone;
-node VF availability published after every change."""
+socket with warm imports and clients; fixed thread pools (no thread is started per connection),
+deadlines carried by the requests, one request at a time per container (shared with in-process
+calls through cni/oplock.py), calls nested in a running operation served at once;
+health/readiness (a canary round trip on the CNI socket)/metrics over HTTP; graceful shutdown
+(in-flight requests finish); start-up reconcile of stale VF records and of DEL caches whose
+netns is gone; node VF availability published after every change."""
 import contextlib
 import functools
 import json
 import os
+import secrets
 import signal
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
-from cni import fault, hostroot, log, skel, wire
+from cni import fault, hostroot, log, operation, oplock, skel, wire
 from cni.errors import TRY_AGAIN, DECODE_FAILURE, CNIError
 from delegates import registry
 
-from . import daemonconfig, engine, httpd
+from . import daemonconfig, engine, httpd, requests
 from .metrics import Metrics
+from .workers import FixedPool
 
 _log = log.get("daemon")
+READ_DEADLINE = 10.0      # seconds to receive a whole request
+READ_BACKLOG = 512        # connections accepted and waiting for a reader; more are refused (11)
+LOCKED = ("ADD", "DEL", "CHECK")   # the commands that take the container lock
+CANARY_TTL = 1.0          # seconds a health canary's result is reused
 CHANGES_VFS = {("netmeta", "ADD"), ("netmeta", "DEL"), ("netmeta", "GC"), ("sriov", "ADD"),
                ("sriov", "DEL"), ("sriov", "GC")}
 
@@ -44,10 +51,15 @@ class Daemon:
         hostroot.set_root(cfg.host_root)   # exec'd delegates in the host's view (cni/hostroot.py)
         self.metrics = Metrics()
         self.plugins = {name: registry.load(name)() for name in registry.NAMES}
-        self.pool = ThreadPoolExecutor(cfg.max_concurrency, thread_name_prefix="cni")
+        self.readers = self.workers = self.reaper = None   # started by start_pools()
+        self.lock_dir = oplock.lock_dir(cfg.socket_path)
         self.allow_faults = os.environ.get("NETMETA_ALLOW_FAULTS") == "1"
         self._locks: dict = {}
         self._locks_guard = threading.Lock()
+        self._ops: dict = {}       # token -> Op of the operations running here
+        self._jobs: dict = {}      # (plugin, container, ifname, command) -> Job queued or running
+        self._ops_guard = threading.Lock()
+        self._canary = (0.0, False, b"")
         self._sock = None
         self._http = None
         self._stopping = threading.Event()
@@ -56,8 +68,16 @@ class Daemon:
         self.ready = False
 
     # ---------------- lifecycle ----------------
+    def start_pools(self) -> None:
+        """Fixed pools, all threads started now: readers (read a request, serve VERSION and
+        nested calls) and workers (the operations, at most maxConcurrency at once)."""
+        self.readers = FixedPool(self.cfg.max_concurrency + 4, "conn", READ_BACKLOG)
+        self.workers = FixedPool(self.cfg.max_concurrency, "cni", 4 * READ_BACKLOG)
+        self.reaper = requests.Reaper(lambda msg: _error(TRY_AGAIN, msg))
+
     def start(self) -> "Daemon":
         self.reconcile()
+        self.start_pools()
         self._start_publisher()
         self._listen()
         if self.cfg.http_addr:
@@ -78,7 +98,9 @@ class Daemon:
                 self._sock.close()
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.cfg.socket_path)
-        self.pool.shutdown(wait=True, cancel_futures=False)
+        for pool in (self.workers, self.readers, self.reaper):
+            if pool is not None:
+                pool.stop()
         if self.publisher is not None:
             self.publisher.stop(timeout=grace)
         if self.status_writer is not None:
@@ -127,60 +149,143 @@ class Daemon:
         threading.Thread(target=self._accept_loop, name="accept", daemon=True).start()
 
     def _accept_loop(self) -> None:
+        """Never dies while the daemon runs: no thread is started here (the readers are a fixed
+        pool), a full backlog is answered 11 at once, and an accept error (EMFILE...) is waited out."""
         while not self._stopping.is_set():
             try:
                 conn, _ = self._sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve_conn, args=(conn,), daemon=True).start()
+            except OSError as e:
+                if self._stopping.is_set():
+                    return
+                _log.error("accept on the CNI socket failed: %s", e)
+                time.sleep(0.1)
+                continue
+            try:
+                if not self.readers.offer(self._serve_conn, conn):
+                    _log.error("CNI socket: %d connections waiting to be read: refusing one", READ_BACKLOG)
+                    requests.Reply(conn).send(1, _error(TRY_AGAIN, "the netmeta daemon is overloaded"))
+            except Exception as e:   # noqa: BLE001 - the loop must go on
+                _log.error("CNI socket: %s", e)
+                with contextlib.suppress(OSError):
+                    conn.close()
 
     # ---------------- one request ----------------
     def _serve_conn(self, conn: socket.socket) -> None:
-        with conn:
-            deadline = time.monotonic() + 10.0
+        """A reader thread: read the request (one deadline for all of it), then hand it on.
+        VERSION (the health canary) and calls nested in a running operation are served here;
+        others go to the worker pool, whose thread answers on `conn`."""
+        reply = requests.Reply(conn)
+        end = time.monotonic() + READ_DEADLINE
 
-            def recv(n):   # one deadline for the whole request: a trickling client gets 10 s
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("request not received within 10 s")
-                conn.settimeout(left)
-                return conn.recv(n)
-            try:
-                env, stdin = wire.decode_request(recv)
-            except (ValueError, EOFError, OSError, UnicodeError) as e:   # TimeoutError is an OSError
-                _log.warning("bad request on the socket: %s", e)
-                with contextlib.suppress(OSError):
-                    conn.sendall(wire.encode_response(1, _error(DECODE_FAILURE, "bad request to the netmeta daemon", str(e))))
-                return
-            code, out = self.submit(env, stdin)
-            with contextlib.suppress(OSError):
-                conn.settimeout(10.0)
-                conn.sendall(wire.encode_response(code, out))
+        def recv(n):   # one deadline for the whole request: a trickling client gets 10 s
+            left = end - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"request not received within {READ_DEADLINE:.0f} s")
+            conn.settimeout(left)
+            return conn.recv(n)
+        try:
+            env, stdin = wire.decode_request(recv)
+        except (ValueError, EOFError, OSError, UnicodeError) as e:   # TimeoutError is an OSError
+            _log.warning("bad request on the socket: %s", e)
+            reply.send(1, _error(DECODE_FAILURE, "bad request to the netmeta daemon", str(e)))
+            return
+        name = env.get("NETMETA_PLUGIN", "netmeta")
+        if name not in self.plugins:
+            reply.send(1, _error(DECODE_FAILURE, f"unknown plugin {name[:32]!r}"))
+            return
+        if env.get("CNI_COMMAND") == "VERSION":
+            reply.send(*skel.handle(self.plugins[name], env, stdin))
+            return
+        deadline = self._deadline(env)
+        parent = self._parent_of(env)
+        if parent is not None:   # part of the operation in progress: no lock, no queue (see _parent_of)
+            deadline = parent.deadline if parent.deadline is not None else deadline
+            reply.send(*self._execute(name, env, stdin, operation.Op(parent.token, parent.container_id, deadline,
+                                                                    socket=self.cfg.socket_path)))
+            return
+        self.submit_async(name, env, stdin, deadline, reply)
+
+    def _deadline(self, env: dict) -> float:
+        """The shim's deadline, capped by requestTimeout."""
+        cap = time.time() + self.cfg.request_timeout
+        d = operation.parse_deadline(env.get(operation.ENV_DEADLINE))
+        return cap if d is None else min(d, cap)
+
+    def _parent_of(self, env: dict):
+        """The operation a request is nested in, or None.
+
+        No deadlock, by construction: a thread running an operation holds its container's lock
+        (in-memory + flock) and, while a delegate it exec'd runs, no other lock of ours (node
+        locks for VF records, fixipam reservations and the sim table are taken and released
+        within one plugin step, never across an exec). A call from that delegate presents the
+        operation's token (NETMETA_OP, secret: only its delegates get it); it is served in the
+        reader thread without the container lock and without the worker queue, so it waits for
+        nothing its parent holds, and the locks it does take are free of any cycle with the
+        parent. The in-memory table knows the daemon's own operations; the lock file names the
+        holder's token for an in-process parent (the shim's fallback or thin mode)."""
+        token, cid = env.get(operation.ENV_OP, ""), env.get("CNI_CONTAINERID", "")
+        if not token or not cid:
+            return None
+        with self._ops_guard:
+            op = self._ops.get(token)
+        if op is not None and op.container_id == cid:
+            return op
+        if oplock.held_by(self.lock_dir, cid, token):
+            return operation.Op(token, cid, None)
+        return None
 
     def submit(self, env: dict, stdin: bytes) -> tuple:
+        """Serve one request and wait for its answer (tests, and callers without a socket)."""
         name = env.get("NETMETA_PLUGIN", "netmeta")
         if name not in self.plugins:
             return 1, _error(DECODE_FAILURE, f"unknown plugin {name[:32]!r}")
+        box, done = {}, threading.Event()
+
+        class _Sink:
+            def send(self, code, out):
+                box.update(code=code, out=out)
+                done.set()
+                return True
+        self.submit_async(name, env, stdin, self._deadline(env), _Sink())
+        done.wait()
+        return box["code"], box["out"]
+
+    def submit_async(self, name: str, env: dict, stdin: bytes, deadline: float, reply) -> None:
+        """Queue the request for a worker; the answer goes to `reply`. A retry of a request that
+        is still queued or running (same plugin, container, interface and command) joins it: it
+        runs once, answers both, with the later deadline (idempotency of retried calls)."""
         if self._stopping.is_set():
-            return 1, _error(TRY_AGAIN, "the netmeta daemon is shutting down")
+            reply.send(1, _error(TRY_AGAIN, "the netmeta daemon is shutting down"))
+            return
+        key = (name, env.get("CNI_CONTAINERID", ""), env.get("CNI_IFNAME", ""), env.get("CNI_COMMAND", ""))
+        self.reaper.watch(reply, deadline, f"netmeta daemon: {key[3]} did not finish within its deadline "
+                                           f"(requestTimeout {self.cfg.request_timeout:.0f}s or the shim's)")
+        with self._ops_guard:
+            job = self._jobs.get(key)
+            if job is not None and job.stdin == stdin and requests.same_request(job.env, env):
+                job.replies.append(reply)
+                job.op.deadline = max(job.op.deadline, deadline)
+                _log.info("%s %s for %s: a retry joins the request in flight", name, key[3], key[1][:12])
+                return
+            job = requests.Job(key, env, stdin, operation.Op(secrets.token_hex(16), key[1], deadline,
+                                                            socket=self.cfg.socket_path), reply)
+            self._jobs.setdefault(key, job)
         self.metrics.inflight.inc()
-        try:
-            fut = self.pool.submit(self._run, name, env, stdin)
-        except RuntimeError:
-            self.metrics.inflight.dec()
-            return 1, _error(TRY_AGAIN, "the netmeta daemon is shutting down")
-        try:
-            return fut.result(timeout=self.cfg.request_timeout)
-        except FutureTimeout:
-            fut.cancel()   # still queued: dropped; running: finishes under its container lock
-            cmd = env.get("CNI_COMMAND", "?")
-            self.metrics.errors.labels(plugin=name, command=cmd, code=str(TRY_AGAIN)).inc()
-            _log.error("%s %s for %s timed out after %.0fs", name, cmd, env.get("CNI_CONTAINERID", "?")[:12],
-                       self.cfg.request_timeout)
-            return 1, _error(TRY_AGAIN, f"netmeta daemon: {cmd} did not finish within {self.cfg.request_timeout:.0f}s")
+        if not self.workers.offer(self._work, name, job):
+            self._finish(job, 1, _error(TRY_AGAIN, "the netmeta daemon is overloaded"))
+
+    def _finish(self, job, code: int, out: bytes) -> None:
+        with self._ops_guard:
+            if self._jobs.get(job.key) is job:
+                del self._jobs[job.key]
+            replies = list(job.replies)
+        self.metrics.inflight.dec()
+        for r in replies:
+            if not r.send(code, out):
+                _log.warning("%s for %s: answered after its caller gave up (code %d)", job.key[3], job.key[1][:12], code)
 
     @contextlib.contextmanager
-    def _container_lock(self, cid: str):
+    def _container_lock(self, cid: str, timeout: float | None = None):
         """One request at a time per container. An entry lives only while a request for its
         container is queued or running (counted), so the table holds the requests in flight,
         never every container ever seen, and an entry is never dropped while someone waits."""
@@ -190,35 +295,72 @@ class Daemon:
                 entry = self._locks[cid] = [threading.Lock(), 0]
             entry[1] += 1
         try:
-            with entry[0]:
+            if not entry[0].acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+                raise CNIError(TRY_AGAIN, f"container {cid[:12]} is busy with another request that did not finish in time")
+            try:
                 yield
+            finally:
+                entry[0].release()
         finally:
             with self._locks_guard:
                 entry[1] -= 1
                 if entry[1] == 0:
                     del self._locks[cid]
 
-    def _run(self, name: str, env: dict, stdin: bytes) -> tuple:
+    def _work(self, name: str, job) -> None:
+        """A worker: lock the container (in this daemon and node-wide), then run. Every wait is
+        bounded by the request's deadline and maxWait; a request whose deadline passed before it
+        could start is refused (11) and leaves no trace."""
+        op, cid, cmd = job.op, job.key[1], job.key[3]
+        try:
+            code, out = 1, _error(TRY_AGAIN, "internal error before the request ran")
+            op.check(f"{cmd} (queued)")
+            with self._container_lock(cid, min(op.remaining(), self.cfg.max_wait)):
+                lock = oplock.ContainerLock(self.lock_dir, cid) if cid and cmd in LOCKED else None
+                if lock is not None:
+                    op.lock_fd = lock.acquire(op.token, time.time() + min(op.remaining(), self.cfg.max_wait))
+                try:
+                    op.check(cmd)   # e.g. the daemon was stopped while it waited
+                    with self._ops_guard:
+                        self._ops[op.token] = op
+                    code, out = self._execute(name, job.env, job.stdin, op)
+                finally:
+                    with self._ops_guard:
+                        self._ops.pop(op.token, None)
+                    if lock is not None:
+                        op.lock_fd = None
+                        lock.release()
+        except CNIError as e:
+            if e.code == TRY_AGAIN:
+                _log.warning("%s %s for %s refused: %s", name, cmd, cid[:12], e)
+            self.metrics.errors.labels(plugin=name, command=cmd, code=str(e.code)).inc()
+            code, out = 1, json.dumps(e.to_dict(skel._error_version(job.stdin))).encode() + b"\n"
+        except OSError as e:
+            code, out = 1, _error(5, f"netmeta daemon: container lock: {e}")
+        finally:
+            self._finish(job, code, out)
+
+    def _execute(self, name: str, env: dict, stdin: bytes, op) -> tuple:
         cmd = env.get("CNI_COMMAND", "?")
         try:
-            with self._container_lock(env.get("CNI_CONTAINERID", "")):
-                fault.for_request(env.get("NETMETA_FAULT") if self.allow_faults else None)
-                t0 = time.perf_counter()
+            fault.for_request(env.get("NETMETA_FAULT") if self.allow_faults else None)
+            fault.point("daemon.run")
+            t0 = time.perf_counter()
+            with operation.running(op):
                 code, out = skel.handle(self.plugins[name], env, stdin)
-                self.metrics.latency.labels(plugin=name, command=cmd).observe(time.perf_counter() - t0)
-                self.metrics.request(name, cmd, code, out, stdin)
-                if code:
-                    try:
-                        err = str(json.loads(out).get("code"))
-                    except ValueError:
-                        err = "?"
-                    self.metrics.errors.labels(plugin=name, command=cmd, code=err).inc()
-                if (name, cmd) in CHANGES_VFS and self.publisher is not None:
-                    self.publisher.notify()
-                return code, out
+            self.metrics.latency.labels(plugin=name, command=cmd).observe(time.perf_counter() - t0)
+            self.metrics.request(name, cmd, code, out, stdin)
+            if code:
+                try:
+                    err = str(json.loads(out).get("code"))
+                except ValueError:
+                    err = "?"
+                self.metrics.errors.labels(plugin=name, command=cmd, code=err).inc()
+            if (name, cmd) in CHANGES_VFS and self.publisher is not None:
+                self.publisher.notify()
+            return code, out
         finally:
             fault.for_request(None)
-            self.metrics.inflight.dec()
 
     # ---------------- reconcile, availability, health ----------------
     def reconcile(self) -> None:
@@ -256,12 +398,35 @@ class Daemon:
         self.publisher.start()
         self.metrics.watch_publisher(self.publisher)
 
+    def canary(self) -> tuple:
+        """(ok, why): a VERSION round trip on our own CNI socket, through the accept loop and a
+        reader, so health says whether CNI calls are actually served (cached CANARY_TTL s)."""
+        at, ok, why = self._canary
+        if time.monotonic() - at < CANARY_TTL:
+            return ok, why
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.settimeout(3.0)
+            s.connect(self.cfg.socket_path)
+            s.sendall(wire.encode_request({"CNI_COMMAND": "VERSION", "NETMETA_PLUGIN": "netmeta"}, b"{}"))
+            code, out = wire.decode_response(s.recv)
+            ok, why = code == 0 and b"supportedVersions" in out, b"" if code == 0 else out[:200]
+        except (OSError, EOFError, ValueError) as e:
+            ok, why = False, str(e).encode()[:200]
+        finally:
+            s.close()
+        self._canary = (time.monotonic(), ok, why)
+        return ok, why
+
     def _health(self):
-        return True, b"ok\n"
+        ok, why = self.canary()
+        return ok, b"ok\n" if ok else b"CNI socket not served: " + why + b"\n"
 
     def _readiness(self):
-        ok = self.ready and not self._stopping.is_set()
-        return ok, b"ready\n" if ok else b"not ready\n"
+        if not self.ready or self._stopping.is_set():
+            return False, b"not ready\n"
+        ok, why = self.canary()
+        return ok, b"ready\n" if ok else b"not ready: CNI socket not served: " + why + b"\n"
 
     def _metrics(self) -> bytes:
         from delegates.sriov.availability import pf_count

@@ -7,7 +7,9 @@
   pfs:                                    # managed PFs, counted for node VF availability
     - {master: ens1f0, sysfsRoot: /sys, backend: netlink, stateDir: /var/lib/cni/netmeta/sriov}
   maxConcurrency: 16                      # requests served at once; more wait their turn
-  requestTimeout: 120                     # seconds; then the shim gets code 11 (try again)
+  requestTimeout: 90                      # seconds; then the shim gets code 11 (try again); the
+                                          # shim's own deadline (90 s, cni/shim.py) applies too
+  maxWait: 30                             # seconds a request may wait for its container's lock
   httpAddr: 127.0.0.1:9641                # /healthz /readyz /metrics ("" = off)
   reconcilePeriod: 30                     # seconds between availability reconciles
   coalesceWindow: 0.2                     # seconds a burst of VF changes is merged into one PATCH
@@ -38,7 +40,8 @@ class DaemonConfig:
     cni_dir: str = DEFAULT_CNI_DIR
     pfs: tuple = ()
     max_concurrency: int = 16
-    request_timeout: float = 120.0
+    request_timeout: float = 90.0
+    max_wait: float = 30.0
     http_addr: str = "127.0.0.1:9641"
     reconcile_period: float = 30.0
     coalesce_window: float = 0.2
@@ -48,7 +51,7 @@ class DaemonConfig:
     fixipam_gc_period: float = 60.0
 
 
-KEYS = {"socketPath", "kubeconfig", "nodeName", "cniDir", "pfs", "maxConcurrency", "requestTimeout",
+KEYS = {"socketPath", "kubeconfig", "nodeName", "cniDir", "pfs", "maxConcurrency", "requestTimeout", "maxWait",
         "httpAddr", "reconcilePeriod", "coalesceWindow", "minPublishInterval", "statusFile", "hostRoot",
         "chrootDir", "fixipamGcPeriod"}
 
@@ -94,7 +97,7 @@ def load(path: str | None, overrides: dict | None = None) -> DaemonConfig:
         socket_path=d.get("socketPath", DEFAULT_SOCKET), kubeconfig=d.get("kubeconfig"),
         node_name=d.get("nodeName") or os.environ.get("NODE_NAME"), cni_dir=d.get("cniDir", DEFAULT_CNI_DIR),
         pfs=tuple(dict(pf) for pf in pfs), max_concurrency=int(_num(d, "maxConcurrency", 1, 1024, 16)),
-        request_timeout=float(_num(d, "requestTimeout", 1, 3600, 120)), http_addr=str(d.get("httpAddr", "127.0.0.1:9641")),
+        request_timeout=float(_num(d, "requestTimeout", 1, 3600, 90)), max_wait=float(_num(d, "maxWait", 0, 3600, 30)), http_addr=str(d.get("httpAddr", "127.0.0.1:9641")),
         reconcile_period=float(_num(d, "reconcilePeriod", 0.1, 86400, 30)),
         coalesce_window=float(_num(d, "coalesceWindow", 0, 60, 0.2)),
         min_publish_interval=float(_num(d, "minPublishInterval", 0, 300, 2.0)), status_file=d.get("statusFile"),

@@ -144,6 +144,5 @@ def gc_main(argv: list) -> int:
         print(f"netmeta gc: {e}", file=sys.stderr)
         return 1
     d = Daemon(cfg)
-    d.reconcile()   # the daemon's start-up reconcile, run once now
-    d.pool.shutdown()
+    d.reconcile()   # the daemon's start-up reconcile, run once now (no server, no threads)
     return 0

@@ -7,6 +7,10 @@
  *   auto (default): exec the Python entry (in-process engine) with the same argv and stdin;
  *   daemon: answer CNI error 11 (try again later); thin: always the Python entry.
  * Without CNI_COMMAND (the operator CLI) the Python entry runs directly.
+ * Time budget (the numbers and their reasons are in cni/shim.py): the request carries the
+ * deadline now + NETMETA_SHIM_TIMEOUT (default 90 s, below the kubelet's 2-minute CRI timeout),
+ * or the earlier NETMETA_DEADLINE inherited from the daemon operation that exec'd our caller;
+ * the answer is awaited GRACE s past it, then the fallback (cni/shim.py) bounds its lock wait.
  * Build: cc -O2 -static -DFALLBACK_DIR='"/path/with/python/entries"' -o netmeta netmeta-shim.c
  * (static: `netmeta install` copies it onto hosts whose glibc may be older than ours)
  */
@@ -16,9 +20,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -29,7 +35,10 @@
 #define MAX_IN (4 * 1024 * 1024)
 
 static const char *FORWARD[] = {"CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME",
-                                "CNI_ARGS", "CNI_PATH", NULL};
+                                "CNI_ARGS", "CNI_PATH", "NETMETA_OP", NULL};
+#define N_FORWARD 7
+#define BUDGET 90.0
+#define GRACE 2.0
 static const char VERSION_REPLY[] =
     "{\"cniVersion\": \"1.1.0\", \"supportedVersions\": [\"0.3.0\", \"0.3.1\", \"0.4.0\", \"1.0.0\", \"1.1.0\"]}\n";
 
@@ -42,11 +51,24 @@ static void write_all(int fd, const char *p, size_t n) {
     while (n) { ssize_t w = write(fd, p, n); if (w <= 0) { if (errno == EINTR) continue; return; } p += w; n -= w; }
 }
 
-static int read_all(int fd, char **out, size_t *len, size_t max) {
+static double now_s(void) {
+    struct timespec t; clock_gettime(CLOCK_REALTIME, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* end: a CLOCK_REALTIME time after which reading gives up (0 = none) */
+static int read_all(int fd, char **out, size_t *len, size_t max, double end) {
     size_t cap = 65536, n = 0; char *b = malloc(cap);
     if (!b) return -1;
     for (;;) {
         if (n == cap) { if (cap >= max) { free(b); return -1; } cap *= 2; char *nb = realloc(b, cap); if (!nb) { free(b); return -1; } b = nb; }
+        if (end > 0) {
+            double left = end - now_s();
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            int pr = left > 0 ? poll(&p, 1, (int)(left * 1000) + 1) : 0;
+            if (pr < 0 && errno == EINTR) continue;
+            if (pr <= 0) { free(b); return -1; }   /* no answer by the deadline */
+        }
         ssize_t r = read(fd, b + n, cap - n);
         if (r < 0) { if (errno == EINTR) continue; free(b); return -1; }
         if (r == 0) break;
@@ -144,15 +166,17 @@ static int forward(const char *sock_path, const char *plugin, int *rc) {
     if (s < 0 || strlen(sock_path) >= sizeof a.sun_path) return 0;
     strcpy(a.sun_path, sock_path);
     if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) { close(s); return 0; }
-    const char *t = getenv("NETMETA_SHIM_TIMEOUT");
-    struct timeval tv = {.tv_sec = t ? atoi(t) : 330};
-    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const char *t = getenv("NETMETA_SHIM_TIMEOUT"), *inh = getenv("NETMETA_DEADLINE");
+    double budget = t ? atof(t) : BUDGET, deadline = now_s() + (budget > 0 ? budget : BUDGET);
+    if (inh && atof(inh) > 0 && atof(inh) < deadline) deadline = atof(inh);
+    char dl[32]; snprintf(dl, sizeof dl, "%.3f", deadline);
     /* env block: KEY=VALUE\0KEY=VALUE... */
     size_t cap = 4096, n = 0; char *env = malloc(cap);
     const char *fault = getenv("NETMETA_DAEMON_FAULT");   /* tests: crash the daemon, not us */
-    for (int i = 0; i < 8; i++) {
-        const char *k = i < 6 ? FORWARD[i] : i == 6 ? "NETMETA_PLUGIN" : "NETMETA_FAULT";
-        const char *v = i < 6 ? getenv(k) : i == 6 ? plugin : fault;
+    for (int i = 0; i < N_FORWARD + 3; i++) {
+        const char *k = i < N_FORWARD ? FORWARD[i] : i == N_FORWARD ? "NETMETA_PLUGIN"
+                      : i == N_FORWARD + 1 ? "NETMETA_DEADLINE" : "NETMETA_FAULT";
+        const char *v = i < N_FORWARD ? getenv(k) : i == N_FORWARD ? plugin : i == N_FORWARD + 1 ? dl : fault;
         if (!v || !env) continue;
         size_t need = strlen(k) + strlen(v) + 2;
         while (n + need > cap) { cap *= 2; env = realloc(env, cap); if (!env) break; }
@@ -165,7 +189,7 @@ static int forward(const char *sock_path, const char *plugin, int *rc) {
     write_all(s, head, h); write_all(s, env, n); write_all(s, in_buf, in_len);
     free(env);
     char *ans; size_t alen;
-    if (read_all(s, &ans, &alen, MAX_IN + 64) < 0 || alen == 0) { close(s); return -1; }
+    if (read_all(s, &ans, &alen, MAX_IN + 64, deadline + GRACE) < 0 || alen == 0) { close(s); return -1; }
     close(s);
     char *nl = memchr(ans, '\n', alen < 64 ? alen : 64);
     long code, olen;
@@ -182,7 +206,7 @@ int main(int argc, char **argv) {
     const char *cmd = getenv("CNI_COMMAND");
     in_buf = ""; in_len = 0;
     if (!cmd) { fallback(plugin, argv); }
-    if (!isatty(0) && read_all(0, &in_buf, &in_len, MAX_IN) < 0) { in_buf = ""; in_len = 0; }
+    if (!isatty(0) && read_all(0, &in_buf, &in_len, MAX_IN, 0) < 0) { in_buf = ""; in_len = 0; }
     if (!strcmp(cmd, "VERSION")) { write_all(1, VERSION_REPLY, sizeof VERSION_REPLY - 1); return 0; }
     char mode[16] = "auto", sock[108] = DEFAULT_SOCKET;
     if (!strcmp(plugin, "netmeta")) config_string("mode", mode, sizeof mode);

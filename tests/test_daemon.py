@@ -313,6 +313,7 @@ def test_requests_for_one_container_run_one_at_a_time_and_the_lock_table_empties
     from meta.daemon import Daemon
     from meta.daemonconfig import DaemonConfig
     d = Daemon(DaemonConfig())
+    d.start_pools()
     try:
         order, gates = [], {n: threading.Event() for n in ("a1", "a2", "a3", "b")}
 
@@ -349,4 +350,4 @@ def test_requests_for_one_container_run_one_at_a_time_and_the_lock_table_empties
         assert a == ["a1 in", "a1 out", "a2 in", "a2 out", "a3 in", "a3 out"]
         assert d._locks == {}
     finally:
-        d.pool.shutdown(wait=False)
+        d.stop()
