@@ -315,6 +315,10 @@ class Daemon:
         try:
             code, out = 1, _error(TRY_AGAIN, "internal error before the request ran")
             op.check(f"{cmd} (queued)")
+            waited = time.monotonic() - job.queued
+            if waited > self.cfg.max_wait:
+                raise CNIError(TRY_AGAIN, f"{cmd} waited {waited:.1f}s for a free worker (maxWait {self.cfg.max_wait:g}s)",
+                               f"{self.cfg.max_concurrency} requests at once (maxConcurrency)")
             with self._container_lock(cid, min(op.remaining(), self.cfg.max_wait)):
                 lock = oplock.ContainerLock(self.lock_dir, cid) if cid and cmd in LOCKED else None
                 if lock is not None:

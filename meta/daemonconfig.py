@@ -9,7 +9,8 @@
   maxConcurrency: 16                      # requests served at once; more wait their turn
   requestTimeout: 90                      # seconds; then the shim gets code 11 (try again); the
                                           # shim's own deadline (90 s, cni/shim.py) applies too
-  maxWait: 30                             # seconds a request may wait for its container's lock
+  maxWait: 30                             # seconds a request may wait for a worker, and for its
+                                          # container's lock; then code 11
   httpAddr: 127.0.0.1:9641                # /healthz /readyz /metrics ("" = off)
   reconcilePeriod: 30                     # seconds between availability reconciles
   coalesceWindow: 0.2                     # seconds a burst of VF changes is merged into one PATCH

@@ -44,6 +44,7 @@ class Job:
     def __init__(self, key: tuple, env: dict, stdin: bytes, op, reply):
         self.key, self.env, self.stdin, self.op = key, env, stdin, op
         self.replies = [reply]
+        self.queued = time.monotonic()
 
 
 class Reaper:
