@@ -29,7 +29,10 @@ def _safe_dir(d: str) -> None:
 
 
 def _open(path: str) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as e:   # ELOOP: a symlink planted where the lock goes
+        raise CNIError(IO_FAILURE, f"failed to open lock file {path}: {e.strerror}") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
         os.close(fd)
