@@ -19,13 +19,13 @@ from cni import fault, hostroot, log, operation, oplock, skel, wire
 from cni.errors import TRY_AGAIN, DECODE_FAILURE, CNIError
 from delegates import registry
 
-from . import daemonconfig, engine, httpd, requests
+from . import daemonconfig, engine, httpd, requests, sockreader
 from .metrics import Metrics
 from .workers import FixedPool
 
 _log = log.get("daemon")
 READ_DEADLINE = 10.0      # seconds to receive a whole request
-READ_BACKLOG = 512        # connections accepted and waiting for a reader; more are refused (11)
+READ_BACKLOG = 512        # queued requests per pool; more are refused (11)
 LOCKED = ("ADD", "DEL", "CHECK")   # the commands that take the container lock
 CANARY_TTL = 1.0          # seconds a health canary's result is reused
 CHANGES_VFS = {("netmeta", "ADD"), ("netmeta", "DEL"), ("netmeta", "GC"), ("sriov", "ADD"),
@@ -51,7 +51,8 @@ class Daemon:
         hostroot.set_root(cfg.host_root)   # exec'd delegates in the host's view (cni/hostroot.py)
         self.metrics = Metrics()
         self.plugins = {name: registry.load(name)() for name in registry.NAMES}
-        self.readers = self.workers = self.reaper = None   # started by start_pools()
+        self.nested = self.workers = self.reaper = None   # started by start_pools()
+        self._reader = None
         self.lock_dir = oplock.lock_dir(cfg.socket_path)
         self.allow_faults = os.environ.get("NETMETA_ALLOW_FAULTS") == "1"
         self._locks: dict = {}
@@ -69,9 +70,10 @@ class Daemon:
 
     # ---------------- lifecycle ----------------
     def start_pools(self) -> None:
-        """Fixed pools, all threads started now: readers (read a request, serve VERSION and
-        nested calls) and workers (the operations, at most maxConcurrency at once)."""
-        self.readers = FixedPool(self.cfg.max_concurrency + 4, "conn", READ_BACKLOG)
+        """Fixed pools, all threads started now: workers (the operations, at most maxConcurrency
+        at once) and `nested` (calls made by the delegates of running operations: at most one
+        per operation at a time, so they never wait for a worker)."""
+        self.nested = FixedPool(self.cfg.max_concurrency + 4, "nested", READ_BACKLOG)
         self.workers = FixedPool(self.cfg.max_concurrency, "cni", 4 * READ_BACKLOG)
         self.reaper = requests.Reaper(lambda msg: _error(TRY_AGAIN, msg))
 
@@ -98,7 +100,9 @@ class Daemon:
                 self._sock.close()
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.cfg.socket_path)
-        for pool in (self.workers, self.readers, self.reaper):
+        if self._reader is not None:
+            self._reader.close()
+        for pool in (self.workers, self.nested, self.reaper):
             if pool is not None:
                 pool.stop()
         if self.publisher is not None:
@@ -146,62 +150,31 @@ class Daemon:
         os.chmod(path, 0o600)
         s.listen(256)
         self._sock = s
-        threading.Thread(target=self._accept_loop, name="accept", daemon=True).start()
-
-    def _accept_loop(self) -> None:
-        """Never dies while the daemon runs: no thread is started here (the readers are a fixed
-        pool), a full backlog is answered 11 at once, and an accept error (EMFILE...) is waited out."""
-        while not self._stopping.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError as e:
-                if self._stopping.is_set():
-                    return
-                _log.error("accept on the CNI socket failed: %s", e)
-                time.sleep(0.1)
-                continue
-            try:
-                if not self.readers.offer(self._serve_conn, conn):
-                    _log.error("CNI socket: %d connections waiting to be read: refusing one", READ_BACKLOG)
-                    requests.Reply(conn).send(1, _error(TRY_AGAIN, "the netmeta daemon is overloaded"))
-            except Exception as e:   # noqa: BLE001 - the loop must go on
-                _log.error("CNI socket: %s", e)
-                with contextlib.suppress(OSError):
-                    conn.close()
+        self._reader = sockreader.RequestReader(
+            s, self._dispatch, lambda why: _error(DECODE_FAILURE, "bad request to the netmeta daemon", why),
+            READ_DEADLINE, self._stopping)
 
     # ---------------- one request ----------------
-    def _serve_conn(self, conn: socket.socket) -> None:
-        """A reader thread: read the request (one deadline for all of it), then hand it on.
-        VERSION (the health canary) and calls nested in a running operation are served here;
-        others go to the worker pool, whose thread answers on `conn`."""
+    def _dispatch(self, conn: socket.socket, env: dict, stdin: bytes) -> None:
+        """A complete request from the socket loop (must not block it). VERSION (the health
+        canary) is answered here; calls nested in a running operation go to the `nested` pool;
+        others are queued for a worker, whose thread answers on `conn`."""
         reply = requests.Reply(conn)
-        end = time.monotonic() + READ_DEADLINE
-
-        def recv(n):   # one deadline for the whole request: a trickling client gets 10 s
-            left = end - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"request not received within {READ_DEADLINE:.0f} s")
-            conn.settimeout(left)
-            return conn.recv(n)
-        try:
-            env, stdin = wire.decode_request(recv)
-        except (ValueError, EOFError, OSError, UnicodeError) as e:   # TimeoutError is an OSError
-            _log.warning("bad request on the socket: %s", e)
-            reply.send(1, _error(DECODE_FAILURE, "bad request to the netmeta daemon", str(e)))
-            return
         name = env.get("NETMETA_PLUGIN", "netmeta")
         if name not in self.plugins:
             reply.send(1, _error(DECODE_FAILURE, f"unknown plugin {name[:32]!r}"))
             return
         if env.get("CNI_COMMAND") == "VERSION":
+            conn.settimeout(1.0)
             reply.send(*skel.handle(self.plugins[name], env, stdin))
             return
         deadline = self._deadline(env)
         parent = self._parent_of(env)
         if parent is not None:   # part of the operation in progress: no lock, no queue (see _parent_of)
-            deadline = parent.deadline if parent.deadline is not None else deadline
-            reply.send(*self._execute(name, env, stdin, operation.Op(parent.token, parent.container_id, deadline,
-                                                                    socket=self.cfg.socket_path)))
+            op = operation.Op(parent.token, parent.container_id,
+                              parent.deadline if parent.deadline is not None else deadline, socket=self.cfg.socket_path)
+            if not self.nested.offer(lambda: reply.send(*self._execute(name, env, stdin, op))):
+                reply.send(1, _error(TRY_AGAIN, "the netmeta daemon is overloaded (nested calls)"))
             return
         self.submit_async(name, env, stdin, deadline, reply)
 
