@@ -151,14 +151,15 @@ class Daemon:
         s.listen(256)
         self._sock = s
         self._reader = sockreader.RequestReader(
-            s, self._dispatch, lambda why: _error(DECODE_FAILURE, "bad request to the netmeta daemon", why),
+            s, sockreader.parse_cni, self._dispatch, lambda why: _error(DECODE_FAILURE, "bad request to the netmeta daemon", why),
             READ_DEADLINE, self._stopping)
 
     # ---------------- one request ----------------
-    def _dispatch(self, conn: socket.socket, env: dict, stdin: bytes) -> None:
+    def _dispatch(self, conn: socket.socket, request: tuple) -> None:
         """A complete request from the socket loop (must not block it). VERSION (the health
         canary) is answered here; calls nested in a running operation go to the `nested` pool;
         others are queued for a worker, whose thread answers on `conn`."""
+        env, stdin = request
         reply = requests.Reply(conn)
         name = env.get("NETMETA_PLUGIN", "netmeta")
         if name not in self.plugins:

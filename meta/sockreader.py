@@ -1,9 +1,10 @@
-"""The CNI socket's front end: ONE thread accepts and reads every connection (non-blocking,
-selectors), so a client that sends half a request costs a file descriptor, never a thread, and
-delays nobody. Each connection has one deadline for its whole request; a complete request is
-handed to `dispatch(conn, env, stdin)` (which must not block: it queues the work). Connections
-past MAX_CONNS are closed at once. Nothing here starts a thread after start-up, so a pids limit
-cannot stop the loop; an accept error (EMFILE...) is logged and waited out."""
+"""The front end of the daemon's servers (the CNI socket, HTTP): ONE thread accepts and reads
+every connection (non-blocking, selectors), so a client that sends half a request costs a file
+descriptor, never a thread, and delays nobody. Each connection has one deadline for its whole
+request; `parse(buf)` says when it is complete (None = not yet, ValueError = bad) and the
+request is handed to `dispatch(conn, request)`, which must not block (it queues the work).
+Connections past MAX_CONNS are closed at once. Nothing here starts a thread after start-up, so a
+pids limit cannot stop the loop; an accept error (EMFILE...) is logged and waited out."""
 import contextlib
 import logging
 import selectors
@@ -18,10 +19,24 @@ MAX_CONNS = 4096
 
 
 class _Conn:
-    __slots__ = ("sock", "buf", "deadline", "need")
+    __slots__ = ("sock", "buf", "deadline")
 
     def __init__(self, sock, deadline):
-        self.sock, self.buf, self.deadline, self.need = sock, bytearray(), deadline, None
+        self.sock, self.buf, self.deadline = sock, bytearray(), deadline
+
+
+def parse_cni(buf: bytearray):
+    """(env, stdin) once the whole request (cni/wire.py) is in, else None."""
+    need = _parse_head(buf)
+    if need is None or len(buf) < need:
+        return None
+    pos, data = [0], bytes(buf)
+
+    def recv(n):
+        chunk = data[pos[0]:pos[0] + n]
+        pos[0] += len(chunk)
+        return chunk
+    return wire.decode_request(recv)
 
 
 def _parse_head(buf: bytes):
@@ -42,14 +57,15 @@ def _parse_head(buf: bytes):
 
 
 class RequestReader:
-    def __init__(self, listener: socket.socket, dispatch, bad, read_deadline: float, stopping: threading.Event):
-        self.listener, self.dispatch, self.bad = listener, dispatch, bad
+    def __init__(self, listener: socket.socket, parse, dispatch, bad, read_deadline: float,
+                 stopping: threading.Event, name: str = "accept"):
+        self.listener, self.parse, self.dispatch, self.bad = listener, parse, dispatch, bad
         self.read_deadline, self.stopping = read_deadline, stopping
         self.sel = selectors.DefaultSelector()
         listener.setblocking(False)
         self.sel.register(listener, selectors.EVENT_READ, None)
         self.conns: dict = {}
-        self.thread = threading.Thread(target=self._loop, name="accept", daemon=True)
+        self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self.thread.start()
 
     def _loop(self) -> None:
@@ -111,24 +127,15 @@ class RequestReader:
             return
         c.buf += data
         try:
-            if c.need is None:
-                c.need = _parse_head(c.buf)
-            if c.need is None or len(c.buf) < c.need:
-                return
-            pos = [0]
-            buf = bytes(c.buf)
-
-            def recv(n):
-                chunk = buf[pos[0]:pos[0] + n]
-                pos[0] += len(chunk)
-                return chunk
-            env, stdin = wire.decode_request(recv)
+            request = self.parse(c.buf)
         except (ValueError, EOFError, UnicodeError) as e:
             self._drop(c, str(e))
             return
+        if request is None:
+            return
         self._forget(c)
         c.sock.setblocking(True)
-        self.dispatch(c.sock, env, stdin)
+        self.dispatch(c.sock, request)
 
     def _forget(self, c: _Conn) -> None:
         self.conns.pop(c.sock.fileno(), None)
@@ -136,9 +143,9 @@ class RequestReader:
             self.sel.unregister(c.sock)
 
     def _drop(self, c: _Conn, why: str, answer: bool = True) -> None:
-        _log.warning("bad request on the socket: %s", why)
+        _log.warning("bad request on the %s socket: %s", self.thread.name, why)
         self._forget(c)
-        if answer:
+        if answer and self.bad is not None:
             with contextlib.suppress(OSError):
                 c.sock.send(wire.encode_response(1, self.bad(why)))   # best effort, never blocks
         c.sock.close()
