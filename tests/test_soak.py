@@ -612,3 +612,144 @@ def test_lock_is_released_though_a_fork_holds_a_copy(tmp_path):
     finally:
         kill_pid(pid)
         os.waitpid(pid, 0)
+
+
+# ---------------------------------------------------------------- the same, with the daemon killed
+
+KILL_EVERY = (1.5, 4.0)     # seconds between two kill -9 of the daemon
+KILL_CODES = {**EXPECTED_CODES, 11: "try again (a lock held by an operation the kill interrupted)"}
+
+
+def test_soak_with_the_daemon_killed_and_restarted(node):
+    """Issue 12: the daemon is killed (kill -9) and restarted every few seconds while workers add,
+    check and delete pods in parallel through the native shim in mode auto (a call the daemon
+    breaks off, or that finds it down, runs in-process, under the same container lock). At the
+    end, with the daemon up again: every pod whose ADD answered "ok" (and was not deleted since)
+    is fully wired, the node is exactly consistent (check_consistent), and after DEL of every
+    pod nothing is left: records, reservations, leases, caches, netns content, VFs back."""
+    d = node["daemon"]
+    conf = dict(node["conf"], mode="auto")
+    slots = node["slots"]
+    seed = int(os.environ.get("NETMETA_SOAK_SEED", random.randrange(1 << 30)))
+    d.start()
+    initial = host_state(node)
+    guard = threading.Lock()
+    stats = collections.Counter()
+    problems = []
+    stop = threading.Event()
+    kills = [0]
+
+    def problem(text):
+        with guard:
+            problems.append(text)
+        if len(problems) >= 5:
+            stop.set()
+
+    def call(slot, command, cid, spec):
+        rc = {"io.kubernetes.cri.pod-annotations": spec}
+        return cni("netmeta", command, dict(conf, runtimeConfig=rc), container_id=cid, netns=slot.path,
+                   args=f"IgnoreUnknown=1;K8S_POD_NAMESPACE={POD_NS};K8S_POD_NAME=p-{cid};K8S_POD_UID=u-{cid}",
+                   timeout=REQUEST_TIMEOUT + 60, extra_env={"NETMETA_SHIM_TIMEOUT": str(REQUEST_TIMEOUT)})
+
+    def wired(slot) -> list:
+        want = {"lo", "eth0"} | {f"net{i}" for i in range(1, n_vfs(slot.spec) + 1)}
+        view = netns_view(slot)
+        bad = [] if set(view) == want else [f"interfaces {sorted(view)}, want {sorted(want)}"]
+        for i, net in enumerate(json.loads(slot.spec.get(NETWORKS) or "[]"), 1):
+            for ip in net.get("ips", []):
+                if ip.split("/")[0] not in view.get(f"net{i}", (None, []))[1]:
+                    bad.append(f"net{i} lacks {ip}")
+        return bad
+
+    def delete(slot, what) -> bool:
+        r = call(slot, "DEL", slot.cid, slot.spec)
+        stats["DEL"] += 1
+        if not r.ok:
+            if r.out and r.out.get("code") == 11:
+                return False   # the runtime retries
+            problem(f"{what} {slot.cid}: {r.out} {r.stderr[-300:]}")
+            return False
+        cid = slot.cid
+        slot.cid = slot.spec = None
+        if set(netns_view(slot)) != {"lo"} or any(c.startswith(cid) for c in caches(node)):
+            problem(f"{what} {cid} left {sorted(netns_view(slot))} / caches {caches(node)}")
+        return True
+
+    def one_op(slot, rng):
+        if slot.cid is not None:
+            if rng.random() < 0.15:
+                r = call(slot, "CHECK", slot.cid, slot.spec)
+                stats["CHECK"] += 1
+                if not r.ok and not (r.out and r.out.get("code") == 11):
+                    problem(f"CHECK {slot.cid}: {r.out}")
+            else:
+                delete(slot, "DEL")
+            return
+        spec, kind = pod_spec(rng)
+        slot.seq += 1
+        slot.cid, slot.spec = f"{slot.ns}-{slot.seq}", spec
+        r = call(slot, "ADD", slot.cid, spec)
+        stats["ADD"] += 1
+        if r.ok:
+            stats["ok"] += 1
+            return   # wired or not, it is checked at the end
+        if not (isinstance(r.out, dict) and r.out.get("code") in KILL_CODES):
+            problem(f"ADD {slot.cid} ({kind}): rc={r.rc} {r.out} {r.stderr[-300:]}")
+        stats[f"code {r.out.get('code') if isinstance(r.out, dict) else '?'}"] += 1
+        for _ in range(5):   # the runtime's DEL after a failed ADD, retried on 11
+            if delete(slot, "DEL after a failed ADD"):
+                break
+            time.sleep(0.5)
+
+    def worker(wid):
+        rng = random.Random(seed * 100 + wid)
+        mine = slots[wid::N_WORKERS]
+        while time.monotonic() < deadline and not stop.is_set():
+            try:
+                one_op(rng.choice(mine), rng)
+            except Exception as e:   # noqa: BLE001 - reported, not swallowed
+                import traceback
+                problem(f"worker {wid}: {type(e).__name__}: {e}\n{traceback.format_exc()[-1500:]}")
+
+    def killer():
+        rng = random.Random(seed)
+        while not stop.wait(rng.uniform(*KILL_EVERY)) and time.monotonic() < deadline:
+            d.kill()
+            kills[0] += 1
+            stop.wait(rng.uniform(0.1, 1.0))   # calls meanwhile find no daemon
+            try:
+                d.start(timeout=60)
+            except Exception as e:   # noqa: BLE001
+                problem(f"restart {kills[0]}: {e}")
+                return
+
+    deadline = time.monotonic() + SECONDS
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(N_WORKERS)]
+    threads.append(threading.Thread(target=killer, daemon=True))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(SECONDS + 6 * REQUEST_TIMEOUT)
+    stop.set()
+    assert not any(t.is_alive() for t in threads), "a worker hung"
+    assert not problems, "\n".join(problems[:5]) + f"\n(seed {seed})"
+    if d.proc.poll() is not None:
+        d.start()
+    # every pod that got "ok" is fully wired, and the node exactly consistent
+    up = [s for s in slots if s.cid is not None]
+    for s in up:
+        assert wired(s) == [], (s.cid, s.spec, wired(s), seed)
+    check_consistent(node, initial)
+    print(f"\nkill soak: {kills[0]} kill -9 of the daemon; ADD {stats['ADD']} ({stats['ok']} ok), DEL {stats['DEL']}, "
+          f"CHECK {stats['CHECK']}; refusals {[(k, v) for k, v in stats.items() if k.startswith('code')]}; "
+          f"{len(up)} pods up at the end; seed {seed}")
+    for s in up:
+        for _ in range(3):
+            if delete(s, "final DEL"):
+                break
+            time.sleep(1)
+    assert not problems, "\n".join(problems[:5]) + f"\n(seed {seed})"
+    assert kills[0] >= 2 and stats["ok"] > 0
+    final = host_state(node)
+    for key in initial:
+        assert final[key] == initial[key], f"{key} differs after the soak (seed {seed})"
