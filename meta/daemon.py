@@ -353,7 +353,8 @@ class Daemon:
                     n = sriov._reclaim_stale(recs, pf["master"], Device(pf.get("sysfsRoot", "/sys"), pf.get("backend", "netlink")))
                 if n:
                     _log.info("reconcile: reclaimed %d stale VF record(s) on %s", n, pf["master"])
-            except (CNIError, OSError) as e:
+            except Exception as e:   # noqa: BLE001 - e.g. a netlink race with an in-process call
+                # restoring the same record (issue 12, finding 14): never a reason not to start
                 _log.error("reconcile of %s failed: %s", pf["master"], e)
         for n in engine.reclaim_dead_caches(self.cfg.cni_dir):
             _log.info("reconcile: removed attachments of %s (netns gone)", n)
