@@ -188,3 +188,45 @@ def test_in_process_operation_without_a_daemon(node, netns):
     add_check_del(node, pod_conf(node, mode="auto", networks=networks(2)), "t2", ns, 2,
                   env={"NETMETA_SHIM_TIMEOUT": "3"})
     assert reservations(node) == []
+
+
+def test_only_the_holders_token_skips_the_container_lock(node, netns, tmp_path):
+    """The bypass is not a back door: while an operation holds a container's lock, a call for
+    that container presenting another token (or none) waits for the lock like any call (here:
+    refused after maxWait, 1 s, with code 11); the holder's own token (from its lock file,
+    readable by root only) is served at once."""
+    from tests.stubplugins import HOLDPLUG
+    marks, bindir = tmp_path / "marks", tmp_path / "bin"
+    marks.mkdir()
+    bindir.mkdir()
+    (bindir / "holdplug").write_text(HOLDPLUG.replace("MARKS", str(marks)).replace("SECONDS", "6"))
+    (bindir / "holdplug").chmod(0o755)
+    d = node["daemon"].start()
+    ns = netns()
+    conf = dict(pod_conf(node), delegates=[{"cniVersion": "1.0.0", "name": "hold", "type": "holdplug"}])
+    box = {}
+    t = threading.Thread(target=lambda: box.update(r=call(conf, "ADD", "tk1", ns, path=f"{bindir}:{VENV_BIN}:{DEBIAN_CNI}")))
+    t.start()
+    try:
+        import time
+        end = time.monotonic() + 30
+        while not (marks / "tk1-eth0.started").exists():
+            assert time.monotonic() < end
+            time.sleep(0.05)
+        lockfile = os.path.join(os.path.dirname(d.socket), "locks", "tk1.lock")
+        with open(lockfile) as f:
+            token = f.read().split()[0]
+        fx = {"cniVersion": "1.0.0", "name": "fx", "ipam": {"type": "fixipam", "subnet": "10.68.0.0/24",
+                                                           "dataDir": str(tmp_path / "fx")}}
+        env = {"NETMETA_SOCKET": d.socket}
+        for bogus in ({}, {"NETMETA_OP": "0" * 32}):
+            r = cni("fixipam", "ADD", fx, container_id="tk1", netns="/x", args="IP=10.68.0.5", extra_env={**env, **bogus})
+            assert r.rc == 1 and r.out["code"] == 11 and "busy" in r.out["msg"], r.out
+        r = cni("fixipam", "ADD", fx, container_id="tk1", netns="/x", args="IP=10.68.0.5",
+                extra_env={**env, "NETMETA_OP": token})
+        assert r.ok, r.stdout
+        assert cni("fixipam", "DEL", fx, container_id="tk1", netns="/x", extra_env={**env, "NETMETA_OP": token}).ok
+    finally:
+        t.join(60)
+    assert box["r"].ok
+    assert call(conf, "DEL", "tk1", ns, path=f"{bindir}:{VENV_BIN}:{DEBIAN_CNI}").ok
