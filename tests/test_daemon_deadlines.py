@@ -195,3 +195,37 @@ def test_the_fallback_does_not_wait_forever_for_a_hung_daemons_lock(daemon, tmp_
     assert r.ok, (r.stdout, r.stderr[-1500:])
     assert call(c, "DEL", "hg1", ns, path=path).ok
     assert os.listdir(daemon.cfg["cniDir"]) == [] and sorted(os.listdir(marks)) == []
+
+
+def test_a_daemon_hung_with_a_vf_under_its_temporary_name(daemon, tmp_path, nic, netns, uid):
+    """Finding 6, the VF case: the daemon hangs right after moving a VF into the pod under its
+    temporary name. The fallback does not touch it (11, the lock holder is hung); on SIGCONT the
+    daemon reaches the IPAM step past the deadline, refuses it and restores the VF: no VF is left
+    in the pod, under any name, and no record or reservation stays. (On main the fallback ran
+    beside the hung ADD.)"""
+    from tests.simnic import records, snapshot
+    nads = tmp_path / "nads" / "default"
+    nads.mkdir(parents=True)
+    sr = dict(nic, cniVersion="1.0.0", type="sriov", capabilities={"ips": True},
+              ipam={"type": "fixipam", "subnet": "10.76.0.0/24", "dataDir": str(tmp_path / "fixipam")})
+    (nads / "vf.json").write_text(json.dumps({"metadata": {"name": "vf"}, "spec": {"config": json.dumps(sr)}}))
+    before = snapshot(nic)
+    daemon.start()
+    c = conf(daemon, tmp_path, uid, nads=str(tmp_path / "nads"),
+             annots={"k8s.v1.cni.cncf.io/networks": json.dumps([{"name": "vf", "ips": ["10.76.0.9/24"]}])})
+    ns = netns()
+    r = call(c, "ADD", "vf1", ns, env={"NETMETA_SHIM_TIMEOUT": "3", "NETMETA_DAEMON_FAULT": "sriov.add.moved:stop"})
+    assert r.out["code"] == 11 and "hung" in r.out["msg"], r.out
+    names = [l["ifname"] for l in ip_json("link", "show", netns=ns)]
+    assert any(n.startswith("nmv") for n in names), names      # the VF sits there under its temp name
+    assert records(nic) == ["vf0.json"]                         # ... with its record
+    daemon.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: handled(daemon) >= 1, "the daemon to give up the stale ADD")
+    wait_for(lambda: records(nic) == [] and os.listdir(daemon.cfg["cniDir"]) == [], "the rollback")
+    assert [l["ifname"] for l in ip_json("link", "show", netns=ns)] == ["lo"]
+    assert snapshot(nic) == before
+    assert not os.path.exists(tmp_path / "fixipam" / "vf") or os.listdir(tmp_path / "fixipam" / "vf") in ([], [".lock"])
+    assert "not starting ADD of fixipam" in daemon.log()
+    r = call(c, "ADD", "vf1", ns)                               # the runtime's retry
+    assert r.ok, (r.stdout, r.stderr[-1500:])
+    assert call(c, "DEL", "vf1", ns).ok and records(nic) == [] and snapshot(nic) == before
