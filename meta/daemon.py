@@ -174,7 +174,14 @@ class Daemon:
         if parent is not None:   # part of the operation in progress: no lock, no queue (see _parent_of)
             op = operation.Op(parent.token, parent.container_id,
                               parent.deadline if parent.deadline is not None else deadline, socket=self.cfg.socket_path)
-            if not self.nested.offer(lambda: reply.send(*self._execute(name, env, stdin, op))):
+            def nested():
+                try:
+                    op.check(env.get("CNI_COMMAND", "?"))
+                except CNIError as e:
+                    reply.send(1, _error(e.code, e.msg, e.details))
+                    return
+                reply.send(*self._execute(name, env, stdin, op))
+            if not self.nested.offer(nested):
                 reply.send(1, _error(TRY_AGAIN, "the netmeta daemon is overloaded (nested calls)"))
             return
         self.submit_async(name, env, stdin, deadline, reply)
