@@ -122,8 +122,8 @@ class RequestReader:
         except OSError as e:
             self._drop(c, str(e), answer=False)
             return
-        if not data:
-            self._drop(c, "connection closed before the request was complete", answer=False)
+        if not data:   # a client that half-closed after part of a request still reads the error
+            self._drop(c, "connection closed before the request was complete", answer=bool(c.buf))
             return
         c.buf += data
         try:
