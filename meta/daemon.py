@@ -246,6 +246,7 @@ class Daemon:
             if job is not None and job.stdin == stdin and requests.same_request(job.env, env):
                 job.replies.append(reply)
                 job.op.deadline = max(job.op.deadline, deadline)
+                job.queued = time.monotonic()   # maxWait counts from the newest caller
                 _log.info("%s %s for %s: a retry joins the request in flight", name, key[3], key[1][:12])
                 return
             job = requests.Job(key, env, stdin, operation.Op(secrets.token_hex(16), key[1], deadline,
@@ -295,7 +296,7 @@ class Daemon:
         op, cid, cmd = job.op, job.key[1], job.key[3]
         try:
             code, out = 1, _error(TRY_AGAIN, "internal error before the request ran")
-            op.check(f"{cmd} (queued)")
+            self._start_check(job, f"{cmd} (queued)")
             waited = time.monotonic() - job.queued
             if waited > self.cfg.max_wait:
                 raise CNIError(TRY_AGAIN, f"{cmd} waited {waited:.1f}s for a free worker (maxWait {self.cfg.max_wait:g}s)",
@@ -305,7 +306,7 @@ class Daemon:
                 if lock is not None:
                     op.lock_fd = lock.acquire(op.token, time.time() + min(op.remaining(), self.cfg.max_wait))
                 try:
-                    op.check(cmd)   # e.g. the daemon was stopped while it waited
+                    self._start_check(job, cmd)   # e.g. the daemon was stopped while it waited
                     with self._ops_guard:
                         self._ops[op.token] = op
                     code, out = self._execute(name, job.env, job.stdin, op)
@@ -324,6 +325,18 @@ class Daemon:
             code, out = 1, _error(5, f"netmeta daemon: container lock: {e}")
         finally:
             self._finish(job, code, out)
+
+    def _start_check(self, job, what: str) -> None:
+        """The deadline check before the request starts, atomic with a retry joining it: either
+        the retry came first (and moved the deadline), or the job is closed to joiners first (the
+        retry then becomes a job of its own) — never a retry answered with the refusal."""
+        with self._ops_guard:
+            try:
+                job.op.check(what)
+            except CNIError:
+                if self._jobs.get(job.key) is job:
+                    del self._jobs[job.key]
+                raise
 
     def _execute(self, name: str, env: dict, stdin: bytes, op) -> tuple:
         cmd = env.get("CNI_COMMAND", "?")
