@@ -321,6 +321,7 @@ class Daemon:
                 _log.warning("%s %s for %s refused: %s", name, cmd, cid[:12], e)
             self.metrics.errors.labels(plugin=name, command=cmd, code=str(e.code)).inc()
             code, out = 1, json.dumps(e.to_dict(skel._error_version(job.stdin))).encode() + b"\n"
+            self.metrics.request(name, cmd, code, out, job.stdin)
         except OSError as e:
             code, out = 1, _error(5, f"netmeta daemon: container lock: {e}")
         finally:
