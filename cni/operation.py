@@ -56,6 +56,11 @@ def current() -> Op | None:
     return getattr(_local, "op", None)
 
 
+def adopt(op: Op | None) -> None:
+    """Make `op` this thread's operation (a worker thread serving part of it), or none."""
+    _local.op = op
+
+
 @contextlib.contextmanager
 def running(op: Op):
     prev = current()

@@ -10,7 +10,7 @@ caller's per-thread context (log container ID, the daemon's per-request fault po
 """
 from concurrent.futures import ThreadPoolExecutor
 
-from cni import fault, log
+from cni import fault, log, operation
 from cni.errors import config_error
 
 SERIAL_KEY = "serial"
@@ -45,11 +45,12 @@ def _alone(att) -> bool:
 
 
 def _context():
-    cid, want = log.current_container(), fault.current_request()
+    cid, want, op = log.current_container(), fault.current_request(), operation.current()
 
     def enter():
         log.set_container(cid)
         fault.for_request(want)
+        operation.adopt(op)   # the deadline, and the token its delegates' calls of ours join by
     return enter
 
 
@@ -69,6 +70,7 @@ def run_wave(wave: list, fn, workers: int) -> dict:
             return _call(fn, i)
         finally:
             fault.for_request(None)
+            operation.adopt(None)
     with ThreadPoolExecutor(min(workers, len(wave)), thread_name_prefix="att") as pool:
         futures = {i: pool.submit(task, i) for i in wave}
         for i in wave:
