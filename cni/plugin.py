@@ -35,7 +35,14 @@ def dispatch(plugin: Plugin, req: Request) -> dict | None:
         return version.version_info()
     if req.command == "ADD":
         res = plugin.add(req)
-        return res.to_dict(req.cni_version)
+        try:
+            return res.to_dict(req.cni_version)
+        except CNIError:
+            # a result the config's version cannot carry (0.1.0/0.2.0 without any IP): the
+            # caller gets an error, so nothing may stay attached
+            _log.warning("result does not fit cniVersion %s: undoing the ADD", req.cni_version)
+            plugin.delete(req)
+            raise
     if req.command == "DEL":
         plugin.delete(req)
     elif req.command == "CHECK":

@@ -57,7 +57,8 @@ class Request:
 
     @property
     def cni_version(self) -> str:
-        return str(self.config.get("cniVersion", "0.1.0") or "0.1.0")
+        v = self.config.get("cniVersion")
+        return v if isinstance(v, str) and v else version.DEFAULT
 
     @property
     def name(self) -> str:
@@ -107,9 +108,7 @@ def from_env(environ, stdin: bytes) -> Request:
             req.config = {}
         return req
     req.config = decode_config(stdin)
-    v = req.config.get("cniVersion")
-    if not isinstance(v, str) or not v:
-        raise CNIError(INVALID_CONFIG, "network config has no cniVersion")
+    v = version.of_config(req.config)   # none: 0.1.0, as libcni and Go's skel
     version.require_supported(v)
     if cmd in MIN_VERSION and not version.at_least(v, MIN_VERSION[cmd]):
         raise CNIError(INCOMPATIBLE_VERSION,

@@ -1,9 +1,17 @@
-"""CNI results (spec 0.3.0 - 1.1.0) and conversion between versions.
+"""CNI results (spec 0.1.0 - 1.1.0) and conversion between versions.
 
 Internally a result is always the 1.1.0 shape; `to_dict(v)` writes the shape of version v:
 0.3.x / 0.4.0 add `version` ("4"/"6") to each IP, 1.x drop it; fields that only exist in
 1.1.0 (interface mtu/socketPath/pciID, route mtu/advmss/priority/table/scope) are written only
 for 1.1.0. Everything else round-trips unchanged.
+
+0.1.0 / 0.2.0 results have the legacy shape of containernetworking/cni pkg/types/020:
+`ip4` / `ip6` objects with `ip` (CIDR), `gateway`, `routes` ([{dst, gw}]), and `dns`. They are
+converted as pkg/types/040 does (convertFrom02x / convertTo02x): up, each family's IP becomes
+an `ips` entry and its routes join `routes`; down, the first IP of each family is kept, each
+route goes under the family of its `dst`, interfaces are dropped, and a result with no IP
+cannot be written ("cannot convert: no valid IP addresses"). A legacy result therefore
+round-trips through every later version unchanged.
 """
 import ipaddress
 from dataclasses import dataclass, field
@@ -85,6 +93,8 @@ class Result:
     def to_dict(self, version: str | None = None) -> dict:
         v = version or self.cni_version
         ver.require_supported(v)
+        if ver.is_legacy(v):
+            return self._to_legacy(v)
         legacy = not ver.at_least(v, "1.0.0")
         v11 = ver.at_least(v, "1.1.0")
         d: dict = {"cniVersion": v}
@@ -99,6 +109,40 @@ class Result:
             d["dns"] = dns
         return d
 
+    def _to_legacy(self, v: str) -> dict:
+        fams: dict = {}
+        for ip in self.ips:   # only the first address of each family (convertTo02x)
+            fams.setdefault(ip.family, {"ip": ip.address, **({"gateway": ip.gateway} if ip.gateway else {})})
+        if not fams:
+            raise CNIError(INCOMPATIBLE_VERSION, f"cannot convert result to cniVersion {v}: no IP address",
+                           "0.1.0 and 0.2.0 results carry at least one ip4 or ip6")
+        for r in self.routes:
+            fam = fams.get("6" if ":" in r.dst else "4")
+            if fam is not None:
+                fam.setdefault("routes", []).append({"dst": r.dst, **({"gw": r.gw} if r.gw else {})})
+        d: dict = {"cniVersion": v}
+        for fam in ("4", "6"):
+            if fam in fams:
+                d[f"ip{fam}"] = fams[fam]
+        d["dns"] = {k: val for k, val in self.dns.items() if val}
+        return d
+
+    @classmethod
+    def _from_legacy(cls, d: dict, v: str) -> "Result":
+        res = cls(cni_version=v)
+        for fam in ("4", "6"):
+            c = d.get(f"ip{fam}")
+            if c is None:
+                continue
+            if not isinstance(c, dict) or not isinstance(c.get("ip"), str):
+                raise _bad(f"ip{fam}", repr(c)[:200])
+            ipc = _ip({"address": c["ip"], "gateway": c.get("gateway"), "version": fam}, 0)
+            res.ips.append(ipc)
+            for r in _list(c, "routes"):
+                res.routes.append(_route(r))
+        res.dns = _dns(d)
+        return res
+
     def add_interface(self, name: str, mac: str = "", sandbox: str = "", **extra) -> int:
         self.interfaces.append(Interface(name, mac, sandbox, {k: v for k, v in extra.items() if v}))
         return len(self.interfaces) - 1
@@ -108,9 +152,13 @@ class Result:
         if not isinstance(d, dict):
             raise _bad("result", "not a JSON object")
         v = d.get("cniVersion")
+        if v is None or v == "":
+            v = ver.DEFAULT   # as Go's create.DecodeVersion
         if v not in ver.SUPPORTED:
             raise CNIError(INCOMPATIBLE_VERSION, f"unsupported result version {str(v)[:20]!r}",
                            f"supported: {list(ver.SUPPORTED)}")
+        if ver.is_legacy(v):
+            return cls._from_legacy(d, v)
         res = cls(cni_version=v)
         for i in _list(d, "interfaces"):
             if not isinstance(i, dict) or not isinstance(i.get("name"), str) or not i["name"]:
@@ -120,17 +168,25 @@ class Result:
         for ip in _list(d, "ips"):
             res.ips.append(_ip(ip, len(res.interfaces)))
         for r in _list(d, "routes"):
-            if not isinstance(r, dict) or not isinstance(r.get("dst"), str):
-                raise _bad("route", repr(r)[:200])
-            _net(r["dst"], "route dst")
-            if r.get("gw"):
-                _addr(r["gw"], "route gw")
-            res.routes.append(Route(r["dst"], str(r.get("gw") or ""), {k: r[k] for k in _ROUTE_11 if k in r}))
-        dns = d.get("dns") or {}
-        if not isinstance(dns, dict):
-            raise _bad("dns", repr(dns)[:200])
-        res.dns = {k: dns[k] for k in ("nameservers", "domain", "search", "options") if dns.get(k)}
+            res.routes.append(_route(r))
+        res.dns = _dns(d)
         return res
+
+
+def _route(r) -> Route:
+    if not isinstance(r, dict) or not isinstance(r.get("dst"), str):
+        raise _bad("route", repr(r)[:200])
+    _net(r["dst"], "route dst")
+    if r.get("gw"):
+        _addr(r["gw"], "route gw")
+    return Route(r["dst"], str(r.get("gw") or ""), {k: r[k] for k in _ROUTE_11 if k in r})
+
+
+def _dns(d: dict) -> dict:
+    dns = d.get("dns") or {}
+    if not isinstance(dns, dict):
+        raise _bad("dns", repr(dns)[:200])
+    return {k: dns[k] for k in ("nameservers", "domain", "search", "options") if dns.get(k)}
 
 
 def _list(d: dict, key: str) -> list:

@@ -93,7 +93,7 @@ def _write(data: bytes) -> None:
 
 
 # the same answer cni/version.py gives; asserted equal in tests/test_cni_core.py
-VERSION_REPLY = b'{"cniVersion": "1.1.0", "supportedVersions": ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]}\n'
+VERSION_REPLY = b'{"cniVersion": "1.1.0", "supportedVersions": ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]}\n'
 
 
 def run(plugin: str, in_process) -> int:

@@ -17,7 +17,7 @@ _log = log.get("skel")
 
 def _error_version(stdin: bytes) -> str:
     try:
-        v = json.loads(stdin).get("cniVersion")
+        v = version.of_config(json.loads(stdin))
         return v if v in version.SUPPORTED else version.CURRENT
     except Exception:
         return version.CURRENT

@@ -40,7 +40,7 @@ static const char *FORWARD[] = {"CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "
 #define BUDGET 90.0
 #define GRACE 2.0
 static const char VERSION_REPLY[] =
-    "{\"cniVersion\": \"1.1.0\", \"supportedVersions\": [\"0.3.0\", \"0.3.1\", \"0.4.0\", \"1.0.0\", \"1.1.0\"]}\n";
+    "{\"cniVersion\": \"1.1.0\", \"supportedVersions\": [\"0.1.0\", \"0.2.0\", \"0.3.0\", \"0.3.1\", \"0.4.0\", \"1.0.0\", \"1.1.0\"]}\n";
 
 /* cni/invoke.py runs our own delegate types in-process when the executable carries this */
 __attribute__((used)) static const char MARKER[] = "netmeta-plugin";

@@ -85,7 +85,7 @@ def test_ifname_rules(name, ok):
 
 @pytest.mark.parametrize("stdin,code", [
     (b"{", errors.DECODE_FAILURE), (b"[]", errors.DECODE_FAILURE), (b"\xff", errors.DECODE_FAILURE),
-    (b'{"name":"n"}', errors.INVALID_CONFIG),
+    (b'{"cniVersion":1,"name":"n"}', errors.INCOMPATIBLE_VERSION),
     (b'{"cniVersion":"9.9.9","name":"n"}', errors.INCOMPATIBLE_VERSION),
     (b'{"cniVersion":"1.0.0","name":"bad name"}', errors.INVALID_CONFIG),
 ])
@@ -107,7 +107,8 @@ def test_unknown_command():
 def test_negotiate_highest_common():
     assert version.negotiate(["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0"]) == "1.0.0"
     assert version.negotiate(["0.3.1"]) == "0.3.1"
-    assert code_of(version.negotiate, ["0.2.0"]) == errors.INCOMPATIBLE_VERSION
+    assert version.negotiate(["0.1.0", "0.2.0"]) == "0.2.0"   # a legacy delegate
+    assert code_of(version.negotiate, ["0.0.9"]) == errors.INCOMPATIBLE_VERSION
 
 
 RESULT_10 = {
@@ -152,7 +153,11 @@ def test_result_11_fields_only_in_11():
     {"cniVersion": "0.3.1", "ips": [{"version": "6", "address": "10.1.0.5/24"}]},
     {"cniVersion": "1.0.0", "routes": [{"gw": "10.1.0.1"}]},
     {"cniVersion": "1.0.0", "interfaces": "x"},
-    {"cniVersion": "0.2.0", "ip4": {"ip": "10.0.0.1/24"}},
+    {"cniVersion": "0.2.0", "ip4": {"ip": "10.0.0.1"}},
+    {"cniVersion": "0.2.0", "ip4": {"ip": "fd00::1/64"}},
+    {"cniVersion": "0.1.0", "ip6": "fd00::1/64"},
+    {"cniVersion": "0.2.0", "ip4": {"ip": "10.0.0.1/24", "routes": [{"gw": "10.0.0.1"}]}},
+    {"cniVersion": "0.9.0", "ips": []},
 ])
 def test_result_rejects_malformed(bad):
     with pytest.raises(CNIError):

@@ -211,4 +211,4 @@ def test_gc_and_status_need_1_1(data_dir):
 
 def test_version_verb():
     r = cni("fixipam", "VERSION", b"")
-    assert r.ok and r.out["supportedVersions"] == ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
+    assert r.ok and r.out["supportedVersions"] == ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
