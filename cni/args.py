@@ -20,3 +20,24 @@ def parse_cni_args(raw: str | None) -> dict[str, str]:
             raise CNIError(INVALID_ENV, f"invalid CNI_ARGS pair {pair[:80]!r}", "expected KEY=VALUE")
         out[key] = value
     return out
+
+
+def ignore_unknown(args: dict[str, str]) -> bool:
+    """`IgnoreUnknown` as Go's types.UnmarshallableBool reads it: 1/true (any case) or 0/false."""
+    v = args.get("IgnoreUnknown")
+    if v is None:
+        return False
+    if v.lower() in ("1", "true"):
+        return True
+    if v.lower() in ("0", "false"):
+        return False
+    raise CNIError(INVALID_ENV, f"invalid CNI_ARGS IgnoreUnknown={v[:20]!r}", "expected 1, 0, true or false")
+
+
+def require_known(args: dict[str, str], known) -> None:
+    """Refuse keys a plugin does not know unless IgnoreUnknown is set, as Go's types.LoadArgs
+    (containernetworking/cni pkg/types/args.go): "ARGS: unknown args [...]"."""
+    unknown = sorted(k for k in args if k not in known and k != "IgnoreUnknown")
+    if unknown and not ignore_unknown(args):
+        raise CNIError(INVALID_ENV, f"ARGS: unknown args {unknown}",
+                       "add IgnoreUnknown=1 to CNI_ARGS to pass arguments this plugin does not use")

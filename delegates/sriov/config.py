@@ -17,6 +17,8 @@ INJECTED = {"cniVersion", "name", "type", "runtimeConfig", "args", "prevResult",
 OURS = {"master", "deviceID", "vf", "pfOnly", "vlan", "vlanQoS", "vlanProto", "mac",
         "min_tx_rate", "max_tx_rate", "spoofchk", "trust", "link_state", "mtu", "ipam",
         "sysfsRoot", "backend", "stateDir", "excludeVFs"}
+# the seed plugin's `kubernetes` (a bool it never used), and what stand-alone pod overrides read
+SEED_AND_POD = {"kubernetes", "kubeconfig", "podOverrides"}
 VF_ONLY = ("vf", "vlan", "vlanQoS", "vlanProto", "min_tx_rate", "max_tx_rate", "spoofchk",
            "trust", "link_state", "excludeVFs")
 
@@ -88,9 +90,15 @@ def _mac(v, key):
 
 
 def load(conf: dict) -> SriovConfig:
-    unknown = set(conf) - INJECTED - OURS
+    unknown = set(conf) - INJECTED - OURS - SEED_AND_POD
     if unknown:
         raise config_error(sorted(unknown)[0], "unknown key for the sriov plugin")
+    if not isinstance(conf.get("kubernetes", False), bool):
+        raise config_error("kubernetes", "must be a boolean")
+    if not isinstance(conf.get("kubeconfig", ""), str):
+        raise config_error("kubeconfig", "must be a path")
+    from .podoverrides import policy_of
+    policy_of(conf, conf.get("name", ""))   # its syntax, whether or not a pod asks
     rc = conf.get("runtimeConfig") if isinstance(conf.get("runtimeConfig"), dict) else {}
     master = conf.get("master")
     if master is not None and (not isinstance(master, str) or not 0 < len(master) <= 15 or "/" in master):

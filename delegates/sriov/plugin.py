@@ -18,7 +18,7 @@ from cni.request import Request
 from cni.result import IPConfig, Result
 from delegates import registry
 
-from . import config, damaged, garp, netdev, owner
+from . import callargs, config, damaged, garp, netdev, owner
 from .device import Device
 from .records import Records, netns_alive, same
 from .topology import TopologyError
@@ -42,7 +42,7 @@ class SRIOVPlugin(Plugin):
 
     # ---------------- ADD ----------------
     def add(self, req: Request) -> Result:
-        cfg = config.load(req.config)
+        cfg = config.load(callargs.apply(req.config, req.args))
         if not netdev.netns_exists(req.netns):
             raise CNIError(UNKNOWN_CONTAINER, f"failed to open netns {req.netns}", "it does not exist")
         dev = Device(cfg.sysfs_root, cfg.backend)
@@ -335,7 +335,7 @@ class SRIOVPlugin(Plugin):
                 _log.warning("IPAM DEL skipped: %s", e)
 
     def check(self, req: Request) -> None:
-        cfg = config.load(req.config)
+        cfg = config.load(callargs.apply(req.config, req.args))
         recs = Records(cfg.state_dir).find(req.container_id, req.ifname)
         if not recs or recs[0].get("state") != "ready":
             raise CNIError(DEVICE_NOT_FOUND, f"no attachment {req.ifname} for container {req.container_id[:12]}")
