@@ -1,24 +1,9 @@
 """The error raised for a pod annotation that cannot be honoured, and what every annotation
 parser shares (meta/annotations.py, meta/sriovannotations.py): the size limit it applies first
-and the quoting of untrusted text in its messages."""
+and the quoting of untrusted text in its messages. They live in cni/annotjson.py, shared with
+the stand-alone sriov plugin (delegates never import meta)."""
 from __future__ import annotations
 
-import json
+from cni.annotjson import MAX_ANNOTATION_BYTES, AnnotationError, _fail, _q
 
-MAX_ANNOTATION_BYTES = 64 * 1024
-
-
-class AnnotationError(ValueError):
-    """A pod annotation that cannot be honoured; the message names the annotation, the item and
-    the rule: `failed to parse <annotation>: <item>: <rule>`."""
-
-
-def _q(text: str, limit: int = 80) -> str:
-    """Quote untrusted text for a message: JSON-escaped (no control characters), truncated."""
-    if len(text) > limit:
-        text = text[:limit] + "..."
-    return json.dumps(text)
-
-
-def _fail(annot: str, where: str, rule: str) -> AnnotationError:
-    return AnnotationError(f"failed to parse {annot}: {where}: {rule}")
+__all__ = ["MAX_ANNOTATION_BYTES", "AnnotationError", "_fail", "_q"]

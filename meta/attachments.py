@@ -47,6 +47,8 @@ class Attachment:
             conf["runtimeConfig"] = dict(conf.get("runtimeConfig") or {}, **rc)
         if prev is not None:
             conf["prevResult"] = prev
+        if conf.get("type") == "sriov":   # the plan applied (or refused) the pod's SR-IOV overrides:
+            conf["podOverridesApplied"] = True   # the sriov plugin must not read them again
         return conf
 
 

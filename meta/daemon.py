@@ -383,8 +383,8 @@ class Daemon:
     def _start_publisher(self) -> None:
         """Node VF availability: to the Node object (API) or, Kubernetes-free, a status file."""
         c = self.cfg
-        if not c.pfs:
-            return
+        if not c.pfs and not (c.kubeconfig and c.node_name) and not c.status_file:
+            return   # nothing listed, nowhere to publish
         from .nodestatus import NodeStatusPublisher
         opts = {"window": c.coalesce_window, "period": c.reconcile_period, "min_interval": c.min_publish_interval}
         if c.kubeconfig and c.node_name:
@@ -395,6 +395,10 @@ class Daemon:
         else:
             _log.warning("VF availability not published: set kubeconfig + nodeName, or statusFile")
             return
+        from delegates.sriov import availability
+        for pf in availability.pfs_with_records():   # used before a restart, still allocated
+            self.publisher.add_pf(pf)
+        availability.on_pf_used(self.publisher.add_pf)   # the PFs the networks on this node use
         self.publisher.start()
         self.metrics.watch_publisher(self.publisher)
 
@@ -431,7 +435,7 @@ class Daemon:
     def _metrics(self) -> bytes:
         from delegates.sriov.availability import pf_count
         from delegates.sriov.records import Records
-        for pf in self.cfg.pfs:
+        for pf in (self.publisher.pfs if self.publisher is not None else self.cfg.pfs):
             state = pf.get("stateDir", "/var/lib/cni/netmeta/sriov")
             self.metrics.set_aside_counts(pf["master"], Records(state).report(pf["master"]))
             with contextlib.suppress(Exception):
@@ -459,6 +463,8 @@ def main(argv: list) -> int:
         kube = k8s.client(cfg.kubeconfig)
         kube.start_caches(cfg.node_name)
         k8s.use_node_client(kube)
+        from delegates.sriov import podannotations   # stand-alone sriov calls read pods through it
+        podannotations.register_lookup(kube.get_pod)
         from . import events, statuswriter
         pending = os.path.join(os.path.dirname(cfg.cni_dir.rstrip("/")), "status-pending")
         d.status_writer = statuswriter.StatusWriter(kube, state_dir=pending).start()

@@ -16,24 +16,11 @@ import json
 import math
 import re
 
-from .annoterrors import _q
+from cni.annotjson import _INT64_MAX, _json_kind, _loads, _no_constant, _Obj, _q  # noqa: F401 (re-exported)
+
 from .selection import JSONObject
 
-_INT64_MAX = 2**63 - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-class _Obj(list):
-    """A JSON object as its (key, value) pairs, in document order (json object_pairs_hook)."""
-
-
-def _no_constant(name: str):
-    raise ValueError(f"invalid JSON literal {name}")
-
-
-def _loads(text: str):
-    """json.loads as Go's decoder: objects kept as ordered pairs, NaN/Infinity refused."""
-    return json.loads(text, object_pairs_hook=_Obj, parse_constant=_no_constant)
 
 
 def _fold(key: str) -> str | None:
@@ -87,20 +74,6 @@ def _cni_value(v):
 def _fix_str(s: str) -> str:
     return _SURROGATE.sub("\ufffd", s) if _SURROGATE.search(s) else s
 
-
-
-def _json_kind(v) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, _Obj):
-        return "object"
-    return "array"
 
 
 def _short_json(v) -> str:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from .annoterrors import _q
+# _GO_SPACE: Go's unicode.IsSpace, which strings.TrimSpace uses (Python's str.strip also strips
+# \x1c-\x1f); shared with the stand-alone sriov plugin's annotation parser
+from cni.annotjson import _GO_SPACE, _q  # noqa: F401 (_GO_SPACE re-exported)
 
 IFNAMSIZ = 16  # the kernel's, including the NUL: names are at most 15 bytes
 
-# Go's unicode.IsSpace, which strings.TrimSpace uses (Python's str.strip also strips \x1c-\x1f).
-_GO_SPACE = ("\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
-             "\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _IFNAME_OK = re.compile(r"[!-~]+")  # printable ASCII without space

@@ -214,6 +214,20 @@ class NodeStatusPublisher:
             self._thread.start()
         return self
 
+    def add_pf(self, pf: dict) -> bool:
+        """Count `pf` ({master, sysfsRoot, backend, stateDir}) from now on, when it is new: a PF
+        learned from the networks the daemon runs (no hand-made list). True when it was added."""
+        master = pf.get("master")
+        if not isinstance(master, str) or not master:
+            return False
+        with self._cond:
+            if any(p["master"] == master for p in self.pfs):
+                return False
+            self.pfs = self.pfs + [dict(pf)]   # a new list: a count in progress keeps its own
+        _log.info("counting PF %s from now on (used by a network on this node)", master)
+        self.notify()
+        return True
+
     def notify(self) -> None:
         """VF usage may have changed: recount after the coalescing window. Never blocks on I/O."""
         with self._cond:

@@ -1,6 +1,7 @@
 """Free/total VFs per PF: what node availability (the `sriov/vfCount` annotation and the
 `sriov/freeVFAvailable` label) is computed from. A VF is free when it exists (index <
 sriov_numvfs), has no allocation record, and its netdev is in the host netns."""
+import contextlib
 from dataclasses import dataclass
 
 from .device import Device
@@ -36,3 +37,30 @@ def pf_count(pf: str, sysfs_root: str = "/sys", backend: str = "netlink",
     free = sum(1 for v in vfs if v.index not in taken and v.netdev)
     pods = sorted({r["podUID"] for r in records if isinstance(r.get("podUID"), str) and r["podUID"]})
     return PFCount(pf, len(vfs), free, len(taken & {v.index for v in vfs}), False, tuple(pods))
+
+
+# PFs this process has attached VFs of: the node daemon subscribes (`on_pf_used`), so it counts
+# the PFs its networks use (NADs, the cluster network, stand-alone calls) without a hand-made list
+_watchers: list = []
+
+
+def on_pf_used(fn) -> None:
+    _watchers.append(fn)
+
+
+def pf_used(master: str, sysfs_root: str, backend: str, state_dir: str) -> None:
+    entry = {"master": master, "sysfsRoot": sysfs_root, "backend": backend, "stateDir": state_dir}
+    for fn in list(_watchers):
+        with contextlib.suppress(Exception):   # availability must never fail an ADD
+            fn(entry)
+
+
+def pfs_with_records(state_dir: str = "/var/lib/cni/netmeta/sriov") -> list:
+    """The PFs that allocation records in `state_dir` name (one entry per PF), e.g. for a daemon
+    that restarts while VFs are attached: it keeps counting their PFs."""
+    seen: dict = {}
+    for rec in Records(state_dir).all():
+        if isinstance(rec.get("pf"), str) and rec["pf"] not in seen:
+            seen[rec["pf"]] = {"master": rec["pf"], "sysfsRoot": rec.get("sysfsRoot", "/sys"),
+                               "backend": rec.get("backend", "netlink"), "stateDir": rec.get("stateDir", state_dir)}
+    return list(seen.values())

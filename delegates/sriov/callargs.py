@@ -21,7 +21,7 @@ import re
 from cni.args import require_known
 from cni.errors import INVALID_ENV, CNIError
 
-from . import config
+from . import config, podannotations
 
 # what this plugin reads, plus the pod identity every runtime passes (kubelet, podman, Multus)
 KNOWN = {"IP", "VF", "VLAN", "MAC", "K8S_POD_NAMESPACE", "K8S_POD_NAME",
@@ -65,6 +65,13 @@ def _conflict(key: str, val, what: str, other) -> CNIError:
                     f"argument={key}: set it in one place only")
 
 
+def effective(conf: dict, args: dict) -> dict:
+    """What ADD / CHECK configure: the network config with the pod's annotations (within
+    podOverrides) and then the call's CNI_ARGS folded in (a copy), or a CNIError."""
+    require_known(args, KNOWN)
+    return apply(podannotations.apply(conf, args), args)
+
+
 def apply(conf: dict, args: dict) -> dict:
     """The network config with the call's CNI_ARGS folded in (a copy), or a CNIError."""
     require_known(args, KNOWN)
@@ -87,7 +94,8 @@ def apply(conf: dict, args: dict) -> dict:
         out["vf"] = extra["vf"]
     if "vlan" in extra:
         if conf.get("vlan") is not None and conf["vlan"] != extra["vlan"]:
-            raise _conflict("VLAN", extra["vlan"], "the config's vlan", conf["vlan"])
+            raise _conflict("VLAN", extra["vlan"], "the vlan of the config (or the pod's networks-sriov-vlan)",
+                            conf["vlan"])
         out["vlan"] = extra["vlan"]
     if "mac" in extra:
         for what, other in (("runtimeConfig.mac", rc.get("mac")), ("the config's mac", conf.get("mac"))):

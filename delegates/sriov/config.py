@@ -18,7 +18,7 @@ OURS = {"master", "deviceID", "vf", "pfOnly", "vlan", "vlanQoS", "vlanProto", "m
         "min_tx_rate", "max_tx_rate", "spoofchk", "trust", "link_state", "mtu", "ipam",
         "sysfsRoot", "backend", "stateDir", "excludeVFs"}
 # the seed plugin's `kubernetes` (a bool it never used), and what stand-alone pod overrides read
-SEED_AND_POD = {"kubernetes", "kubeconfig", "podOverrides"}
+SEED_AND_POD = {"kubernetes", "kubeconfig", "podOverrides", "podOverridesApplied"}
 VF_ONLY = ("vf", "vlan", "vlanQoS", "vlanProto", "min_tx_rate", "max_tx_rate", "spoofchk",
            "trust", "link_state", "excludeVFs")
 

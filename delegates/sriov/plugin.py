@@ -18,7 +18,7 @@ from cni.request import Request
 from cni.result import IPConfig, Result
 from delegates import registry
 
-from . import callargs, config, damaged, garp, netdev, owner
+from . import availability, callargs, config, damaged, garp, netdev, owner
 from .device import Device
 from .records import Records, netns_alive, same
 from .topology import TopologyError
@@ -42,7 +42,7 @@ class SRIOVPlugin(Plugin):
 
     # ---------------- ADD ----------------
     def add(self, req: Request) -> Result:
-        cfg = config.load(callargs.apply(req.config, req.args))
+        cfg = config.load(callargs.effective(req.config, req.args))
         if not netdev.netns_exists(req.netns):
             raise CNIError(UNKNOWN_CONTAINER, f"failed to open netns {req.netns}", "it does not exist")
         dev = Device(cfg.sysfs_root, cfg.backend)
@@ -63,6 +63,7 @@ class SRIOVPlugin(Plugin):
                 raise
         _log.info("attached %s %s to %s as %s", pf, "PF" if vf is None else f"VF {vf}",
                   req.netns, req.ifname)
+        availability.pf_used(pf, cfg.sysfs_root, cfg.backend, cfg.state_dir)
         return result
 
     def _select(self, cfg, dev: Device, recs: Records, req) -> tuple:
@@ -335,7 +336,7 @@ class SRIOVPlugin(Plugin):
                 _log.warning("IPAM DEL skipped: %s", e)
 
     def check(self, req: Request) -> None:
-        cfg = config.load(callargs.apply(req.config, req.args))
+        cfg = config.load(callargs.effective(req.config, req.args))
         recs = Records(cfg.state_dir).find(req.container_id, req.ifname)
         if not recs or recs[0].get("state") != "ready":
             raise CNIError(DEVICE_NOT_FOUND, f"no attachment {req.ifname} for container {req.container_id[:12]}")

@@ -83,3 +83,27 @@ def test_kernel_refusal_is_a_clear_cni_error_and_changes_nothing(node, guest_nsi
     finally:
         numvfs.write_text("0")
         numvfs.write_text(str(guest_nsim.numvfs))
+
+
+def test_seed_cni_args_on_netdevsim(node, guest_nsim, tmp_path):
+    """The seed's extra arguments (CNI_ARGS VF=, VLAN=, MAC=) with its config form (no
+    cniVersion: CNI 0.1.0) reach the real kernel's VF table, and DEL resets it."""
+    pf = guest_nsim.pf
+    before = vfinfo(pf)
+    conf = dict(node, name="mynet", type="sriov",
+                ipam={"type": "fixipam", "subnet": "10.55.206.0/26", "routes": [{"dst": "0.0.0.0/0"}],
+                      "gateway": "10.55.206.1", "dataDir": str(tmp_path / "ipam")})
+    args = "IgnoreUnknown=1;IP=10.55.206.46;VF=1;VLAN=42;MAC=66:d8:02:77:aa:aa"
+    r = cni("sriov", "ADD", conf, netns=f"/var/run/netns/{NS}", ifname="eth0", args=args, container_id="seed1",
+            timeout=300)
+    assert r.ok, r.stdout + r.stderr.encode()
+    assert r.out["cniVersion"] == "0.1.0" and r.out["ip4"]["ip"] == "10.55.206.46/26"
+    vf = vfinfo(pf)
+    print("kernel VF 1 after the seed's ADD:", json.dumps(vf[1]))
+    vlan = vf[1]["vlan_list"][0]["vlan"] if "vlan_list" in vf[1] else vf[1]["vlan"]
+    assert vf[1]["address"] == "66:d8:02:77:aa:aa" and vlan == 42
+    assert vf[0] == before[0]            # VF 1, the one asked for, not the first free one
+    d = cni("sriov", "DEL", conf, netns=f"/var/run/netns/{NS}", ifname="eth0", args=args, container_id="seed1",
+            timeout=300)
+    assert d.ok, d.stdout + d.stderr.encode()
+    assert vfinfo(pf) == before

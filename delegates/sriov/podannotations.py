@@ -1,0 +1,186 @@
+"""The seed's pod annotations `networks-sriov-vlan` / `networks-sriov-txrate`: their syntax
+(shared with the meta plugin: meta/sriovannotations.py re-exports it) and, for a stand-alone
+`sriov` (under upstream Multus, or as the only plugin), reading them for the pod being
+attached and applying them under the network's own `podOverrides` policy (podoverrides.py).
+
+Where the pod's annotations come from, first that answers:
+  1. runtimeConfig "io.kubernetes.cri.pod-annotations" (containerd passes them with that capability);
+  2. the node daemon's kube client and watch cache, when the daemon runs this call
+     (`register_lookup`, done by `netmeta daemon`);
+  3. a `kubeconfig` key in the sriov config (one GET of the pod, with the `kubernetes` package).
+The pod is known from CNI_ARGS K8S_POD_NAMESPACE / K8S_POD_NAME (K8S_POD_UID, when given, must
+match). Without any of these the annotations cannot be seen and nothing is applied.
+
+When the meta plugin planned the attachment it has already applied them (and removed
+`podOverrides`); it marks the config with `podOverridesApplied`, so they are not applied twice.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from types import SimpleNamespace
+
+from cni import log
+from cni.annotjson import (_GO_SPACE, _INT64_MAX, MAX_ANNOTATION_BYTES, AnnotationError, _fail, _json_kind,
+                           _loads, _Obj, _q)
+from cni.errors import API_FAILED, INVALID_CONFIG, CNIError
+
+from . import podoverrides
+
+_log = log.get("sriov")
+APPLIED = "podOverridesApplied"
+CRI_ANNOTATIONS = "io.kubernetes.cri.pod-annotations"
+_lookup = None   # (namespace, name, uid) -> pod dict
+
+
+SRIOV_VLAN_ANNOTATION = "networks-sriov-vlan"
+SRIOV_TXRATE_ANNOTATION = "networks-sriov-txrate"
+
+
+def _known_names(network_names: Iterable) -> set[str]:
+    known: set[str] = set()
+    for n in network_names:
+        if not isinstance(n, str):   # a Selection (meta/selection.py): its name and ns/name
+            known.update((n.name, n.key))
+        else:
+            known.add(n)
+            if "/" in n:
+                known.add(n.split("/", 1)[1])
+    return known
+
+
+def parse_override(value: str, network_names: Iterable,
+                   key: str = f"{SRIOV_VLAN_ANNOTATION} / {SRIOV_TXRATE_ANNOTATION}",
+                   other_networks_ok: bool = False) -> dict[str, int]:
+    """Parse a per-pod SR-IOV override annotation (`networks-sriov-vlan`,
+    `networks-sriov-txrate`; pass the annotation name as `key`, it is used in messages).
+
+    Either a plain non-negative decimal integer, which applies to every SR-IOV attachment of the
+    pod and is returned as {"*": n}, or a JSON object mapping a network (`name` or
+    `namespace/name`, one of `network_names`: strings in either form, or Selections) to a
+    non-negative integer. Syntax only: policy limits are applied by the caller. Use
+    `override_for` to find the value for one attachment. The meta plugin knows every network of
+    the pod and refuses other names; a stand-alone sriov plugin knows only its own
+    (`other_networks_ok`: entries for other networks are syntax-checked and skipped)."""
+    if value is None or not isinstance(value, str):
+        raise _fail(key, "annotation", "must be a string")
+    if len(value) > MAX_ANNOTATION_BYTES:
+        raise _fail(key, "annotation", f"larger than {MAX_ANNOTATION_BYTES} bytes")
+    text = value.strip(_GO_SPACE)
+    where = _q(text)
+    if not text:
+        raise _fail(key, where, "empty value (a non-negative integer or a JSON object)")
+    if text[0] != "{":
+        if text.isascii() and text.isdigit():
+            if len(text) > 1 and text[0] == "0":
+                raise _fail(key, where, "leading zeros are not allowed")
+            if len(text) > 19 or int(text) > _INT64_MAX:
+                raise _fail(key, where, "integer out of range")
+            return {"*": int(text)}
+        if text[0] == "-" and text[1:].isascii() and text[1:].isdigit():
+            raise _fail(key, where, "must not be negative")
+        raise _fail(key, where, "must be a non-negative integer (for every SR-IOV network) or a "
+                    'JSON object such as {"my-net": 100}')
+    try:
+        doc = _loads(text)
+    except RecursionError:
+        raise _fail(key, "annotation", "invalid JSON: nested too deeply") from None
+    except ValueError as e:
+        raise _fail(key, "annotation", f"invalid JSON: {e}") from None
+    if not isinstance(doc, _Obj):
+        raise _fail(key, where, f"must be a JSON object, not JSON {_json_kind(doc)}")
+    known = _known_names(network_names)
+    out: dict[str, int] = {}
+    for name, v in doc:
+        w = _q(name)
+        if name in out:
+            raise _fail(key, w, "network given twice")
+        if name not in known and not other_networks_ok:
+            shown = ", ".join(sorted(known)) or "none"
+            raise _fail(key, w, f"not one of this pod's networks ({_q(shown, 200)})")
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise _fail(key, w, f"value must be a non-negative integer, not JSON {_json_kind(v)}"
+                        + (f" {v!r}" if isinstance(v, float) else ""))
+        if v < 0:
+            raise _fail(key, w, f"value must not be negative ({v})")
+        if v > _INT64_MAX:
+            raise _fail(key, w, "value out of range")
+        out[name] = v
+    return out
+
+
+def override_for(overrides: Mapping[str, int], selection) -> int | None:
+    """The override that applies to one attachment: `namespace/name`, else `name`, else `*`."""
+    for k in (selection.key, selection.name, "*"):
+        if k in overrides:
+            return overrides[k]
+    return None
+
+
+def register_lookup(fn) -> None:
+    """The daemon's cached pod getter, (namespace, name, uid) -> pod dict (raises CNIError)."""
+    global _lookup
+    _lookup = fn
+
+
+def _get_pod(kubeconfig: str, ns: str, name: str) -> dict:
+    try:
+        from kubernetes import client, config
+        api = config.new_client_from_config(config_file=kubeconfig)
+        with api:
+            resp = client.CoreV1Api(api).read_namespaced_pod(name, ns, _request_timeout=10, _preload_content=False)
+            return json.loads(resp.data)
+    except Exception as e:   # unreachable, 401/403/404, a bad kubeconfig: the policy cannot be checked
+        raise CNIError(API_FAILED, f"failed to get pod {ns}/{name} for its {SRIOV_VLAN_ANNOTATION} / "
+                       f"{SRIOV_TXRATE_ANNOTATION} annotations", f"{type(e).__name__}: {str(e)[:300]}") from None
+
+
+def pod_annotations(conf: dict, args: dict) -> dict | None:
+    """The pod's annotations, or None when the pod or a way to see it is unknown."""
+    ns, name = args.get("K8S_POD_NAMESPACE"), args.get("K8S_POD_NAME")
+    if not ns or not name:
+        return None
+    rc = conf.get("runtimeConfig")
+    if isinstance(rc, dict) and isinstance(rc.get(CRI_ANNOTATIONS), dict):
+        return rc[CRI_ANNOTATIONS]
+    uid = args.get("K8S_POD_UID") or None
+    if _lookup is not None:
+        pod = _lookup(ns, name, uid)
+    elif isinstance(conf.get("kubeconfig"), str) and conf["kubeconfig"]:
+        pod = _get_pod(conf["kubeconfig"], ns, name)
+    else:
+        _log.debug("pod %s/%s: no API access (no daemon, no kubeconfig): its %s / %s annotations are not read",
+                   ns, name, SRIOV_VLAN_ANNOTATION, SRIOV_TXRATE_ANNOTATION)
+        return None
+    meta = pod.get("metadata") or {}
+    if uid and meta.get("uid") != uid:
+        raise CNIError(API_FAILED, f"pod {ns}/{name} has UID {meta.get('uid')}, expected {uid}",
+                       "the pod was deleted and re-created")
+    return meta.get("annotations") or {}
+
+
+def apply(conf: dict, args: dict) -> dict:
+    """The config with this pod's overrides applied under its podOverrides (a copy), or a
+    CNIError naming the setting that would allow them."""
+    if conf.get(APPLIED) is True:   # the meta plugin did it
+        return conf
+    annots = pod_annotations(conf, args)
+    if not annots:
+        return conf
+    network = str(conf.get("name", ""))
+    sel = SimpleNamespace(name=network, key=f"{args.get('K8S_POD_NAMESPACE')}/{network}")
+    found = []
+    for key in (SRIOV_VLAN_ANNOTATION, SRIOV_TXRATE_ANNOTATION):
+        raw = annots.get(key)
+        if raw in (None, ""):
+            found.append(None)
+            continue
+        try:
+            found.append(override_for(parse_override(raw, [network, sel.key], key, other_networks_ok=True), sel))
+        except AnnotationError as e:
+            raise CNIError(INVALID_CONFIG, str(e)) from None
+    vlan, rate = found
+    if vlan is None and rate is None:
+        return conf
+    _log.info("pod %s applies %s", sel.key, {k: v for k, v in (("vlan", vlan), ("max_tx_rate", rate)) if v is not None})
+    return podoverrides.apply(conf, network, vlan, rate)
