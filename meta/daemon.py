@@ -396,7 +396,13 @@ class Daemon:
             _log.warning("VF availability not published: set kubeconfig + nodeName, or statusFile")
             return
         from delegates.sriov import availability
-        for pf in availability.pfs_with_records():   # used before a restart, still allocated
+        found = availability.pfs_with_records()   # used before a restart, still allocated
+        if c.discover_pfs is not None:
+            dp = c.discover_pfs
+            found += availability.discover_pfs(dp.get("sysfsRoot", "/sys"), dp.get("include") or ["*"],
+                                               dp.get("exclude") or [], dp.get("backend", "netlink"),
+                                               dp.get("stateDir", "/var/lib/cni/netmeta/sriov"))
+        for pf in found:
             self.publisher.add_pf(pf)
         availability.on_pf_used(self.publisher.add_pf)   # the PFs the networks on this node use
         self.publisher.start()

@@ -6,6 +6,9 @@
   cniDir: /var/lib/cni/netmeta/cache      # the meta plugin's DEL caches (start-up reconcile)
   pfs:                                    # managed PFs, counted for node VF availability
     - {master: ens1f0, sysfsRoot: /sys, backend: netlink, stateDir: /var/lib/cni/netmeta/sriov}
+                                          # (optional: the PFs sriov calls use are counted too)
+  discoverPFs:                            # optional: also count every SR-IOV PF found in sysfs
+    {sysfsRoot: /sys, include: ["ens*"], exclude: ["ens9*"], backend: netlink, stateDir: ...}
   maxConcurrency: 16                      # requests served at once; more wait their turn
   requestTimeout: 90                      # seconds; then the shim gets code 11 (try again); the
                                           # shim's own deadline (90 s, cni/shim.py) applies too
@@ -50,11 +53,12 @@ class DaemonConfig:
     status_file: str | None = None
     host_root: str | None = None
     fixipam_gc_period: float = 60.0
+    discover_pfs: dict | None = None
 
 
 KEYS = {"socketPath", "kubeconfig", "nodeName", "cniDir", "pfs", "maxConcurrency", "requestTimeout", "maxWait",
         "httpAddr", "reconcilePeriod", "coalesceWindow", "minPublishInterval", "statusFile", "hostRoot",
-        "chrootDir", "fixipamGcPeriod"}
+        "chrootDir", "fixipamGcPeriod", "discoverPFs"}
 
 
 def _num(d, key, lo, hi, default):
@@ -88,6 +92,18 @@ def load(path: str | None, overrides: dict | None = None) -> DaemonConfig:
         if d.get("hostRoot", d["chrootDir"]) != d["chrootDir"]:
             raise config_error("chrootDir", "is an alias of hostRoot: set one of them")
         d["hostRoot"] = d.pop("chrootDir")
+    disc = d.get("discoverPFs")
+    if disc is not None:
+        if not isinstance(disc, dict) or set(disc) - {"sysfsRoot", "include", "exclude", "backend", "stateDir"}:
+            raise config_error("discoverPFs", "a mapping of sysfsRoot, include, exclude, backend, stateDir")
+        for k in ("include", "exclude"):
+            if not isinstance(disc.get(k, []), list) or not all(isinstance(p, str) for p in disc.get(k, [])):
+                raise config_error(f"discoverPFs.{k}", "must be a list of name globs")
+        if disc.get("backend", "netlink") not in ("netlink", "sim"):
+            raise config_error("discoverPFs.backend", "must be netlink or sim")
+        for k in ("sysfsRoot", "stateDir"):
+            if k in disc and (not isinstance(disc[k], str) or not disc[k].startswith("/")):
+                raise config_error(f"discoverPFs.{k}", "must be an absolute path")
     for key in ("socketPath", "kubeconfig", "cniDir", "statusFile", "hostRoot"):
         v = d.get(key)
         if v is not None and (not isinstance(v, str) or not v.startswith("/")):
@@ -102,4 +118,5 @@ def load(path: str | None, overrides: dict | None = None) -> DaemonConfig:
         reconcile_period=float(_num(d, "reconcilePeriod", 0.1, 86400, 30)),
         coalesce_window=float(_num(d, "coalesceWindow", 0, 60, 0.2)),
         min_publish_interval=float(_num(d, "minPublishInterval", 0, 300, 2.0)), status_file=d.get("statusFile"),
-        host_root=d.get("hostRoot"), fixipam_gc_period=float(_num(d, "fixipamGcPeriod", 0.1, 86400, 60)))
+        host_root=d.get("hostRoot"), fixipam_gc_period=float(_num(d, "fixipamGcPeriod", 0.1, 86400, 60)),
+        discover_pfs=dict(disc) if disc is not None else None)

@@ -49,3 +49,68 @@ def test_vfcount_follows_standalone_seed_calls_without_a_pf_list(tmp_path, nic, 
     finally:
         d.stop()
         api.stop()
+
+
+def _status(path):
+    try:
+        with open(path) as f:
+            st = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return st["annotations"].get("sriov/vfCount"), json.loads(st["annotations"].get("sriov/vfDetail", "{}"))
+
+
+def _poll(fn, timeout=30.0):
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.1)
+    return fn()
+
+
+def test_discovered_pfs_and_a_vanished_pf_is_reported(tmp_path, nic):
+    """discoverPFs: every PF under the sysfs root with sriov_totalvfs > 0 whose name matches;
+    a PF that vanishes later stays listed with the reason, not silently 0 of 0."""
+    from tests import simnic
+    status = str(tmp_path / "status.json")
+    disc = {"sysfsRoot": nic["sysfsRoot"], "backend": "sim", "stateDir": nic["stateDir"]}
+    excluded = DaemonProc(tmp_path / "x", statusFile=status, reconcilePeriod=0.5,
+                          discoverPFs=dict(disc, include=["*"], exclude=[nic["master"]]))
+    os.makedirs(excluded.dir, exist_ok=True)
+    excluded.start()
+    try:
+        assert _poll(lambda: (_status(status) or (None,))[0] == "0")
+        assert _status(status)[1] == {}
+    finally:
+        excluded.stop()
+    os.remove(status)
+    d = DaemonProc(tmp_path / "d", statusFile=status, reconcilePeriod=0.5,
+                   discoverPFs=dict(disc, include=[nic["master"][:3] + "*"]))
+    os.makedirs(d.dir, exist_ok=True)
+    d.start()
+    try:
+        assert _poll(lambda: (_status(status) or (None,))[0] == "8")
+        assert _status(status)[1][nic["master"]]["total"] == 8
+        simnic.destroy(nic)   # the PF vanishes
+        assert _poll(lambda: "error" in (_status(status) or (None, {}))[1].get(nic["master"], {}))
+        count, detail = _status(status)
+        assert count == "0" and detail[nic["master"]]["error"]
+    finally:
+        d.stop()
+
+
+def test_discover_pfs_config_is_validated():
+    import pytest
+
+    from cni.errors import CNIError
+    from meta import daemonconfig
+    ok = daemonconfig.load(None, {"discoverPFs": {"sysfsRoot": "/sys", "include": ["ens*"]}})
+    assert ok.discover_pfs == {"sysfsRoot": "/sys", "include": ["ens*"]}
+    for bad, field in (({"include": "ens*"}, "discoverPFs.include"), ({"sysfsRoot": "sys"}, "discoverPFs.sysfsRoot"),
+                       ({"backend": "x"}, "discoverPFs.backend"), ({"pfs": 1}, "discoverPFs"), ([], "discoverPFs")):
+        with pytest.raises(CNIError) as e:
+            daemonconfig.load(None, {"discoverPFs": bad})
+        assert e.value.code == 7 and field in e.value.msg

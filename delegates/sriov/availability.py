@@ -64,3 +64,29 @@ def pfs_with_records(state_dir: str = "/var/lib/cni/netmeta/sriov") -> list:
             seen[rec["pf"]] = {"master": rec["pf"], "sysfsRoot": rec.get("sysfsRoot", "/sys"),
                                "backend": rec.get("backend", "netlink"), "stateDir": rec.get("stateDir", state_dir)}
     return list(seen.values())
+
+
+def discover_pfs(sysfs_root: str = "/sys", include=("*",), exclude=(), backend: str = "netlink",
+                 state_dir: str = "/var/lib/cni/netmeta/sriov") -> list:
+    """The SR-IOV PFs under `sysfs_root` (class/net/<name>/device/sriov_totalvfs > 0) whose name
+    matches an `include` glob and no `exclude` glob, as PF entries for the publisher."""
+    import fnmatch
+    import os
+
+    from .topology import Topology
+    topo = Topology(sysfs_root)
+    try:
+        names = sorted(os.listdir(os.path.join(sysfs_root, "class", "net")))
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        if not any(fnmatch.fnmatchcase(name, p) for p in include) or any(fnmatch.fnmatchcase(name, p) for p in exclude):
+            continue
+        try:
+            if topo.totalvfs(name) <= 0:
+                continue
+        except Exception:   # not a PF (a VF, a veth, no device dir): not ours to count
+            continue
+        out.append({"master": name, "sysfsRoot": sysfs_root, "backend": backend, "stateDir": state_dir})
+    return out
