@@ -387,18 +387,25 @@ class Daemon:
             return   # nothing listed, nowhere to publish
         from .nodestatus import NodeStatusPublisher
         opts = {"window": c.coalesce_window, "period": c.reconcile_period, "min_interval": c.min_publish_interval}
+        kube = None
         if c.kubeconfig and c.node_name:
             from . import k8s
-            self.publisher = NodeStatusPublisher(c.node_name, list(c.pfs), kube=k8s.client(c.kubeconfig), **opts)
+            kube = k8s.client(c.kubeconfig)
+        pfs, discover = list(c.pfs), c.discover_pfs
+        if c.node_settings:
+            from . import nodesettings
+            pfs, discover = nodesettings.apply(c.node_settings, c.node_name, self._node_labels(kube), pfs, discover)
+        if kube is not None:
+            self.publisher = NodeStatusPublisher(c.node_name, pfs, kube=kube, **opts)
         elif c.status_file:
-            self.publisher = NodeStatusPublisher(c.node_name or "local", list(c.pfs), status_file=c.status_file, **opts)
+            self.publisher = NodeStatusPublisher(c.node_name or "local", pfs, status_file=c.status_file, **opts)
         else:
             _log.warning("VF availability not published: set kubeconfig + nodeName, or statusFile")
             return
         from delegates.sriov import availability
         found = availability.pfs_with_records()   # used before a restart, still allocated
-        if c.discover_pfs is not None:
-            dp = c.discover_pfs
+        if discover is not None:
+            dp = discover
             found += availability.discover_pfs(dp.get("sysfsRoot", "/sys"), dp.get("include") or ["*"],
                                                dp.get("exclude") or [], dp.get("backend", "netlink"),
                                                dp.get("stateDir", "/var/lib/cni/netmeta/sriov"))
@@ -427,6 +434,15 @@ class Daemon:
             s.close()
         self._canary = (time.monotonic(), ok, why)
         return ok, why
+
+    def _node_labels(self, kube) -> dict:
+        if kube is None:
+            return {}
+        try:
+            return (kube.get_node(self.cfg.node_name).get("metadata") or {}).get("labels") or {}
+        except CNIError as e:   # node settings by label need them; by name still work
+            _log.error("cannot read the labels of node %s: %s", self.cfg.node_name, e)
+            return {}
 
     def _health(self):
         ok, why = self.canary()
@@ -485,6 +501,10 @@ def main(argv: list) -> int:
         fixipam_api = cluster.provide(kube.http, cfg.node_name, kube._count, kube._count_error)
         if fixipam_api is not None:
             clustergc.ClusterGC(fixipam_api, cfg.fixipam_gc_period).start()
-    d.start()
+    try:
+        d.start()
+    except CNIError as e:   # e.g. a broken nodeSettings file: say so and exit, do not serve half-configured
+        print(f"netmeta daemon: {e}", flush=True, file=__import__("sys").stderr)
+        return 2
     d.serve_forever()
     return 0

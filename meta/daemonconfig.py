@@ -7,6 +7,8 @@
   pfs:                                    # managed PFs, counted for node VF availability
     - {master: ens1f0, sysfsRoot: /sys, backend: netlink, stateDir: /var/lib/cni/netmeta/sriov}
                                           # (optional: the PFs sriov calls use are counted too)
+  nodeSettings: /etc/netmeta/nodes/settings.yaml   # optional: per-node pfs/discoverPFs (see
+                                          # meta/nodesettings.py; one ConfigMap for the cluster)
   discoverPFs:                            # optional: also count every SR-IOV PF found in sysfs
     {sysfsRoot: /sys, include: ["ens*"], exclude: ["ens9*"], backend: netlink, stateDir: ...}
   maxConcurrency: 16                      # requests served at once; more wait their turn
@@ -54,11 +56,12 @@ class DaemonConfig:
     host_root: str | None = None
     fixipam_gc_period: float = 60.0
     discover_pfs: dict | None = None
+    node_settings: str | None = None
 
 
 KEYS = {"socketPath", "kubeconfig", "nodeName", "cniDir", "pfs", "maxConcurrency", "requestTimeout", "maxWait",
         "httpAddr", "reconcilePeriod", "coalesceWindow", "minPublishInterval", "statusFile", "hostRoot",
-        "chrootDir", "fixipamGcPeriod", "discoverPFs"}
+        "chrootDir", "fixipamGcPeriod", "discoverPFs", "nodeSettings"}
 
 
 def _num(d, key, lo, hi, default):
@@ -104,7 +107,7 @@ def load(path: str | None, overrides: dict | None = None) -> DaemonConfig:
         for k in ("sysfsRoot", "stateDir"):
             if k in disc and (not isinstance(disc[k], str) or not disc[k].startswith("/")):
                 raise config_error(f"discoverPFs.{k}", "must be an absolute path")
-    for key in ("socketPath", "kubeconfig", "cniDir", "statusFile", "hostRoot"):
+    for key in ("socketPath", "kubeconfig", "cniDir", "statusFile", "hostRoot", "nodeSettings"):
         v = d.get(key)
         if v is not None and (not isinstance(v, str) or not v.startswith("/")):
             raise config_error(key, "must be an absolute path")
@@ -119,4 +122,4 @@ def load(path: str | None, overrides: dict | None = None) -> DaemonConfig:
         coalesce_window=float(_num(d, "coalesceWindow", 0, 60, 0.2)),
         min_publish_interval=float(_num(d, "minPublishInterval", 0, 300, 2.0)), status_file=d.get("statusFile"),
         host_root=d.get("hostRoot"), fixipam_gc_period=float(_num(d, "fixipamGcPeriod", 0.1, 86400, 60)),
-        discover_pfs=dict(disc) if disc is not None else None)
+        discover_pfs=dict(disc) if disc is not None else None, node_settings=d.get("nodeSettings"))

@@ -114,3 +114,70 @@ def test_discover_pfs_config_is_validated():
         with pytest.raises(CNIError) as e:
             daemonconfig.load(None, {"discoverPFs": bad})
         assert e.value.code == 7 and field in e.value.msg
+
+
+def _settings(tmp_path, doc) -> str:
+    import yaml
+    p = tmp_path / "settings.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    return str(p)
+
+
+def test_node_settings_sections_by_name_then_label(tmp_path):
+    import pytest
+
+    from cni.errors import CNIError
+    from meta import nodesettings
+    doc = {"nodes": {"w7": {"pfs": [{"master": "ens1f0"}]}},
+           "labels": {"nic=cx6": {"discoverPFs": {"include": ["ens2f*"]}}, "nic=e810": {"pfs": [{"master": "x"}]}}}
+    path = _settings(tmp_path, doc)
+    assert nodesettings.section(nodesettings.load(path), "w7", {"nic": "cx6"}) == ("nodes.w7", doc["nodes"]["w7"])
+    assert nodesettings.section(nodesettings.load(path), "w8", {"nic": "cx6"})[0] == "labels.nic=cx6"
+    assert nodesettings.section(nodesettings.load(path), "w8", {"nic": "other"}) == ("", {})
+    pfs, disc = nodesettings.apply(path, "w7", {}, [{"master": "a"}], {"include": ["*"]})
+    assert pfs == [{"master": "a"}, {"master": "ens1f0"}] and disc == {"include": ["*"]}
+    for bad in ({"nodes": {"w": {"vlan": 1}}}, {"labels": {"nolabel": {}}}, {"nodes": {"w": {"pfs": [{}]}}},
+                {"other": {}}):
+        with pytest.raises(CNIError) as e:
+            nodesettings.load(_settings(tmp_path, bad))
+        assert e.value.code == 7, e.value.msg
+    with pytest.raises(CNIError):
+        nodesettings.load(str(tmp_path / "missing.yaml"))
+
+
+def test_node_settings_by_label_from_the_api(tmp_path, nic):
+    """One settings file for the cluster: this node's label picks its section (its PF)."""
+    api = KubeAPIServer(objects=[objects.node("node1", labels={"netmeta.io/nic": "sim"})]).start()
+    pf = {k: nic[k] for k in ("master", "sysfsRoot", "backend", "stateDir")}
+    path = _settings(tmp_path, {"nodes": {"node2": {"pfs": [dict(pf, master="nope")]}},
+                                "labels": {"netmeta.io/nic=sim": {"pfs": [pf]}}})
+    d = DaemonProc(tmp_path / "d", kubeconfig=api.kubeconfig(str(tmp_path / "kc")), nodeName="node1",
+                   nodeSettings=path)
+    try:
+        os.makedirs(d.dir, exist_ok=True)
+        d.start()
+        api.wait_for(lambda: (api.get("nodes", "node1")["metadata"].get("annotations") or {})
+                     .get("sriov/vfCount") == "8", timeout=20)
+        assert "using section labels.netmeta.io/nic=sim" in d.log()
+    finally:
+        d.stop()
+        api.stop()
+
+
+def test_node_settings_by_name_without_kubernetes(tmp_path, nic):
+    status = str(tmp_path / "status.json")
+    disc = {"sysfsRoot": nic["sysfsRoot"], "backend": "sim", "stateDir": nic["stateDir"], "include": [nic["master"]]}
+    path = _settings(tmp_path, {"nodes": {"node7": {"discoverPFs": disc}}})
+    d = DaemonProc(tmp_path / "d", statusFile=status, nodeName="node7", nodeSettings=path)
+    try:
+        os.makedirs(d.dir, exist_ok=True)
+        d.start()
+        assert _poll(lambda: (_status(status) or (None,))[0] == "8")
+    finally:
+        d.stop()
+    bad = DaemonProc(tmp_path / "b", statusFile=status, nodeName="node7", nodeSettings=str(tmp_path / "none.yaml"))
+    os.makedirs(bad.dir, exist_ok=True)
+    import pytest
+    with pytest.raises(RuntimeError) as e:   # refuses to start half-configured, and says why
+        bad.start()
+    assert "nodeSettings" in str(e.value)
