@@ -412,6 +412,9 @@ class Daemon:
         for pf in found:
             self.publisher.add_pf(pf)
         availability.on_pf_used(self.publisher.add_pf)   # the PFs the networks on this node use
+        if kube is not None and kube.nad_cache is not None:   # and those the cluster's NADs name
+            from .nodestatus import pfs_of_nads
+            self.publisher.pf_sources.append(lambda: pfs_of_nads(kube.nad_cache.values()))
         self.publisher.start()
         self.metrics.watch_publisher(self.publisher)
 

@@ -41,6 +41,11 @@ class Informer:
         with self._lock:
             return self.items.get((namespace, name))
 
+    def values(self) -> list:
+        """A snapshot of the cached objects."""
+        with self._lock:
+            return list(self.items.values())
+
     def changed(self, key, old, new, obj) -> None:
         """Called with the informer's lock held after each change; must not call back into it."""
 

@@ -73,6 +73,26 @@ def count_pfs(pfs: list[dict]) -> tuple[int, dict]:
     return free, detail
 
 
+def pfs_of_nads(nads) -> list:
+    """The PFs (`master` of an sriov config or conflist plugin) the NetworkAttachmentDefinitions
+    name AND this node has (NADs are cluster-wide; a PF of another node is not ours to report),
+    as PF entries ({master, sysfsRoot, backend, stateDir}); unreadable configs skipped."""
+    from delegates.sriov.topology import Topology
+    out: dict = {}
+    for nad in nads:
+        try:
+            conf = json.loads((nad.get("spec") or {}).get("config") or "{}")
+        except (TypeError, ValueError, AttributeError):
+            continue
+        plugins = conf.get("plugins") if isinstance(conf, dict) and isinstance(conf.get("plugins"), list) else [conf]
+        for p in plugins:
+            if isinstance(p, dict) and p.get("type") == "sriov" and isinstance(p.get("master"), str) and p["master"]:
+                out.setdefault(p["master"], {"master": p["master"], "sysfsRoot": p.get("sysfsRoot", "/sys"),
+                                             "backend": p.get("backend", "netlink"),
+                                             "stateDir": p.get("stateDir", DEFAULT_STATE_DIR)})
+    return [pf for pf in out.values() if Topology(pf["sysfsRoot"]).pf_exists(pf["master"])]
+
+
 def desired_state(free: int, detail: dict) -> dict:
     """What the node should hold, in the status file's form (absent label = removed)."""
     return {"annotations": {COUNT_ANNOTATION: str(free), DETAIL_ANNOTATION: _dumps(detail)},
@@ -172,6 +192,7 @@ class NodeStatusPublisher:
             raise ValueError("NodeStatusPublisher: window >= 0, period > 0, 0 < backoff <= backoff_max")
         self.node = node_name
         self.pfs = [dict(p) for p in pfs]
+        self.pf_sources: list = []   # callables -> PF entries to count too (see add_pf)
         self.sink = KubeSink(kube, node_name) if kube is not None else FileSink(status_file)
         self.window, self.period, self.node_resync = window, period, node_resync
         # A change of the count alone waits until min_interval after the last PATCH (a burst of
@@ -214,7 +235,7 @@ class NodeStatusPublisher:
             self._thread.start()
         return self
 
-    def add_pf(self, pf: dict) -> bool:
+    def add_pf(self, pf: dict, quiet: bool = False) -> bool:
         """Count `pf` ({master, sysfsRoot, backend, stateDir}) from now on, when it is new: a PF
         learned from the networks the daemon runs (no hand-made list). True when it was added."""
         master = pf.get("master")
@@ -224,8 +245,9 @@ class NodeStatusPublisher:
             if any(p["master"] == master for p in self.pfs):
                 return False
             self.pfs = self.pfs + [dict(pf)]   # a new list: a count in progress keeps its own
-        _log.info("counting PF %s from now on (used by a network on this node)", master)
-        self.notify()
+        _log.info("counting PF %s from now on (named by a network on this node)", master)
+        if not quiet:   # (quiet: called from a count, which includes it already)
+            self.notify()
         return True
 
     def notify(self) -> None:
@@ -381,6 +403,12 @@ class NodeStatusPublisher:
         with self._cond:
             seq = self._seq
             self._dirty_at = None
+        for source in self.pf_sources:   # e.g. the PFs the NADs in the daemon's watch cache name
+            try:
+                for pf in source():
+                    self.add_pf(pf, quiet=True)
+            except Exception as e:  # noqa: BLE001 - a bad source must not stop the count
+                _log.warning("PF source failed: %s", e)
         free, detail = count_pfs(self.pfs)
         with self._cond:
             self._desired = desired_state(free, detail)

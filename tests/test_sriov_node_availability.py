@@ -181,3 +181,27 @@ def test_node_settings_by_name_without_kubernetes(tmp_path, nic):
     with pytest.raises(RuntimeError) as e:   # refuses to start half-configured, and says why
         bad.start()
     assert "nodeSettings" in str(e.value)
+
+
+def test_pfs_named_by_nads_are_counted_before_any_pod(tmp_path, nic):
+    """The daemon's NAD watch cache names the PF (a NAD of the SR-IOV network): counted at once;
+    a NAD naming a PF this node does not have is not reported."""
+    pf = {k: nic[k] for k in ("master", "sysfsRoot", "backend", "stateDir")}
+    sriov_nad = objects.nad("sriov-a", "default", config={"cniVersion": "1.0.0", "name": "sriov-a", "type": "sriov", **pf})
+    other = objects.nad("sriov-b", "default", config={"cniVersion": "1.0.0", "name": "sriov-b",
+                                                      "plugins": [{"type": "sriov", **dict(pf, master="elsewhere0")}]})
+    api = KubeAPIServer(objects=[objects.nad_crd(), objects.node("node1")]).start()
+    api.create(sriov_nad)
+    api.create(other)
+    d = DaemonProc(tmp_path / "d", kubeconfig=api.kubeconfig(str(tmp_path / "kc")), nodeName="node1",
+                   reconcilePeriod=0.5)
+    try:
+        os.makedirs(d.dir, exist_ok=True)
+        d.start()
+        api.wait_for(lambda: (api.get("nodes", "node1")["metadata"].get("annotations") or {})
+                     .get("sriov/vfCount") == "8", timeout=20)
+        detail = json.loads(api.get("nodes", "node1")["metadata"]["annotations"]["sriov/vfDetail"])
+        assert set(detail) == {nic["master"]}
+    finally:
+        d.stop()
+        api.stop()
