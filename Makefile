@@ -4,7 +4,7 @@ PY    := /usr/bin/python3
 VENV  := .venv
 STAMP := $(VENV)/.installed
 APT_PKGS := containernetworking-plugins iproute2 python3-venv iptables iputils-ping gcc libc6-dev \
-            busybox-static podman runc
+            busybox-static podman runc protobuf-compiler
 LIBEXEC  := $(abspath $(VENV))/libexec/netmeta
 PYTEST_ARGS ?=
 

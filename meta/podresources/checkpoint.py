@@ -1,0 +1,33 @@
+"""The kubelet device manager's checkpoint (kubelet_internal_checkpoint), read when the
+PodResources socket is absent, as Multus v4.1.4 does (pkg/checkpoint getPodEntries /
+GetPodResourceMap): entries of the pod's UID, devices per resource.
+
+Format (pkg/kubelet/cm/devicemanager/checkpoint): {"Data": {"PodDeviceEntries": [{"PodUID",
+"ContainerName", "ResourceName", "DeviceIDs": {"<NUMA node>": [ids]}, "AllocResp"}],
+"RegisteredDevices": {...}}, "Checksum": n}; kubelets before 1.20 wrote DeviceIDs as a list."""
+import json
+
+from cni.errors import TRY_AGAIN, CNIError
+
+
+def pod_devices(path: str, uid: str | None) -> dict:
+    if not uid:
+        raise CNIError(TRY_AGAIN, "cannot find the pod's devices in the kubelet checkpoint",
+                       "no K8S_POD_UID in CNI_ARGS (the checkpoint is keyed by pod UID)")
+    try:
+        with open(path, "rb") as f:
+            data = json.load(f)
+        entries = data["Data"]["PodDeviceEntries"] or []
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CNIError(TRY_AGAIN, f"failed to read the kubelet device checkpoint {path}",
+                       f"{type(e).__name__}: {e}") from None
+    out: dict = {}
+    for e in entries:
+        if not isinstance(e, dict) or e.get("PodUID") != uid:
+            continue
+        ids = e.get("DeviceIDs") or {}
+        if isinstance(ids, dict):   # per NUMA node; Go's map order is random, ours is by node
+            ids = [d for node in sorted(ids, key=lambda k: int(k) if str(k).lstrip("-").isdigit() else 0)
+                   for d in ids[node] or []]
+        out.setdefault(e.get("ResourceName", ""), []).extend(str(d) for d in ids)
+    return out
