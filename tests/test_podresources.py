@@ -108,3 +108,35 @@ def test_schema_matches_its_proto_file(tmp_path):
         sorted(m.SerializeToString(deterministic=True) for m in ours.message_type)
     assert compiled.service[0].SerializeToString(deterministic=True) == ours.service[0].SerializeToString(deterministic=True)
     assert compiled.package == ours.package and compiled.syntax == ours.syntax
+
+
+def test_any_checkpoint_content_is_devices_or_a_clean_error(tmp_path):
+    """The checkpoint is the kubelet's file, but it may be torn or of another version: whatever
+    it holds, the reader returns {resource: [str]} or raises CNIError code 11, nothing else."""
+    import json as _json
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from cni.errors import CNIError
+    scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+    values = st.recursive(scalars, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+                          max_leaves=12)
+    entry = st.fixed_dictionaries({"PodUID": st.sampled_from(["u", "v", 3, None]), "ResourceName": values,
+                                   "DeviceIDs": values})
+    doc = st.one_of(values, st.fixed_dictionaries({"Data": st.fixed_dictionaries(
+        {"PodDeviceEntries": st.one_of(values, st.lists(st.one_of(entry, values), max_size=4))})}))
+    path = tmp_path / "cp"
+
+    @settings(max_examples=300, deadline=None)
+    @given(doc)
+    def check(obj):
+        path.write_text(_json.dumps(obj))
+        try:
+            out = podresources.pod_devices("n", "p", "u", str(tmp_path / "no.sock"), str(path))
+        except CNIError as e:
+            assert e.code == 11
+            return
+        assert isinstance(out, dict) and all(isinstance(v, list) and all(isinstance(d, str) for d in v)
+                                             for v in out.values())
+    check()

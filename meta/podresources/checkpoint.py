@@ -18,16 +18,27 @@ def pod_devices(path: str, uid: str | None) -> dict:
         with open(path, "rb") as f:
             data = json.load(f)
         entries = data["Data"]["PodDeviceEntries"] or []
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        out: dict = {}
+        for e in entries:
+            if e["PodUID"] != uid:
+                continue
+            ids = e["DeviceIDs"] or {}
+            if isinstance(ids, dict):   # per NUMA node; Go's map order is random, ours is by node
+                if not all(isinstance(v, (list, type(None))) for v in ids.values()):
+                    raise TypeError(f"entry of pod {uid}: DeviceIDs per NUMA node are not lists")
+                ids = [d for node in sorted(ids, key=_node) for d in ids[node] or []]
+            res = e["ResourceName"]
+            if not isinstance(res, str) or not isinstance(ids, list) or not all(isinstance(d, str) for d in ids):
+                raise TypeError(f"entry of pod {uid}: not a resource name and device IDs")
+            out.setdefault(res, []).extend(ids)
+        return out
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise CNIError(TRY_AGAIN, f"failed to read the kubelet device checkpoint {path}",
                        f"{type(e).__name__}: {e}") from None
-    out: dict = {}
-    for e in entries:
-        if not isinstance(e, dict) or e.get("PodUID") != uid:
-            continue
-        ids = e.get("DeviceIDs") or {}
-        if isinstance(ids, dict):   # per NUMA node; Go's map order is random, ours is by node
-            ids = [d for node in sorted(ids, key=lambda k: int(k) if str(k).lstrip("-").isdigit() else 0)
-                   for d in ids[node] or []]
-        out.setdefault(e.get("ResourceName", ""), []).extend(str(d) for d in ids)
-    return out
+
+
+def _node(key: str):
+    try:
+        return (0, int(key))
+    except ValueError:
+        return (1, key)

@@ -86,3 +86,18 @@ def all_devices(socket: str, timeout: float) -> dict:
     for pod in resp.pod_resources:
         _merge(pod, out.setdefault((pod.namespace, pod.name), {}))
     return out
+
+
+def allocatable(socket: str, timeout: float) -> dict:
+    """{resource: [device IDs]} every device plugin registered (kubelet >= 1.23; older: {})."""
+    try:
+        resp = _call(socket, "GetAllocatableResources", M["AllocatableResourcesRequest"](),
+                     "AllocatableResourcesResponse", timeout)
+    except grpc.RpcError as e:
+        if e.code() == grpc.StatusCode.UNIMPLEMENTED or "disabled" in (e.details() or ""):
+            return {}
+        raise _fail(socket, "GetAllocatableResources", e) from None
+    out: dict = {}
+    for d in resp.devices:
+        out.setdefault(d.resource_name, []).extend(d.device_ids)
+    return out
