@@ -1,9 +1,11 @@
 """Free/total VFs per PF: what node availability (the `sriov/vfCount` annotation and the
 `sriov/freeVFAvailable` label) is computed from. A VF is free when it exists (index <
-sriov_numvfs), has no allocation record, and its netdev is in the host netns."""
+sriov_numvfs), has no allocation record, its netdev is in the host netns, and the kubelet's
+device plugin does not own it (reserved.py)."""
 import contextlib
 from dataclasses import dataclass
 
+from . import reserved
 from .device import Device
 from .records import Records
 
@@ -34,7 +36,8 @@ def pf_count(pf: str, sysfs_root: str = "/sys", backend: str = "netlink",
     records = recs.of_pf(pf)
     taken = {r["vf"] for r in records}
     vfs = dev.topo.vfs(pf)
-    free = sum(1 for v in vfs if v.index not in taken and v.netdev)
+    kubelet = reserved.load(state_dir)   # the device plugin's VFs: not netmeta's to hand out
+    free = sum(1 for v in vfs if v.index not in taken and v.netdev and v.pci not in kubelet)
     pods = sorted({r["podUID"] for r in records if isinstance(r.get("podUID"), str) and r["podUID"]})
     return PFCount(pf, len(vfs), free, len(taken & {v.index for v in vfs}), False, tuple(pods))
 

@@ -129,6 +129,8 @@ def load(conf: dict) -> SriovConfig:
         raise config_error("link_state", f"{str(link_state)[:20]!r} must be auto, enable or disable")
     mac = _mac(rc.get("mac") or conf.get("mac"), "mac")
     ipam = conf.get("ipam")
+    if ipam == {}:   # the operator's template emits "ipam":{} for none (sriov-cni: IPAM.Type == "")
+        ipam = None
     if ipam is not None and (not isinstance(ipam, dict) or not isinstance(ipam.get("type"), str)):
         raise config_error("ipam", "must be an object with a type")
     if ipam is not None:

@@ -8,6 +8,9 @@ from cni.errors import DEVICE_NOT_FOUND, VF_CONFIG_FAILED, CNIError, config_erro
 from .topology import Topology
 from .vftable import VFTableError, open_vftable
 
+# drivers that leave a VF without a netdev, for DPDK: sriov-cni v2.8 pkg/utils UserspaceDrivers
+USERSPACE_DRIVERS = ("vfio-pci", "uio_pci_generic", "igb_uio")
+
 
 def vf_error(e: VFTableError, what: str) -> CNIError:
     """A VF-table or topology failure as a CNI error naming the config field."""
@@ -47,3 +50,11 @@ class Device:
         if master and master != pf:
             raise config_error("deviceID", f"{device_id} is a VF of {pf}, not of master {master}")
         return pf, vf
+
+    def userspace_driver(self, pf: str, vf: int) -> str | None:
+        """The VF's driver when it is a userspace one (sriov-cni HasDpdkDriver), else None."""
+        try:
+            drv = self.topo.driver(self.topo.vf_pci(pf, vf))
+        except (VFTableError, OSError):
+            return None
+        return drv if drv in USERSPACE_DRIVERS else None

@@ -18,13 +18,20 @@ from cni.request import Request
 from cni.result import IPConfig, Result
 from delegates import registry
 
-from . import availability, callargs, config, damaged, garp, netdev, owner
+from . import availability, callargs, config, damaged, devinfo, garp, netdev, owner, reserved
 from .device import Device
 from .records import Records, netns_alive, same
 from .topology import TopologyError
 from .vftable import VFState
 
 _log = log.get("sriov")
+
+
+def _pf_pci(dev: Device, pf: str) -> str | None:
+    try:
+        return dev.topo.pf_pci(pf)
+    except Exception:   # only for the device-info file: never fail an attached VF for it
+        return None
 
 
 def is_stale(rec: dict, state_dir: str) -> bool:
@@ -95,14 +102,17 @@ class SRIOVPlugin(Plugin):
             if vf in taken:
                 raise CNIError(DEVICE_BUSY, f"VF {vf} of {pf} is allocated",
                                f"to container {str(taken[vf].get('containerID'))[:12]}")
-            if dev.topo.vf_netdev(pf, vf) is None:
+            if dev.topo.vf_netdev(pf, vf) is None and dev.userspace_driver(pf, vf) is None:
                 raise CNIError(DEVICE_BUSY, f"VF {vf} of {pf} has no netdev in the host network namespace")
             return pf, vf
+        kubelet = reserved.load(cfg.state_dir)   # the device plugin's VFs are never ours to hand out
         for n in range(numvfs):   # sysfs is read only for VFs that are free by the records
-            if n not in taken and n not in cfg.exclude_vfs and dev.topo.vf_netdev(pf, n):
+            if n not in taken and n not in cfg.exclude_vfs and dev.topo.vf_netdev(pf, n) \
+                    and not (kubelet and dev.topo.vf_pci(pf, n) in kubelet):
                 return pf, n
         raise CNIError(NO_FREE_VF, f"no free VF on {pf}",
-                       f"{len(taken)} of {numvfs} VFs allocated, {len(cfg.exclude_vfs)} excluded")
+                       f"{len(taken)} of {numvfs} VFs allocated, {len(cfg.exclude_vfs)} excluded"
+                       + (f", {len(kubelet)} device(s) the kubelet's device plugin owns" if kubelet else ""))
 
     def _undo(self, rec: dict, req) -> None:
         """A failed ADD's rollback: its own record only. When the record is no longer ours (a
@@ -128,22 +138,28 @@ class SRIOVPlugin(Plugin):
                            else "its record was removed (a DEL or reclaim undid this ADD)")
 
     def _record(self, cfg, dev: Device, req, pf: str, vf, token: str) -> dict:
+        userspace = None
         if vf is None:
             host_name, table = pf, None
         else:
             host_name = dev.topo.vf_netdev(pf, vf)
+            userspace = None if host_name else dev.userspace_driver(pf, vf)
             with dev.table(pf) as t:
                 table = t.get(vf).to_dict()
-        state = netdev.lookup(host_name)
-        if state is None:
-            raise CNIError(DEVICE_NOT_FOUND, f"failed to find netdev {host_name} of {pf}")
+        if userspace:   # DPDK: no netdev to save or move, only the PF table
+            state = None
+        else:
+            state = netdev.lookup(host_name)
+            if state is None:
+                raise CNIError(DEVICE_NOT_FOUND, f"failed to find netdev {host_name} of {pf}")
         return {"containerID": req.container_id, "ifname": req.ifname, "netns": req.netns,
                 "network": cfg.name, "pf": pf, "vf": vf, "podUID": _pod_uid(req),
                 "pci": dev.topo.vf_pci(pf, vf) if vf is not None else dev.topo.pf_pci(pf),
                 "state": "allocated", "created": time.time(),
                 "owner": {"token": token, "netns": owner.netns_identity(req.netns), "containerID": req.container_id},
                 "tmpName": f"nmv{secrets.token_hex(4)}",
-                "saved": {"table": table, "netdev": {k: state[k] for k in ("name", "mac", "mtu", "up")}},
+                "saved": {"table": table, "netdev": state and {k: state[k] for k in ("name", "mac", "mtu", "up")}},
+                "userspace": userspace,
                 "sysfsRoot": cfg.sysfs_root, "backend": cfg.backend, "stateDir": cfg.state_dir,
                 "ipam": cfg.ipam, "cniVersion": req.cni_version, "cniPath": req.path}
 
@@ -153,6 +169,8 @@ class SRIOVPlugin(Plugin):
             with dev.table(pf) as t:
                 t.set(vf, **cfg.pf_settings())
         self._step("sriov.add.pf-set", recs, rec)
+        if rec.get("userspace"):
+            return self._attach_userspace(cfg, dev, rec, req, recs)
         netdev.move(rec["saved"]["netdev"]["name"], req.netns, rec["tmpName"])
         self._step("sriov.add.moved", recs, rec)
         # the PF-table MAC (set above) is what the switch enforces; the netdev gets the same one
@@ -174,6 +192,31 @@ class SRIOVPlugin(Plugin):
             recs.write(rec)
         if vf is not None:
             dev.sync(pf)  # the sim learns the pod-side name a real VF returns with
+        devinfo.write(req.config.get("runtimeConfig"), rec["pci"], _pf_pci(dev, pf), None)
+        return res
+
+    def _attach_userspace(self, cfg, dev: Device, rec: dict, req, recs: Records) -> Result:
+        """A VF bound to a userspace driver (DPDK): the PF-side settings (done), IPAM if
+        configured, no netdev; the result names the interface in the sandbox with the VF's
+        PCI address and admin MAC, like sriov-cni v2.8 in DPDKMode (cmd/sriov cmdAdd,
+        config.GetMacAddressForResult)."""
+        with dev.table(rec["pf"]) as t:
+            mac = t.get(rec["vf"]).mac
+        mac = cfg.mac or (mac if mac and mac != "00:00:00:00:00:00" else "")
+        res = Result(cni_version=req.cni_version)
+        idx = res.add_interface(req.ifname, mac, req.netns, pciID=rec["pci"])
+        if cfg.ipam:
+            ipam_res = invoke.delegate(cfg.ipam["type"], "ADD", self._ipam_conf(req.config), req, own=registry.OWN)
+            self._step("sriov.add.ipam", recs, rec)
+            res.ips = [IPConfig(c.address, c.gateway, idx) for c in ipam_res.ips]
+            res.routes, res.dns = ipam_res.routes, ipam_res.dns
+        rec.update(state="ready", mac=None)
+        with recs.lock():   # every record write holds the lock (see Records.of_pf)
+            self._step("sriov.add.ready", recs, rec)
+            recs.write(rec)
+        devinfo.write(req.config.get("runtimeConfig"), rec["pci"], _pf_pci(dev, rec["pf"]), rec["userspace"])
+        _log.info("VF %s of %s is bound to %s: PF-side settings only, no netdev moved",
+                  rec["vf"], rec["pf"], rec["userspace"])
         return res
 
     @staticmethod
@@ -215,6 +258,22 @@ class SRIOVPlugin(Plugin):
         if gone:   # the NIC came back with fewer VFs: nothing left to put back
             recs.set_aside(pf, f"vf{vf}.json", "vanished", gone)
             return
+        if saved.get("netdev") is not None:   # a userspace-driver VF has none: PF table only
+            self._restore_netdev(dev, rec)
+        fault.point("sriov.del.netdev-restored")
+        if vf is not None and saved.get("table"):
+            with dev.table(pf) as t:
+                t.set(vf, **VFState.from_dict(saved["table"]).to_dict())
+        fault.point("sriov.del.table-restored")
+        recs.remove(pf, vf)
+        owner.alive(recs.dir, (rec.get("owner") or {}).get("token"))   # a dead owner's lock file goes
+        _log.info("restored %s %s (was %s in %s)", pf, "PF" if vf is None else f"VF {vf}",
+                  rec["ifname"], rec.get("netns"))
+        if ipam_error is not None and ipam_error.code != DELEGATE_NOT_FOUND:
+            raise ipam_error   # the runtime retries DEL: the IPAM release is tried again
+
+    def _restore_netdev(self, dev: Device, rec: dict) -> None:
+        pf, vf, saved = rec["pf"], rec["vf"], rec["saved"]
         orig = saved["netdev"]["name"]
         ns = rec.get("netns")
         host_name = None
@@ -233,17 +292,6 @@ class SRIOVPlugin(Plugin):
         elif not (vf is None and not netns_alive(rec)):
             raise CNIError(DEVICE_NOT_FOUND, f"failed to find the netdev of {pf} "
                            f"{'PF' if vf is None else f'VF {vf}'} to restore it")
-        fault.point("sriov.del.netdev-restored")
-        if vf is not None and saved.get("table"):
-            with dev.table(pf) as t:
-                t.set(vf, **VFState.from_dict(saved["table"]).to_dict())
-        fault.point("sriov.del.table-restored")
-        recs.remove(pf, vf)
-        owner.alive(recs.dir, (rec.get("owner") or {}).get("token"))   # a dead owner's lock file goes
-        _log.info("restored %s %s (was %s in %s)", pf, "PF" if vf is None else f"VF {vf}",
-                  rec["ifname"], rec.get("netns"))
-        if ipam_error is not None and ipam_error.code != DELEGATE_NOT_FOUND:
-            raise ipam_error   # the runtime retries DEL: the IPAM release is tried again
 
     @staticmethod
     def _vanished(dev: Device, pf: str, vf) -> str | None:
@@ -341,11 +389,12 @@ class SRIOVPlugin(Plugin):
         if not recs or recs[0].get("state") != "ready":
             raise CNIError(DEVICE_NOT_FOUND, f"no attachment {req.ifname} for container {req.container_id[:12]}")
         rec = recs[0]
-        st = netdev.lookup(req.ifname, req.netns)
-        if st is None:
-            raise CNIError(DEVICE_NOT_FOUND, f"interface {req.ifname} is missing in {req.netns}")
-        if st["mac"] != rec.get("mac"):
-            raise CNIError(VF_CONFIG_FAILED, f"{req.ifname} has MAC {st['mac']}, expected {rec.get('mac')}")
+        if not rec.get("userspace"):   # a userspace VF has no netdev: its PF table is all there is
+            st = netdev.lookup(req.ifname, req.netns)
+            if st is None:
+                raise CNIError(DEVICE_NOT_FOUND, f"interface {req.ifname} is missing in {req.netns}")
+            if st["mac"] != rec.get("mac"):
+                raise CNIError(VF_CONFIG_FAILED, f"{req.ifname} has MAC {st['mac']}, expected {rec.get('mac')}")
         if rec["vf"] is not None:
             with Device(cfg.sysfs_root, cfg.backend).table(rec["pf"]) as t:
                 now = t.get(rec["vf"]).to_dict()

@@ -38,7 +38,10 @@ def validate(rec, pf: str, vf: int | None) -> str | None:
         return f"state is {rec.get('state')!r}"
     saved = rec.get("saved")
     nd = saved.get("netdev") if isinstance(saved, dict) else None
-    if not isinstance(nd, dict) or not isinstance(nd.get("name"), str) or type(nd.get("mtu")) is not int:
+    if rec.get("userspace") is not None:   # a VF bound to a userspace driver (DPDK) has no netdev
+        if not isinstance(rec["userspace"], str) or nd is not None or vf is None:
+            return "userspace is malformed"
+    elif not isinstance(nd, dict) or not isinstance(nd.get("name"), str) or type(nd.get("mtu")) is not int:
         return "saved.netdev is missing or malformed"
     if vf is not None and not isinstance(saved.get("table"), dict):
         return "saved.table is missing or malformed"

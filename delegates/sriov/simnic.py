@@ -237,6 +237,8 @@ def _refresh_locked(root: str, meta: dict[str, Any]) -> dict[str, str | None]:
         # our own id; valid after the dump (the kernel allocates ids while filling it)
         self_id = rtnl.nsid("/proc/thread-self/ns/net", assign=False)
     for key, rec in ports.items():
+        if rec.get("driver"):   # bound to a userspace driver (simbind): no netdev, end parked
+            continue
         if _peer_name(key) not in peers:  # the veth died, with the netns its end was in
             dead.append(key)
             continue
@@ -303,22 +305,43 @@ def _revive(ipr: IPRoute, root: str, meta: dict[str, Any], key: str,
     return name
 
 
+# ---------------------------------------------------------------- bind
+
+def bind(root: str, pf: str, vf: int, driver: str) -> dict[str, Any]:
+    """Bind VF `vf` to `driver` (a userspace one: its netdev goes; `net`: it comes back)."""
+    from . import simbind
+    root = os.path.abspath(root)
+    with flocked(_nic_lock(root, pf)):
+        meta = _load_meta(root, pf)
+        if meta is None:
+            raise SimError(f"failed to bind a VF of sim NIC {pf}: no {_meta_path(root, pf)}")
+        _refresh_locked(root, meta)
+        out = simbind.bind(root, meta, vf, driver)
+        _save_meta(root, meta)
+    log.info("sim NIC %s: VF %d bound to %s", pf, vf, driver)
+    return out
+
+
 # ---------------------------------------------------------------- CLI
 
 def main(argv: list[str] | None = None) -> int:
     """`netmeta sim create --pf NAME --vfs N [--root DIR]` | `destroy --pf NAME [--root DIR]`
-    | `refresh --pf NAME [--root DIR]`. stdout: one JSON object (create, refresh) or nothing;
+    | `refresh --pf NAME [--root DIR]` | `bind --pf NAME --vf N --driver vfio-pci|net [--root DIR]`. stdout: one JSON object (create, refresh) or nothing;
     logs and errors go to stderr."""
     args_in = list(sys.argv[1:] if argv is None else argv)
     if args_in[:1] == ["sim"]:
         args_in = args_in[1:]
     parser = argparse.ArgumentParser(prog="netmeta sim", description="simulated SR-IOV NIC")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for cmd in ("create", "destroy", "refresh"):
+    for cmd in ("create", "destroy", "refresh", "bind"):
         p = sub.add_parser(cmd)
         p.add_argument("--pf", required=True, help="PF netdev name")
         if cmd == "create":
             p.add_argument("--vfs", type=int, required=True, help="number of VFs")
+        if cmd == "bind":
+            p.add_argument("--vf", type=int, required=True, help="VF index")
+            p.add_argument("--driver", required=True,
+                           help="vfio-pci, uio_pci_generic, igb_uio (userspace: no netdev) or net")
         p.add_argument("--root", default=DEFAULT_ROOT, help="fake sysfs root")
     try:
         args = parser.parse_args(args_in)
@@ -332,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
             out: Any = create(args.pf, args.vfs, args.root)
         elif args.cmd == "refresh":
             out = refresh(args.root, args.pf)
+        elif args.cmd == "bind":
+            out = bind(args.root, args.pf, args.vf, args.driver)
         else:
             destroy(args.pf, args.root)
             return 0

@@ -138,7 +138,12 @@ def _remove_tree(root: str, pcis: list[str]) -> None:
         if os.path.isdir(_pci_path(root, pci)):
             set_netdev_name(root, pci, None)
             shutil.rmtree(_pci_path(root, pci))
-    # prune what is left empty, bottom-up; never the root itself
+    # prune what is left empty, bottom-up; never the root itself (drivers/<d>: sim bind's too)
+    drivers = os.path.join(root, *PCI_DIR[:2], "drivers")
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for name in os.listdir(drivers):
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(drivers, name))
     for d in (classnet, os.path.join(root, "class"),
               os.path.join(root, *PCI_DIR[:2], "drivers", DRIVER),
               os.path.join(root, *PCI_DIR[:2], "drivers"), os.path.join(root, *PCI_DIR),
