@@ -28,6 +28,7 @@ NO_FREE_VF = 120         # sriov: every VF of the PF is allocated
 DEVICE_NOT_FOUND = 121   # sriov: PF / VF / PCI address missing
 DEVICE_BUSY = 122        # sriov: the requested VF is allocated or not in the host netns
 VF_CONFIG_FAILED = 123   # sriov: the kernel (or sim) refused a VF setting
+NO_DEVICE_ALLOCATED = 124  # a network's resourceName: the kubelet gave the pod no (more) device of it
 POLICY_DENIED = 130      # a pod override outside the administrator's limits
 NAMESPACE_DENIED = 131   # namespace isolation refused a NAD reference
 NETWORK_NOT_FOUND = 132  # a NetworkAttachmentDefinition is missing

@@ -9,6 +9,8 @@ from cni.request import Request
 from cni.result import Result
 from delegates import registry
 
+from . import deviceinfo
+
 
 @dataclass
 class Attachment:
@@ -58,6 +60,7 @@ def _run(att: Attachment, req: Request, command: str, conf: dict, timeout: float
 
 
 def add(att: Attachment, req: Request, timeout: float) -> Result:
+    deviceinfo.before_add(att)
     prev = None
     res = None
     for p in att.plugins:
@@ -72,6 +75,7 @@ def add(att: Attachment, req: Request, timeout: float) -> Result:
 def delete(att: Attachment, req: Request, timeout: float) -> None:
     for p in reversed(att.plugins):
         _run(att, req, "DEL", att._plugin_conf(p, att.result), timeout)
+    deviceinfo.clean(att)
 
 
 def check(att: Attachment, req: Request, timeout: float) -> None:

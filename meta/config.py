@@ -10,6 +10,10 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DEFAULT_CNI_DIR = "/var/lib/cni/netmeta/cache"
 DEFAULT_CONF_DIR = "/etc/cni/multus/net.d"   # Multus's confDir: files for NADs without config
 DEFAULT_SOCKET = "/run/netmeta/netmeta.sock"
+# the kubelet's and the NPWG device-info spec's paths (resourceName -> deviceID)
+DEFAULT_PODRESOURCES = "/var/lib/kubelet/pod-resources/kubelet.sock"
+DEFAULT_CHECKPOINT = "/var/lib/kubelet/device-plugins/kubelet_internal_checkpoint"
+DEFAULT_DEVINFO_DIR = "/var/run/k8s.cni.cncf.io/devinfo"
 
 MULTUS_KEYS = {"kubeconfig", "delegates", "clusterNetwork", "defaultNetworks", "cniDir", "confDir",
                "binDir", "namespaceIsolation", "globalNamespaces", "systemNamespaces",
@@ -20,7 +24,7 @@ MULTUS_KEYS = {"kubeconfig", "delegates", "clusterNetwork", "defaultNetworks", "
 CNI_KEYS = {"cniVersion", "name", "type", "capabilities", "runtimeConfig", "args", "prevResult",
             "cni.dev/valid-attachments", "cni.dev/attachments"}
 OUR_KEYS = {"socketPath", "mode", "nadDir", "statusDir", "delegateTimeout", "nodeName", "readinessTimeout",
-            "parallelAttachments"}
+            "parallelAttachments", "podResourcesSocket", "deviceCheckpointFile", "deviceInfoDir"}
 # Multus pkg/types/conf.go GetReadinessIndicatorFile: PollImmediate(1 s, 45 s)
 READINESS_POLL, READINESS_TIMEOUT = 1.0, 45.0
 
@@ -51,6 +55,9 @@ class MetaConfig:
     log_options: tuple = ()            # Multus logOptions (lumberjack) items: maxSize MB, maxBackups, ...
     unknown_keys: tuple = ()           # warned about, not refused (Multus ignores them)
     parallel: int = 4                  # parallelAttachments: a pod's non-cluster attachments at once (1 = serial)
+    podresources_socket: str = DEFAULT_PODRESOURCES
+    checkpoint_file: str = DEFAULT_CHECKPOINT
+    devinfo_dir: str = DEFAULT_DEVINFO_DIR
 
 
 def _strs(conf, key, default=()):
@@ -138,4 +145,7 @@ def load(conf: dict) -> MetaConfig:
         nad_dir=_path(conf, "nadDir"), status_dir=_path(conf, "statusDir"), delegate_timeout=float(timeout),
         node_name=conf.get("nodeName") or os.environ.get("NODE_NAME"), readiness_timeout=float(rtimeout),
         log_options=tuple(sorted((log_options or {}).items())), unknown_keys=unknown,
-        parallel=parallel)
+        parallel=parallel,
+        podresources_socket=_path(conf, "podResourcesSocket", DEFAULT_PODRESOURCES),
+        checkpoint_file=_path(conf, "deviceCheckpointFile", DEFAULT_CHECKPOINT),
+        devinfo_dir=_path(conf, "deviceInfoDir", DEFAULT_DEVINFO_DIR))

@@ -7,7 +7,7 @@ from cni import log
 from cni.errors import INVALID_CONFIG, NAMESPACE_DENIED, NETWORK_NOT_FOUND, POLICY_DENIED, CNIError
 
 from . import annotations as ann
-from . import networks, overrides
+from . import devices, networks, overrides
 from .attachments import Attachment
 
 _log = log.get("plan")
@@ -107,6 +107,7 @@ class Planner:
             n += 1
         for att, (drop4, drop6) in zip(atts, drops):
             att.drop_default = [f for f, d in (("4", drop4), ("6", drop6)) if d]
+        devices.assign(atts, req, self.cfg)   # resourceName -> the kubelet's devices
         return atts
 
     def _isolation(self, target_ns: str, pod_ns: str) -> None:

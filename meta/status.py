@@ -5,6 +5,8 @@ import json
 
 from cni.result import Result
 
+from . import deviceinfo
+
 ANNOTATION = "k8s.v1.cni.cncf.io/network-status"
 
 
@@ -33,7 +35,10 @@ def entry(att, res: Result) -> dict:
         e["dns"] = dict(res.dns)
     if att.gateways:
         e["gateway"] = list(att.gateways)
-    if pci:
+    info = deviceinfo.after_add(att)
+    if info:
+        e["device-info"] = info
+    elif pci:
         e["device-info"] = {"type": "pci", "version": "1.1.0", "pci": {"pci-address": pci}}
     return e
 
