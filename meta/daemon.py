@@ -65,6 +65,7 @@ class Daemon:
         self._http = None
         self._stopping = threading.Event()
         self.publisher = None
+        self.devsync = None
         self.status_writer = None
         self.ready = False
 
@@ -81,6 +82,10 @@ class Daemon:
         self.reconcile()
         self.start_pools()
         self._start_publisher()
+        if self.cfg.pfs:   # the device plugin's VFs are kept out of netmeta's allocator
+            from .devicesync import DeviceSync
+            self.devsync = DeviceSync(self.cfg.pfs, self.cfg.podresources_socket, self.cfg.reconcile_period,
+                                      self.publisher.notify if self.publisher else None).start()
         self._listen()
         if self.cfg.http_addr:
             self._http = httpd.serve(self.cfg.http_addr, self._health, self._readiness, self._metrics)
@@ -105,6 +110,8 @@ class Daemon:
         for pool in (self.workers, self.nested, self.reaper):
             if pool is not None:
                 pool.stop()
+        if self.devsync is not None:
+            self.devsync.stop()
         if self.publisher is not None:
             self.publisher.stop(timeout=grace)
         if self.status_writer is not None:

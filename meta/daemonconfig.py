@@ -11,6 +11,7 @@
                                           # meta/nodesettings.py; one ConfigMap for the cluster)
   discoverPFs:                            # optional: also count every SR-IOV PF found in sysfs
     {sysfsRoot: /sys, include: ["ens*"], exclude: ["ens9*"], backend: netlink, stateDir: ...}
+  podResourcesSocket: /var/lib/kubelet/pod-resources/kubelet.sock   # kubelet devices (devicesync)
   maxConcurrency: 16                      # requests served at once; more wait their turn
   requestTimeout: 90                      # seconds; then the shim gets code 11 (try again); the
                                           # shim's own deadline (90 s, cni/shim.py) applies too
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from cni import hostroot
 from cni.errors import config_error
 
-from .config import DEFAULT_CNI_DIR, DEFAULT_SOCKET
+from .config import DEFAULT_CNI_DIR, DEFAULT_PODRESOURCES, DEFAULT_SOCKET
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,13 @@ class DaemonConfig:
     fixipam_gc_period: float = 60.0
     discover_pfs: dict | None = None
     node_settings: str | None = None
+    podresources_socket: str = DEFAULT_PODRESOURCES
 
 
 KEYS = {"socketPath", "kubeconfig", "nodeName", "cniDir", "pfs", "maxConcurrency", "requestTimeout", "maxWait",
         "httpAddr", "reconcilePeriod", "coalesceWindow", "minPublishInterval", "statusFile", "hostRoot",
-        "chrootDir", "fixipamGcPeriod", "discoverPFs", "nodeSettings"}
+        "chrootDir", "fixipamGcPeriod", "discoverPFs", "nodeSettings",
+        "podResourcesSocket"}
 
 
 def _num(d, key, lo, hi, default):
@@ -89,8 +92,11 @@ def load(path: str | None, overrides: dict | None = None) -> DaemonConfig:
     for i, pf in enumerate(pfs):
         if not isinstance(pf, dict) or not isinstance(pf.get("master"), str):
             raise config_error(f"pfs[{i}]", "needs master (the PF netdev)")
-        if set(pf) - {"master", "sysfsRoot", "backend", "stateDir"}:
-            raise config_error(f"pfs[{i}]", "allowed keys: master, sysfsRoot, backend, stateDir")
+        if set(pf) - {"master", "sysfsRoot", "backend", "stateDir", "devicePluginVFs"}:
+            raise config_error(f"pfs[{i}]", "allowed keys: master, sysfsRoot, backend, stateDir, devicePluginVFs")
+        pool = pf.get("devicePluginVFs", [])
+        if not isinstance(pool, list) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in pool):
+            raise config_error(f"pfs[{i}].devicePluginVFs", "must be a list of VF indices")
     if "chrootDir" in d:   # Multus thick's name for it
         if d.get("hostRoot", d["chrootDir"]) != d["chrootDir"]:
             raise config_error("chrootDir", "is an alias of hostRoot: set one of them")
@@ -107,7 +113,7 @@ def load(path: str | None, overrides: dict | None = None) -> DaemonConfig:
         for k in ("sysfsRoot", "stateDir"):
             if k in disc and (not isinstance(disc[k], str) or not disc[k].startswith("/")):
                 raise config_error(f"discoverPFs.{k}", "must be an absolute path")
-    for key in ("socketPath", "kubeconfig", "cniDir", "statusFile", "hostRoot", "nodeSettings"):
+    for key in ("socketPath", "kubeconfig", "cniDir", "statusFile", "hostRoot", "nodeSettings", "podResourcesSocket"):
         v = d.get(key)
         if v is not None and (not isinstance(v, str) or not v.startswith("/")):
             raise config_error(key, "must be an absolute path")
@@ -122,4 +128,5 @@ def load(path: str | None, overrides: dict | None = None) -> DaemonConfig:
         coalesce_window=float(_num(d, "coalesceWindow", 0, 60, 0.2)),
         min_publish_interval=float(_num(d, "minPublishInterval", 0, 300, 2.0)), status_file=d.get("statusFile"),
         host_root=d.get("hostRoot"), fixipam_gc_period=float(_num(d, "fixipamGcPeriod", 0.1, 86400, 60)),
-        discover_pfs=dict(disc) if disc is not None else None, node_settings=d.get("nodeSettings"))
+        discover_pfs=dict(disc) if disc is not None else None, node_settings=d.get("nodeSettings"),
+        podresources_socket=d.get("podResourcesSocket", DEFAULT_PODRESOURCES))
