@@ -15,7 +15,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import cnicall, daemon, guard, ipam, meta, multi, parallel, sriov, startup  # noqa: E402
-from bench import macvlan, multiatt, patches, rss  # noqa: E402
+from bench import devices, macvlan, multiatt, patches, rss  # noqa: E402
 from bench.stats import Report  # noqa: E402
 
 # name -> (runner, default runs): defaults keep one full run under ~5 minutes on 2 noisy cores
@@ -31,6 +31,7 @@ SECTIONS = {
     "patches": (patches.run, 1),     # (h) node PATCHes for 100 pods in bursts; rounds (~45 s/round)
     "macvlan": (macvlan.run, 20),    # macvlan+fixipam via the daemon vs macvlan+static direct
     "multiatt": (multiatt.run, 8),   # pod with 4 SR-IOV attachments: ADD sequential vs parallel (~3 s/iter)
+    "devices": (devices.run, 20),    # resourceName -> PodResources -> deviceID vs explicit deviceID
 }
 
 
