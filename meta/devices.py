@@ -15,7 +15,7 @@ resourceName is ignored with a warning, as netmeta did before. Deliberately stri
 has no (more) device of the resource: that ADD fails here, naming the resource, before anything
 is attached."""
 from cni import log
-from cni.errors import NO_DEVICE_ALLOCATED, CNIError
+from cni.errors import INVALID_CONFIG, NO_DEVICE_ALLOCATED, CNIError
 
 from . import deviceinfo
 
@@ -27,6 +27,12 @@ def assign(atts: list, req, cfg) -> None:
     ns, name = req.args.get("K8S_POD_NAMESPACE"), req.args.get("K8S_POD_NAME")
     if not wanted or not (ns and name):   # Multus: only for a pod it knows by name
         return
+    bad = next((a for a in wanted if not isinstance(a.resource_name, str)), None)
+    if bad is not None and req.command != "ADD":
+        return
+    if bad is not None:
+        raise CNIError(INVALID_CONFIG, f"invalid resourceName annotation of network {bad.network}",
+                       "k8s.v1.cni.cncf.io/resourceName must be a string")
     from . import podresources
     try:
         have = podresources.pod_devices(ns, name, req.args.get("K8S_POD_UID"), cfg.podresources_socket,

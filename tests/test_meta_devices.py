@@ -195,3 +195,39 @@ def test_pod_without_enough_devices_is_refused_naming_the_resource(env, devices)
     assert not os.path.exists(env.tmp / "cache") or os.listdir(env.tmp / "cache") == []
     assert not os.path.exists(env.tmp / "devinfo" / "cni") or os.listdir(env.tmp / "devinfo" / "cni") == []
     assert not any(env.spy_dir.iterdir())
+
+
+def test_hand_off_rules_in_process(tmp_path):
+    """meta.devices.assign on its own (no root): a conf gets deviceID + pciBusID, each plugin of a
+    conflist too; two resources are counted apart; a DEL rebuild never fails on devices; a
+    resourceName that is not a string is a config error."""
+    from cni.request import Request
+    from meta import config, devices
+    from meta.attachments import Attachment
+    s = PodResourcesServer(str(tmp_path / "k.sock")).start()
+    try:
+        s.set_pod("ns", "p", {"a": {"r/one": ["0000:01:00.1", "0000:01:00.2"], "r/two": ["0000:02:00.1"]}})
+        cfg = config.load({"cniVersion": "1.0.0", "name": "n", "type": "netmeta", "delegates": [{"type": "x"}],
+                           "podResourcesSocket": s.path, "deviceInfoDir": str(tmp_path / "di")})
+        req = Request("ADD", container_id="cid", args={"K8S_POD_NAMESPACE": "ns", "K8S_POD_NAME": "p"})
+        atts = [Attachment("ns/a", "net1", {"type": "sriov"}, resource_name="r/one"),
+                Attachment("ns/b", "net2", {"name": "b", "plugins": [{"type": "sriov"}, {"type": "tuning"}]},
+                           resource_name="r/two"),
+                Attachment("ns/c", "net3", {"type": "sriov"}, resource_name="r/one"),
+                Attachment("ns/d", "net4", {"type": "bridge"})]
+        devices.assign(atts, req, cfg)
+        assert [(a.conf.get("deviceID"), a.conf.get("pciBusID")) for a in (atts[0], atts[2])] == \
+            [("0000:01:00.1",) * 2, ("0000:01:00.2",) * 2]
+        assert [(p["deviceID"], p["pciBusID"]) for p in atts[1].conf["plugins"]] == [("0000:02:00.1",) * 2] * 2
+        assert atts[1].runtime_config["CNIDeviceInfoFile"] == str(tmp_path / "di" / "cni" / "b-cid_net2")
+        assert atts[3].conf == {"type": "bridge"} and atts[3].runtime_config == {}
+        more = [Attachment("ns/e", f"net{i}", {"type": "sriov"}, resource_name="r/two") for i in (1, 2)]
+        with pytest.raises(Exception) as ei:
+            devices.assign(more, req, cfg)
+        assert ei.value.code == 124 and "r/two" in ei.value.msg
+        devices.assign(more, Request("DEL", args=req.args), cfg)   # rebuilding a DEL cache: no error
+        with pytest.raises(Exception) as ei:
+            devices.assign([Attachment("ns/f", "net1", {"type": "sriov"}, resource_name=["x"])], req, cfg)
+        assert ei.value.code == 7
+    finally:
+        s.stop()
