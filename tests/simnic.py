@@ -21,6 +21,14 @@ def destroy(frag: dict) -> None:
                    capture_output=True)
 
 
+def bind(frag: dict, vf: int, driver: str) -> dict:
+    """`netmeta sim bind`: VF `vf` to a userspace driver (no netdev) or back to `net`."""
+    p = subprocess.run([f"{VENV_BIN}/netmeta", "sim", "bind", "--pf", frag["master"], "--vf", str(vf),
+                        "--driver", driver, "--root", frag["sysfsRoot"]], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
 def snapshot(frag) -> dict:
     """PF table, and each VF netdev's host name + MAC + MTU."""
     topo = Topology(frag["sysfsRoot"])

@@ -13,6 +13,7 @@ network-attachment-definition-client v1.7 pkg/utils/cniconfig.go (the devinfo pa
 Deliberate difference: too few devices is an error naming the resource (Multus passes none)."""
 import json
 import os
+import time
 import uuid
 
 import pytest
@@ -20,8 +21,10 @@ import yaml
 
 from delegates.sriov.topology import Topology
 from tests.cnirun import CNI_PATH, cni, ip_json
+from tests.daemonproc import DaemonProc
 from tests.kubeapi.server import KubeAPIServer
 from tests.podresources_standin import PodResourcesServer, write_checkpoint
+from tests.simnic import bind as sim_bind
 from tests.simnic import records, snapshot
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,8 +100,10 @@ def make_pod(e, networks):
 
 
 def call(e, pod, command, cfg=None):
-    return cni("netmeta", command, cfg or e.cfg, container_id=pod["cid"], netns=pod["path"], ifname="eth0",
-               args=pod["args"], path=e.path)
+    cfg = cfg or e.cfg
+    env = {"NETMETA_SOCKET": cfg["socketPath"]} if cfg.get("mode") == "daemon" else None
+    return cni("netmeta", command, cfg, container_id=pod["cid"], netns=pod["path"], ifname="eth0",
+               args=pod["args"], path=e.path, extra_env=env)
 
 
 def spied(e, pod, ifname):
@@ -106,9 +111,14 @@ def spied(e, pod, ifname):
         return json.load(f)
 
 
-def status(e, pod):
-    raw = e.api.get("pods", pod["name"], "telco")["metadata"]["annotations"].get("k8s.v1.cni.cncf.io/network-status")
-    return json.loads(raw)
+def status(e, pod, timeout=30.0):
+    """network-status; the daemon writes it asynchronously (its StatusWriter): poll for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        raw = e.api.get("pods", pod["name"], "telco")["metadata"]["annotations"].get("k8s.v1.cni.cncf.io/network-status")
+        if raw or time.monotonic() > deadline:
+            return json.loads(raw)
+        time.sleep(0.1)
 
 
 def which_vf(e, ifname):
@@ -124,7 +134,7 @@ def two_vfs_in_kubelet_order(e, cfg):
     """The kubelet gave the pod VF 5 then VF 2: net1 gets VF 5, net2 VF 2."""
     before = snapshot(e.nic)
     pod = make_pod(e, f"{e.nad}, {e.nad}")
-    if cfg is e.cfg:
+    if cfg["podResourcesSocket"] == e.kubelet.path:
         e.kubelet.set_pod("telco", pod["name"], {"app": {e.resource: [e.pci(5), e.pci(2)]}})
         e.kubelet.set_pod("telco", "other-pod", {"app": {e.resource: [e.pci(0)]}})
     else:
@@ -158,6 +168,17 @@ def two_vfs_in_kubelet_order(e, cfg):
 def test_two_attachments_of_one_resource_get_the_kubelets_vfs_in_order(env):
     two_vfs_in_kubelet_order(env, env.cfg)
     assert env.kubelet.calls == ["Get"]   # one PodResources call per ADD
+
+
+def test_two_attachments_via_the_daemon(env):
+    """The same through `netmeta daemon` (the shim forwards; the daemon's warm gRPC channel)."""
+    d = DaemonProc(env.tmp / "d", kubeconfig=env.api.kubeconfig_path)
+    try:
+        d.start()
+        two_vfs_in_kubelet_order(env, dict(env.cfg, mode="daemon", socketPath=d.socket))
+    finally:
+        d.stop()
+    assert env.kubelet.calls == ["Get"]
 
 
 def test_checkpoint_fallback_with_the_socket_absent(env):
@@ -231,3 +252,23 @@ def test_hand_off_rules_in_process(tmp_path):
         assert ei.value.code == 7
     finally:
         s.stop()
+
+
+def test_dpdk_vf_from_the_kubelet_is_a_userspace_device_in_network_status(env):
+    """The kubelet gives the pod a VF bound to vfio-pci (`netmeta sim bind`): netmeta's sriov
+    applies the PF side only; network-status says which driver holds it; DEL restores."""
+    bound = sim_bind(env.nic, 4, "vfio-pci")
+    before = snapshot(env.nic)
+    pod = make_pod(env, env.nad)
+    env.kubelet.set_pod("telco", pod["name"], {"app": {env.resource: [bound["pci"]]}})
+    r = call(env, pod, "ADD")
+    assert r.ok, r.stdout + r.stderr.encode()
+    assert [l["ifname"] for l in ip_json("link", "show", netns=pod["netns"])] == ["lo"]
+    assert which_vf(env, "net1") == 4
+    st = {s["interface"]: s for s in status(env, pod)}
+    assert st["net1"]["device-info"]["pci"]["pci-address"] == bound["pci"]
+    assert st["net1"]["device-info"]["pci"]["driver"] == "vfio-pci"
+    assert spied(env, pod, "net1")["deviceID"] == bound["pci"]
+    assert call(env, pod, "DEL").ok
+    assert snapshot(env.nic) == before and records(env.nic) == []
+    sim_bind(env.nic, 4, "net")

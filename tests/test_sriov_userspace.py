@@ -9,23 +9,15 @@ SetupVF; result MAC from GetMacAddressForResult = the admin MAC); sriov-network-
 bindata/manifests/cni-config/sriov/sriov-cni-config.yaml (the keys, `"vlan":0`, `"ipam":{}`)."""
 import json
 import os
-import subprocess
 
-import pytest
 
 from delegates.sriov.topology import Topology
-from tests.cnirun import VENV_BIN, cni, ip_json
+from tests.cnirun import cni, ip_json
+from tests.simnic import bind as sim_bind
 from tests.simnic import records, snapshot
 
 SETTINGS = dict(vlan=200, vlanQoS=2, vlanProto="802.1ad", mac="02:aa:bb:cc:dd:01", min_tx_rate=50,
                 max_tx_rate=800, spoofchk="off", trust="on", link_state="disable")
-
-
-def sim_bind(nic, vf, driver):
-    p = subprocess.run([f"{VENV_BIN}/netmeta", "sim", "bind", "--pf", nic["master"], "--vf", str(vf),
-                        "--driver", driver, "--root", nic["sysfsRoot"]], capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout)
 
 
 def operator_conf(nic, device_id, **kw):
