@@ -257,9 +257,11 @@ def _refresh_locked(root: str, meta: dict[str, Any]) -> dict[str, str | None]:
     if away or dead:
         with IPRoute() as ipr:
             for key, where in away.items():
-                # in a pod: learn its name there once per move, to revive it under it
-                ports[key].update({"name": _name_in(ipr, where[1], where[0]),
-                                   "ifindex": where[0], "away": where})
+                # in a pod: learn its name there once per move, to revive it under it; a netns
+                # being torn down answers no name: keep the one learnt while away, if any
+                port = ports[key]
+                name = _name_in(ipr, where[1], where[0]) or (port.get("name") if port.get("away") else None)
+                port.update({"name": name, "ifindex": where[0], "away": where})
             if dead:
                 _, host_names, host_indexes = _host_ports(ipr, pf)
                 for key in dead:
