@@ -46,6 +46,8 @@ def collect(cfg: daemonconfig.DaemonConfig) -> dict:
             recs = {r["vf"]: r for r in Records(state).of_pf(pf["master"])}
             entry["pfRecord"] = recs.pop(None, None)
             dev = Device(root, backend)
+            from delegates.sriov import reserved
+            kubelet = reserved.load(state)
             if not count.pf_attached:
                 with dev.table(pf["master"]) as t:
                     table = t.get_all()
@@ -58,7 +60,8 @@ def collect(cfg: daemonconfig.DaemonConfig) -> dict:
                         "pod": pods.get(rec.get("containerID")), "ifname": rec.get("ifname"),
                         "network": rec.get("network"), "mac": st.get("mac"), "vlan": st.get("vlan"),
                         "qos": st.get("qos"), "maxTxRate": st.get("max_tx_rate"), "minTxRate": st.get("min_tx_rate"),
-                        "spoofchk": st.get("spoofchk"), "trust": st.get("trust")})
+                        "spoofchk": st.get("spoofchk"), "trust": st.get("trust"),
+                        "driver": dev.userspace_driver(pf["master"], info.index), "devicePlugin": info.pci in kubelet})
         except CNIError as e:
             entry["error"] = str(e)
         pfs.append(entry)
@@ -98,7 +101,9 @@ def render(st: dict) -> str:
         lines.append(f"  {'VF':>3} {'PCI':13} {'host name':15} {'pod':24} {'if':6} {'VLAN':>5} {'QoS':>3} "
                      f"{'rate':>6} MAC")
         for v in pf["vfs"]:
-            lines.append(f"  {v['vf']:>3} {v['pci']:13} {v['hostName'] or '(in pod)':15} {v['pod'] or v['container'] or '-':24} "
+            where = v["hostName"] or (f"({v['driver']})" if v.get("driver") else "(in pod)")
+            who = v["pod"] or v["container"] or ("(device plugin)" if v.get("devicePlugin") else "-")
+            lines.append(f"  {v['vf']:>3} {v['pci']:13} {where:15} {who:24} "
                          f"{v['ifname'] or '-':6} {v['vlan'] or '-':>5} {v['qos'] or '-':>3} {v['maxTxRate'] or '-':>6} {v['mac']}")
     return "\n".join(lines)
 

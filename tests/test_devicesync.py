@@ -5,13 +5,14 @@ sriov's own allocator never takes one and node `sriov/vfCount` does not count th
 The daemon is a real `netmeta daemon` process; sriov runs through the CNI protocol."""
 import json
 import os
+import subprocess
 import time
 
 import pytest
 
 from delegates.sriov.topology import Topology
 from meta import daemonconfig
-from tests.cnirun import cni
+from tests.cnirun import VENV_BIN, cni
 from tests.daemonproc import DaemonProc
 from tests.podresources_standin import PodResourcesServer
 from tests.simnic import records
@@ -62,6 +63,15 @@ def test_vfs_of_the_device_plugin_are_never_auto_allocated(nic, netns, uid, tmp_
         assert [r.ok for _, _, r in added] == [True] * 4 + [False]
         assert added[4][2].out["code"] == 120 and "device plugin" in added[4][2].out["details"]
         assert records(nic) == [f"vf{n}.json" for n in range(4, 8)]
+        # `netmeta status` tells the operator whose each VF is
+        st = json.loads(subprocess.run([f"{VENV_BIN}/netmeta", "status", "--config", d.cfg_path, "-o", "json"],
+                                       check=True, capture_output=True, text=True).stdout)
+        vfs = st["pfs"][0]["vfs"]
+        assert [v["devicePlugin"] for v in vfs] == [True] * 4 + [False] * 4
+        assert all(v["container"] for v in vfs[4:]) and not any(v["container"] for v in vfs[:4])
+        table = subprocess.run([f"{VENV_BIN}/netmeta", "status", "--config", d.cfg_path], check=True,
+                               capture_output=True, text=True).stdout
+        assert table.count("(device plugin)") == 4
         # pods end: a VF of the plugin's pool stays the plugin's; one outside any pool is free again
         kubelet.set_pod("telco", "other-pod", {})
         kubelet.set_pod("telco", "legacy", {})
