@@ -11,9 +11,9 @@ with Multus v4.1.4's rules (pkg/k8sclient getKubernetesDelegate, pkg/types LoadD
   an attachment with a device (delegateRuntimeConfig), see deviceinfo.py.
 
 Neither the socket nor the checkpoint (no kubelet device manager: not a kubelet node) -> the
-resourceName is ignored with a warning, as netmeta did before. Deliberately stricter than Multus, which silently hands the delegate no deviceID when the pod
-has no (more) device of the resource: that ADD fails here, naming the resource, before anything
-is attached."""
+resourceName is ignored with a warning, as netmeta did before. Deliberately stricter than
+Multus, which silently hands the delegate no deviceID when the pod has no (more) device of the
+resource: that ADD fails here, naming the resource, before anything is attached."""
 from cni import log
 from cni.errors import INVALID_CONFIG, NO_DEVICE_ALLOCATED, CNIError
 
