@@ -7,6 +7,8 @@
   pfs:                                    # managed PFs, counted for node VF availability
     - {master: ens1f0, sysfsRoot: /sys, backend: netlink, stateDir: /var/lib/cni/netmeta/sriov}
                                           # (optional: the PFs sriov calls use are counted too)
+                                          # per PF, devicePluginVFs: [0, 1, 2, 3] = the VFs the SR-IOV
+                                          # device plugin's pool holds: never netmeta's
   nodeSettings: /etc/netmeta/nodes/settings.yaml   # optional: per-node pfs/discoverPFs (see
                                           # meta/nodesettings.py; one ConfigMap for the cluster)
   discoverPFs:                            # optional: also count every SR-IOV PF found in sysfs
