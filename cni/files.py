@@ -1,15 +1,57 @@
-"""State files: atomic writes (tmp + fsync + rename, 0600) and node-wide locks (flock)."""
+"""State files: atomic writes (tmp + fsync + rename, 0600) and node-wide locks (flock).
+
+Every state or lock file is opened through `open_state`: never through a symlink (O_NOFOLLOW),
+and only in a directory that is a real directory (not a symlink), owned by us (root) and not
+group/world-writable. Otherwise a user who can write the directory could plant `.lock` ->
+/etc/something and have root create or truncate the target."""
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import stat
 
 from . import fault
+from .errors import IO_FAILURE, CNIError
+
+
+def check_dir(d: str) -> None:
+    """Refuse (code 5) a state directory another user could write or redirect."""
+    try:
+        st = os.lstat(d)
+    except FileNotFoundError:
+        return
+    why = None
+    if stat.S_ISLNK(st.st_mode):
+        why = "it is a symbolic link"
+    elif not stat.S_ISDIR(st.st_mode):
+        why = "it is not a directory"
+    elif st.st_uid != os.geteuid():
+        why = f"it is owned by uid {st.st_uid}, not {os.geteuid()}"
+    elif st.st_mode & 0o022:
+        why = f"it is group/world-writable (mode {stat.S_IMODE(st.st_mode):04o})"
+    if why:
+        raise CNIError(IO_FAILURE, f"refusing state directory {d}: {why}",
+                       "state directories must be real directories owned by root, mode 0700 or 0755")
+
+
+def open_state(path: str, flags: int, mode: int = 0o600) -> int:
+    """os.open for a state or lock file: the directory checked (check_dir), never through a
+    symlink, close-on-exec. A planted link fails with code 5 naming the path."""
+    check_dir(os.path.dirname(os.path.abspath(path)))
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise CNIError(IO_FAILURE, f"refusing state file {path}: it is a symbolic link",
+                           "state files are never opened through links") from None
+        raise
 
 
 def makedirs(d: str) -> None:
     """Create `d` and every missing parent 0700 (os.makedirs gives only the last one `mode`)."""
     if not d or os.path.isdir(d):
+        check_dir(d)
         return
     makedirs(os.path.dirname(os.path.abspath(d)))
     try:
@@ -20,31 +62,43 @@ def makedirs(d: str) -> None:
 
 def atomic_write(path: str, data: bytes | str, mode: int = 0o600) -> None:
     """Write `data` so a reader sees the old file or the new one, never a torn one, even after a
-    crash: write a temp file in the same directory, fsync it, rename over, fsync the directory."""
+    crash: write a temp file in the same directory, fsync it, rename over, fsync the directory.
+    Any failure (a full disk included) raises and leaves the old file and no temp file."""
     if isinstance(data, str):
         data = data.encode()
     d = os.path.dirname(path) or "."
     makedirs(d)
     tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    fd = open_state(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        os.fchmod(fd, mode)  # umask must not widen or narrow what we asked for
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
+        try:
+            os.fchmod(fd, mode)  # umask must not widen or narrow what we asked for
+            _write_all(fd, data, tmp)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         fault.point("files.atomic-write")   # written, not yet renamed: the old file stays
         os.rename(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+def _write_all(fd: int, data: bytes, path: str) -> None:
+    """os.write may write less than asked (a nearly full disk writes what fits and returns the
+    count): loop, and turn "no progress" into ENOSPC rather than a silently truncated file."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, f"short write to {path}: {len(data) - len(view)} of {len(data)} bytes")
+        view = view[n:]
 
 
 def stale_tmp(directory: str, name: str) -> bool:
@@ -74,10 +128,11 @@ def write_json(path: str, obj) -> None:
 def read_json(path: str):
     """The parsed file, or None when it does not exist. Corrupt JSON raises ValueError."""
     try:
-        with open(path, "rb") as f:
-            return json.loads(f.read())
+        fd = open_state(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
+    with os.fdopen(fd, "rb") as f:
+        return json.loads(f.read())
 
 
 def remove(path: str) -> bool:
@@ -93,7 +148,7 @@ def locked(path: str, shared: bool = False):
     """Hold an flock on `path` (created 0600): exclusive, or shared for readers. The kernel
     drops the lock when the process dies, so a kill -9 never leaves the node locked."""
     makedirs(os.path.dirname(path) or ".")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = open_state(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         yield

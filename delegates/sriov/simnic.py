@@ -35,7 +35,7 @@ from typing import Any
 
 from pyroute2 import IPRoute, NetlinkError, netns
 
-from cni.files import atomic_write
+from cni.files import atomic_write, read_json
 
 from .simnames import (ALIAS_PREFIX, MAX_VFS, NETNS_PREFIX, SimError, _peer_name, _port_keys,
                        netns_name, port_alias, validate, vf_netdev_name)
@@ -72,11 +72,7 @@ def is_sim_nic(root: str, pf: str) -> bool:
 
 
 def _load_meta(root: str, pf: str) -> dict[str, Any] | None:
-    try:
-        with open(_meta_path(root, pf)) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
+    return read_json(_meta_path(root, pf))
 
 
 def _save_meta(root: str, meta: dict[str, Any]) -> None:

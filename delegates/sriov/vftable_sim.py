@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any
 
-from cni.files import atomic_write, locked
+from cni.files import atomic_write, locked, read_json
 
 from .topology import Topology, TopologyError
 from .vftable import VFState, VFTable, VFTableError, plan_set
@@ -71,8 +71,7 @@ class SimVFTable(VFTable):
             # a fake tree built without `netmeta sim create` (unit tests): fresh VFs
             return [VFState()] * total
         try:
-            with open(path) as f:
-                doc: dict[str, Any] = json.load(f)
+            doc: dict[str, Any] = read_json(path)
             vfs = [VFState.from_dict(d) for d in doc["vfs"]]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise VFTableError("master", f"failed to read VF table of {self.pf}: {e}") from None
