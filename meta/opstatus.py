@@ -12,7 +12,9 @@ import argparse
 import json
 import os
 import sys
+import time
 
+from cni import files
 from cni.errors import CNIError
 
 from . import cache, daemonconfig
@@ -69,9 +71,8 @@ def collect(cfg: daemonconfig.DaemonConfig) -> dict:
     node = {"name": cfg.node_name, "vfCount": free, "freeVFAvailable": free > 0}
     if cfg.status_file:
         try:
-            with open(cfg.status_file) as f:
-                node["published"] = json.load(f)
-        except (OSError, ValueError):
+            node["published"] = files.read_json(cfg.status_file)
+        except (CNIError, OSError, ValueError):
             node["published"] = None
     return {"node": node, "pfs": pfs}
 
@@ -149,5 +150,27 @@ def gc_main(argv: list) -> int:
         print(f"netmeta gc: {e}", file=sys.stderr)
         return 1
     d = Daemon(cfg)
+    started = time.time()
+    before = [e for _, _, e in cache.entries(cfg.cni_dir)]
     d.reconcile()   # the daemon's start-up reconcile, run once now (no server, no threads)
+    _gc_fixipam(cfg, before, started)
     return 0
+
+
+def _gc_fixipam(cfg: daemonconfig.DaemonConfig, seen: list, started: float) -> None:
+    """Reservations of the fixipam networks the caches name whose owner is no live attachment
+    on this node: after the reconcile every remaining DEL cache is live, and so is every VF
+    record (stand-alone sriov + fixipam pods have no DEL cache of ours)."""
+    from delegates.sriov.records import Records
+    from . import ipamgc
+    live = [e for _, _, e in cache.entries(cfg.cni_dir)]
+    keep = ipamgc.owners(live)
+    for pf in cfg.pfs:
+        try:
+            recs = Records(pf.get("stateDir", "/var/lib/cni/netmeta/sriov")).all()
+        except (CNIError, OSError) as e:   # cannot tell who is live: release nothing
+            print(f"netmeta gc: fixipam not collected: VF records of {pf['master']}: {e}", file=sys.stderr)
+            return
+        keep.update((r.get("containerID"), r.get("ifname")) for r in recs)
+    for network, gone in ipamgc.collect(ipamgc.networks(seen + live), keep, started).items():
+        print(f"netmeta gc: released {', '.join(gone)} on {network}", file=sys.stderr)

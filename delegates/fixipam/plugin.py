@@ -1,13 +1,14 @@
 """fixipam: fixed-address IPAM plugin (ADD, DEL, CHECK, GC, STATUS)."""
 import contextlib
 import os
+import time
 
 from cni import fault, log
 from cni.errors import ADDRESS_IN_USE, IO_FAILURE, CNIError, config_error
 from cni.plugin import Plugin
 from cni.result import IPConfig, Result, Route
 
-from . import addresses, cluster, config, scope
+from . import addresses, cluster, config, gc, scope
 from .store import Store, describe, is_owner
 
 _log = log.get("fixipam")
@@ -28,6 +29,10 @@ class FixIPAM(Plugin):
             scope.mark(api, store.dir)
             for w in wanted:
                 rec = store.owner(w.key)
+                if rec and rec.get("damaged"):
+                    raise CNIError(ADDRESS_IN_USE, f"address {w.key} on network {cfg.network_name} is held by a "
+                                   f"damaged reservation", f"moved to {rec['damaged']}; GC (CNI GC or `netmeta gc`) "
+                                   "releases it when no valid attachment uses it")
                 if rec and not is_owner(rec, req.container_id, req.ifname):
                     raise CNIError(ADDRESS_IN_USE, f"address {w.key} is already reserved on this node "
                                    f"for network {cfg.network_name}", f"owner: {describe(rec)}")
@@ -95,12 +100,7 @@ class FixIPAM(Plugin):
         keep = {(a.get("containerID"), a.get("ifname")) for a in valid if isinstance(a, dict)}
         scope.gc(req.config.get("ipam") or {}, req.name, keep)   # this node's cluster ones
         ipam = req.config.get("ipam") or {}
-        store = Store(ipam.get("dataDir", config.DEFAULT_DATA_DIR), req.name)
-        with store.lock():
-            for key, rec in list(store.entries()):
-                if not rec or (rec.get("containerID"), rec.get("ifname")) not in keep:
-                    store.release(key)
-                    _log.info("gc released %s on %s (owner %s)", key, req.name, describe(rec))
+        gc.collect(ipam.get("dataDir", config.DEFAULT_DATA_DIR), req.name, keep, time.time())
 
     def status(self, req) -> None:
         cfg = config.load(req.config)
