@@ -125,7 +125,7 @@ class Demo:
         if not r.ok:
             print(f"  refused: code {r.out['code']}: {r.out['msg']} {r.out.get('details', '')}")
             return None
-        with open(f"{self.root}/status/default/{name}.json") as f:
+        with open(f"{self.root}/status/default/{name}/{puid}_{cid}.json") as f:   # meta/statusfile.py
             status = json.load(f)
         for s in status:
             extra = ""

@@ -9,11 +9,11 @@ from cni.errors import (DELEGATE_NOT_FOUND, NETWORK_NOT_FOUND, PLUGIN_NOT_AVAILA
 from cni.request import Request
 from cni.result import Result
 
-from . import attachments, cache, config, parallel, routes, status
+from . import attachments, cache, config, netnsid, parallel, routes, status, statusfile
 from .attachments import Attachment
 from .networks import DirNADs
 from .plan import Planner
-from .podref import PodRef, filename
+from .podref import PodRef
 
 _log = log.get("meta")
 ANNOTS_KEY = "io.kubernetes.cri.pod-annotations"
@@ -128,7 +128,7 @@ class Engine:
                 self.event(pod, "Warning", "NoNetworkFound", f"{e.msg}: {e.details}" if e.details else e.msg)
             raise
         entry = {"containerID": req.container_id, "ifname": req.ifname, "netns": req.netns,
-                 "pod": pod.to_dict(), "cniVersion": req.cni_version, "cniPath": req.path,
+                 "netnsId": netnsid.of(req.netns), "pod": pod.to_dict(), "cniVersion": req.cni_version, "cniPath": req.path,
                  "state": "adding", "created": time.time(),
                  "attachments": [a.to_dict() for a in atts]}
         cache.write(self.cfg.cni_dir, entry)   # before any delegate runs
@@ -155,6 +155,9 @@ class Engine:
                 raise failed[0][1]
             results = [done[i] for i in range(len(atts))]
             routes.apply(req.netns, atts, results)
+            fault.point("meta.add.attached")
+            entry["state"] = "ready"
+            cache.write(self.cfg.cni_dir, entry)   # a full disk fails the ADD here, rolled back
         except BaseException as e:
             _log.warning("ADD failed (%s): rolling back %d attachment(s)", e, len(started))
             self._rollback(req, atts, started)
@@ -162,12 +165,9 @@ class Engine:
                 bad = atts[failed[0][0]]
                 self.event(pod, "Warning", "FailedAddInterface", f"failed to add {bad.ifname} from {bad.network}: {e.msg}")
             raise
-        fault.point("meta.add.attached")
-        entry["state"] = "ready"
-        cache.write(self.cfg.cni_dir, entry)
         fault.point("meta.add.ready")
         entries = [status.entry(a, r) for a, r in zip(atts, results)]
-        self._publish_status(pod, entries)
+        self._publish_status(pod, entries, req.container_id)
         return primary(atts, results, req.cni_version)
 
     def _undo_previous(self, req: Request) -> None:
@@ -196,7 +196,7 @@ class Engine:
         if not failed:
             cache.remove(self.cfg.cni_dir, req.container_id, req.ifname)
 
-    def _publish_status(self, pod: PodRef, entries: list) -> None:
+    def _publish_status(self, pod: PodRef, entries: list, container_id: str) -> None:
         value = status.annotation(entries)
         if self.cfg.kubeconfig and pod.name and pod.namespace and STATUS_SINK is not None:
             STATUS_SINK(pod.namespace, pod.name, pod.uid, value)
@@ -207,8 +207,10 @@ class Engine:
                 _log.error("failed to write network-status of %s/%s: %s", pod.namespace, pod.name, e)
         elif self.cfg.status_dir and pod.name and pod.namespace:
             from cni import files
-            files.atomic_write(os.path.join(self.cfg.status_dir, filename(pod.namespace), f"{filename(pod.name)}.json"),
-                               value)
+            try:
+                files.atomic_write(statusfile.path(self.cfg.status_dir, pod.to_dict(), container_id), value)
+            except (CNIError, OSError) as e:   # as with the API: a lost status must not undo the networks
+                _log.error("failed to write network-status of %s/%s: %s", pod.namespace, pod.name, e)
 
     # ---- DEL ----
     def delete(self, req: Request) -> None:
@@ -243,18 +245,20 @@ class Engine:
             raise errors[-1][1]   # cache kept: the runtime retries DEL and finishes the rest
         fault.point("meta.del.done")
         cache.remove(self.cfg.cni_dir, req.container_id, req.ifname)
-        self._remove_status_file(entry.get("pod") or {})
+        self._remove_status_file(entry.get("pod") or {}, req.container_id)
         _log.info("deleted %d attachment(s) of %s", len(atts), req.container_id[:12])
 
-    def _remove_status_file(self, pod: dict) -> None:
+    def _remove_status_file(self, pod: dict, container_id: str) -> None:
+        """Only this sandbox's file: a live pod of the same name has its own (meta/statusfile.py)."""
         if self.cfg.status_dir and pod.get("namespace") and pod.get("name"):
-            from cni import files
-            files.remove(os.path.join(self.cfg.status_dir, filename(pod["namespace"]), f"{filename(pod['name'])}.json"))
+            statusfile.remove(self.cfg.status_dir, pod, container_id)
 
     @staticmethod
     def _del_request(req: Request, entry: dict) -> Request:
-        # the CRI's second DEL carries no netns: use the one ADD saw only while it still exists
-        netns = req.netns or (entry.get("netns") if os.path.exists(entry.get("netns") or "") else "")
+        # the CRI's second DEL carries no netns: use the path ADD saw only while it still names
+        # the same namespace; another pod's netns may sit at that path now. Else DEL runs with an
+        # empty CNI_NETNS, as the CNI spec allows ("plugins should ... clean up as much as possible").
+        netns = req.netns or (entry.get("netns") if netnsid.same(entry.get("netns"), entry.get("netnsId")) else "")
         return Request(command="DEL", container_id=req.container_id, netns=netns, ifname=req.ifname,
                        args=req.args, raw_args=req.raw_args, path=req.path or entry.get("cniPath", []),
                        config=req.config)
@@ -315,7 +319,9 @@ class Engine:
         if not isinstance(valid, list):
             raise config_error("cni.dev/valid-attachments", "GC needs the list of valid attachments")
         keep = {(a.get("containerID"), a.get("ifname")) for a in valid if isinstance(a, dict)}
-        for cid, ifname, entry in list(cache.entries(self.cfg.cni_dir)):
+        started = time.time()
+        listed = list(cache.entries(self.cfg.cni_dir))
+        for cid, ifname, entry in listed:
             if (cid, ifname) in keep:
                 if entry is None:
                     _log.error("gc: DEL cache of %s/%s is corrupt; kept: the runtime says it is in use",
@@ -330,6 +336,10 @@ class Engine:
                 _log.info("gc: removed attachments of %s/%s", cid[:12], ifname)
             except CNIError as e:
                 _log.error("gc: could not remove %s/%s yet: %s", cid[:12], ifname, e)
+        # then the reservations no DEL could release (damaged, or whose cache is lost)
+        from . import ipamgc
+        live = [e for cid, ifname, e in listed if (cid, ifname) in keep]
+        ipamgc.collect(ipamgc.networks([e for _, _, e in listed]), ipamgc.owners(live), started)
 
 
 def reclaim_dead_caches(cni_dir: str, timeout: float = 60.0) -> list:
@@ -345,7 +355,7 @@ def reclaim_dead_caches(cni_dir: str, timeout: float = 60.0) -> list:
                        "the network config", cache.path(cni_dir, cid, ifname))
             continue
         ns = entry.get("netns")
-        if not ns or os.path.exists(ns):
+        if not ns or _netns_alive(entry):
             continue
         req = Request(command="DEL", container_id=cid, ifname=ifname, path=entry.get("cniPath", []),
                       raw_args="IgnoreUnknown=1", config={"cniVersion": entry.get("cniVersion", "1.0.0"),
@@ -363,6 +373,14 @@ def reclaim_dead_caches(cni_dir: str, timeout: float = 60.0) -> list:
         cache.remove(cni_dir, cid, ifname)
         done.append(cid)
     return done
+
+
+def _netns_alive(entry: dict) -> bool:
+    """The cache's pod netns still exists: its path is there and (when ADD recorded it) still
+    names the same namespace, not a new pod's at a reused path."""
+    if not os.path.exists(entry["netns"]):
+        return False
+    return "netnsId" not in entry or netnsid.same(entry["netns"], entry["netnsId"])
 
 
 def primary(atts: list, results: list, version: str) -> Result:

@@ -64,7 +64,7 @@ def test_kubernetes_free_nads_status_file_and_nad_without_config(tmp_path, netns
     r = cni("netmeta", "ADD", conf, container_id="k1", netns=f"/var/run/netns/{ns}", args=args)
     assert r.ok, r.stdout
     assert sorted(l["ifname"] for l in ip_json("link", "show", netns=ns)) == ["eth0", "lo", "net1"]
-    status_file = tmp_path / "status" / "team" / "web.json"
+    status_file = tmp_path / "status" / "team" / "web" / "-_k1.json"   # no K8S_POD_UID: meta/statusfile.py
     assert oct(status_file.stat().st_mode & 0o777) == "0o600"
     st = json.loads(status_file.read_text())
     assert [(s["name"], s["interface"], s["default"]) for s in st] == [("cluster", "eth0", True), ("team/side", "net1", False)]

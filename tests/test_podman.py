@@ -47,11 +47,11 @@ def files_under(d):
     return sorted(os.path.relpath(os.path.join(r, f), d) for r, _, fs in os.walk(d) for f in fs)
 
 
-@pytest.mark.parametrize("ns,name,want", [
-    ("default", "laughing_bose", "default/laughing_bose.json"),          # podman's generated names
-    ("Team A", "My.Box", "Team%20A/My.Box.json"),
-    ("café", ".hidden", "caf%C3%A9/%2Ehidden.json"),                      # no dot files
-    ("default", "50%off~", "default/50%25off%7E.json"),                   # escapes never collide
+@pytest.mark.parametrize("ns,name,want", [   # <ns>/<name>/<uid>_<cid>.json: meta/statusfile.py
+    ("default", "laughing_bose", "default/laughing_bose/-_c1.json"),          # podman's generated names
+    ("Team A", "My.Box", "Team%20A/My.Box/-_c1.json"),
+    ("café", ".hidden", "caf%C3%A9/%2Ehidden/-_c1.json"),                      # no dot files
+    ("default", "50%off~", "default/50%25off%7E/-_c1.json"),                   # escapes never collide
     ("default", "x" * 300, None),                                        # long: prefix + hash
 ])
 def test_any_runtime_name_works_and_is_escaped_in_file_names(node, ns, name, want):

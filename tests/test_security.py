@@ -391,7 +391,7 @@ def test_state_files_and_socket_are_root_only(served):
     (The parents above those directories: next test.)"""
     entries = walk_modes(served["top"])
     names = {os.path.basename(p) for p, *_ in entries}
-    assert {"perm1-eth0.json", "vf0.json", "10.64.0.9", "node-status.json", "permpod.json", "netmeta.sock",
+    assert {"perm1-eth0.json", "vf0.json", "10.64.0.9", "node-status.json", "-_perm1.json", "netmeta.sock",
             "netmeta.log", ".lock"} <= names, sorted(names)
     files = [(p, kind, mode, uid) for p, kind, mode, uid in entries if kind != "dir"]
     bad = [(os.path.relpath(p, served["top"]), oct(mode), uid) for p, _, mode, uid in files if uid != 0 or mode != 0o600]
@@ -447,14 +447,14 @@ def test_a_non_root_user_gets_nothing_from_the_daemon_through_the_shim(served, n
 
 
 def test_network_status_file_is_removed_on_del(node, tmp_path):
-    """Kubernetes-free mode writes <statusDir>/<ns>/<pod>.json on ADD (meta/engine.py
+    """Kubernetes-free mode writes <statusDir>/<ns>/<pod>/<uid>_<cid>.json on ADD (meta/engine.py
     _publish_status) and nothing removes it: DEL and GC leave one file per pod sandbox for
     good (a leak on every node without an API server; Multus also clears network-status on
     DEL)."""
     conf = dict(node.conf, statusDir=str(tmp_path / "status"))
     rc, doc, c = add(node, {NETWORKS: "pl"}, conf)
     assert rc == 0, doc
-    assert (tmp_path / "status" / POD_NS / "sp.json").exists()
+    assert (tmp_path / "status" / POD_NS / "sp" / "-_sec1.json").exists()   # meta/statusfile.py
     assert delete(node, c)[0] == 0 and leftovers(node) == {}
     left = [f for _, _, fs in os.walk(tmp_path / "status") for f in fs]
     assert left == [], f"status files left after DEL: {left}"
