@@ -128,7 +128,8 @@ class Engine:
                 self.event(pod, "Warning", "NoNetworkFound", f"{e.msg}: {e.details}" if e.details else e.msg)
             raise
         entry = {"containerID": req.container_id, "ifname": req.ifname, "netns": req.netns,
-                 "netnsId": netnsid.of(req.netns), "pod": pod.to_dict(), "cniVersion": req.cni_version, "cniPath": req.path,
+                 "netnsId": netnsid.of(req.netns),   # which namespace the path names now
+                 "pod": pod.to_dict(), "cniVersion": req.cni_version, "cniPath": req.path,
                  "state": "adding", "created": time.time(),
                  "attachments": [a.to_dict() for a in atts]}
         cache.write(self.cfg.cni_dir, entry)   # before any delegate runs
@@ -380,7 +381,7 @@ def _netns_alive(entry: dict) -> bool:
     names the same namespace, not a new pod's at a reused path."""
     if not os.path.exists(entry["netns"]):
         return False
-    return "netnsId" not in entry or netnsid.same(entry["netns"], entry["netnsId"])
+    return entry.get("netnsId") is None or netnsid.same(entry["netns"], entry["netnsId"])
 
 
 def primary(atts: list, results: list, version: str) -> Result:

@@ -43,12 +43,11 @@ class Store:
             return _damaged(q)
         try:
             rec = files.read_json(self._path(key))
-            why = "not a reservation object with containerID and ifname"
         except ValueError as e:
-            rec, why = False, f"not JSON ({e})"
+            return self._quarantine(key, f"not JSON ({e})")
         if rec is None or valid(rec):
             return rec
-        return self._quarantine(key, why)
+        return self._quarantine(key, "not a reservation object with containerID and ifname")
 
     def _quarantine(self, key: str, why: str) -> dict:
         """Move a damaged reservation aside (kept for the operator) and report it."""
@@ -56,7 +55,7 @@ class Store:
         files.makedirs(os.path.dirname(q))
         try:
             os.replace(self._path(key), q)
-        except FileNotFoundError:   # moved by a concurrent reader (GC reads without the lock)
+        except FileNotFoundError:   # moved by a concurrent reader (CHECK reads without the lock)
             pass
         _log.error("reservation %s is damaged (%s): moved to %s; the address stays held until GC "
                    "(CNI GC or `netmeta gc`) finds no valid attachment for it", self._path(key), why, q)
