@@ -335,3 +335,28 @@ def test_planted_lock_link_is_refused(shared_root, netns, bridge, how):
     os.unlink(net) if os.path.islink(net) else shutil.rmtree(net)
     assert delete(conf, "sl1", ns, args("ps", ip="10.71.6.5/24")).ok
     assert files_in(root / "cache") == [] and files_in(fix / "cluster") == []
+
+
+def test_netmeta_gc_reclaims_a_cache_whose_netns_path_was_reused(tmp_path, netns, bridge):
+    """Finding 13, the reconcile side: `netmeta gc` (and the daemon's start-up reconcile) undo
+    DEL caches whose pod netns is gone; main judged "gone" by the path alone, so pod A's cache
+    looked alive for as long as pod B's netns sat at the reused path, and A's lease leaked. Now
+    a path naming another namespace than the one recorded counts as gone, and A's attachments
+    are undone with an empty CNI_NETNS: B keeps its eth0."""
+    conf = meta_conf(tmp_path, bridge, hostlocal(tmp_path, "10.71.7.0/24"))
+    name = netns("y")
+    ra = add(conf, "ga1", name, args("pa"))
+    assert ra.ok, ra.stdout
+    a_ip = ra.out["ips"][0]["address"].split("/")[0]
+    subprocess.run(["ip", "netns", "del", name], check=True)
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    rb = add(conf, "gb1", name, args("pb"))
+    assert rb.ok, rb.stdout
+    cfg = tmp_path / "daemon.json"
+    cfg.write_text(json.dumps({"cniDir": conf["cniDir"], "socketPath": str(tmp_path / "run" / "nm.sock"),
+                               "httpAddr": ""}))
+    g = subprocess.run([f"{VENV_BIN}/netmeta", "gc", "--config", str(cfg)], capture_output=True, text=True, timeout=120)
+    assert g.returncode == 0, g.stderr
+    assert files_in(tmp_path / "cache") == ["gb1-eth0.json"]
+    assert pod_links(name) == ["eth0"] and a_ip not in leases(tmp_path)
+    assert delete(conf, "gb1", name, args("pb")).ok and leases(tmp_path) == []
