@@ -51,3 +51,14 @@ def collect(nets: set, keep: set, before: float) -> dict:
         if gone:
             out[network] = gone
     return out
+
+
+def report(entries: list) -> list:
+    """[{network, dataDir, damaged: [addresses]}] of the networks these caches name that hold a
+    quarantined reservation (`netmeta status`)."""
+    out = []
+    for data_dir, network in sorted(networks(entries)):
+        bad = fixipam_gc.damaged(data_dir, network)
+        if bad:
+            out.append({"network": network, "dataDir": data_dir, "damaged": bad})
+    return out

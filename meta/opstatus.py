@@ -74,7 +74,9 @@ def collect(cfg: daemonconfig.DaemonConfig) -> dict:
             node["published"] = files.read_json(cfg.status_file)
         except (CNIError, OSError, ValueError):
             node["published"] = None
-    return {"node": node, "pfs": pfs}
+    from . import ipamgc
+    fixipam = ipamgc.report([e for _, _, e in cache.entries(cfg.cni_dir)])
+    return {"node": node, "pfs": pfs, "fixipam": fixipam}
 
 
 _ASIDE = {"damaged": "unusable (a VF it names is reclaimed once back in the host, or by the DEL that finds it in its pod)",
@@ -85,6 +87,9 @@ def render(st: dict) -> str:
     n = st["node"]
     lines = [f"node {n['name'] or '-'}: {n['vfCount']} free VF(s); label sriov/freeVFAvailable="
              f"{'true' if n['freeVFAvailable'] else '(absent)'}"]
+    for f in st.get("fixipam", ()):
+        lines.append(f"fixipam network {f['network']}: DAMAGED reservation(s) of {', '.join(f['damaged'])} "
+                     f"quarantined in {f['dataDir']}/{f['network']}/.quarantine (held until `netmeta gc`)")
     for pf in st["pfs"]:
         for a in pf.get("recordProblems", []):
             lines.append(f"\nPF {pf['pf']}: record {a['file']} {'set aside' if a['setAside'] else 'NOT YET SET ASIDE'} ({a['kind']}"

@@ -193,15 +193,23 @@ def test_damaged_fixipam_reservation_is_released_by_cni_gc(tmp_path, netns, brid
 
 def test_damaged_fixipam_reservation_is_released_by_netmeta_gc(tmp_path, netns, bridge):
     """Finding 10 (`netmeta gc`): the operator's GC reached VF records and dead DEL caches but
-    no fixipam reservation. Now it releases those of the networks the caches name whose owner
-    has no live DEL cache (or VF record), the quarantined one included."""
+    no fixipam reservation. Now `netmeta status` reports the quarantined reservation, and
+    `netmeta gc` releases the reservations of the networks the caches name whose owner has no
+    live DEL cache (or VF record), the quarantined one included."""
     conf, pods, store = _damaged_reservation_setup(tmp_path, netns, bridge)
     cfg = tmp_path / "daemon.json"
     cfg.write_text(json.dumps({"cniDir": conf["cniDir"], "socketPath": str(tmp_path / "run" / "nm.sock"),
                                "httpAddr": ""}))
+    st = subprocess.run([f"{VENV_BIN}/netmeta", "status", "--config", str(cfg), "-o", "json"], capture_output=True,
+                        text=True, timeout=120)
+    assert st.returncode == 0, st.stderr
+    assert json.loads(st.stdout)["fixipam"] == [{"network": "cluster", "dataDir": str(tmp_path / "fixipam"),
+                                                 "damaged": ["10.71.2.7"]}]
     g = subprocess.run([f"{VENV_BIN}/netmeta", "gc", "--config", str(cfg)], capture_output=True, text=True, timeout=120)
     assert g.returncode == 0, g.stderr
     assert "released 10.71.2.7 on cluster" in g.stderr
+    st = subprocess.run([f"{VENV_BIN}/netmeta", "status", "--config", str(cfg)], capture_output=True, text=True, timeout=120)
+    assert st.returncode == 0 and "DAMAGED" not in st.stdout, st
     _address_is_free_again(conf, pods, store)
 
 

@@ -11,7 +11,7 @@ import os
 
 from cni import log
 
-from .store import Store, describe
+from .store import QUARANTINE, Store, describe
 
 _log = log.get("fixipam")
 
@@ -36,3 +36,11 @@ def collect(data_dir: str, network: str, keep: set, before: float) -> list:
             gone.append(key)
             _log.info("gc released %s on %s (owner %s)", key, network, describe(rec))
     return gone
+
+
+def damaged(data_dir: str, network: str) -> list:
+    """The addresses of `network` held by a quarantined (damaged) reservation, for reports."""
+    try:
+        return sorted(os.listdir(os.path.join(Store(data_dir, network).dir, QUARANTINE)))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
