@@ -30,8 +30,7 @@ class Operation:
 
     def __enter__(self) -> "Operation":
         files.makedirs(os.path.join(self.state_dir, OWNERS))
-        self._fd = os.open(_path(self.state_dir, self.token),
-                           os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        self._fd = files.open_state(_path(self.state_dir, self.token), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         return self
 
@@ -48,7 +47,7 @@ def alive(state_dir: str, token: str) -> bool:
         return False
     path = _path(state_dir, token)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = files.open_state(path, os.O_RDWR)
     except FileNotFoundError:
         return False
     try:
