@@ -340,7 +340,8 @@ class Engine:
         # then the reservations no DEL could release (damaged, or whose cache is lost)
         from . import ipamgc
         live = [e for cid, ifname, e in listed if (cid, ifname) in keep]
-        ipamgc.collect(ipamgc.networks([e for _, _, e in listed]), ipamgc.owners(live), started)
+        ipamgc.collect(ipamgc.networks([e for _, _, e in listed]), ipamgc.owners(live), started,
+                       {cid for cid, _ in keep})
 
 
 def reclaim_dead_caches(cni_dir: str, timeout: float = 60.0) -> list:

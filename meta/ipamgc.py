@@ -43,11 +43,13 @@ def owners(entries: list) -> set:
     return out
 
 
-def collect(nets: set, keep: set, before: float) -> dict:
-    """GC each network; {network: [released addresses]} of those that released any."""
+def collect(nets: set, keep: set, before: float, containers=frozenset()) -> dict:
+    """GC each network; {network: [released addresses]} of those that released any. Every
+    reservation of a container in `containers` is kept, whatever its ifname: a valid pod whose
+    DEL cache is corrupt cannot say which interfaces it has."""
     out = {}
     for data_dir, network in sorted(nets):
-        gone = fixipam_gc.collect(data_dir, network, keep, before)
+        gone = fixipam_gc.collect(data_dir, network, keep, before, containers)
         if gone:
             out[network] = gone
     return out

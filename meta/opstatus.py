@@ -168,8 +168,10 @@ def _gc_fixipam(cfg: daemonconfig.DaemonConfig, seen: list, started: float) -> N
     record (stand-alone sriov + fixipam pods have no DEL cache of ours)."""
     from delegates.sriov.records import Records
     from . import ipamgc
-    live = [e for _, _, e in cache.entries(cfg.cni_dir)]
+    remaining = list(cache.entries(cfg.cni_dir))   # corrupt ones too: their pods may be live
+    live = [e for _, _, e in remaining]
     keep = ipamgc.owners(live)
+    containers = {cid for cid, _, _ in remaining}
     for pf in cfg.pfs:
         try:
             recs = Records(pf.get("stateDir", "/var/lib/cni/netmeta/sriov")).all()
@@ -177,5 +179,5 @@ def _gc_fixipam(cfg: daemonconfig.DaemonConfig, seen: list, started: float) -> N
             print(f"netmeta gc: fixipam not collected: VF records of {pf['master']}: {e}", file=sys.stderr)
             return
         keep.update((r.get("containerID"), r.get("ifname")) for r in recs)
-    for network, gone in ipamgc.collect(ipamgc.networks(seen + live), keep, started).items():
+    for network, gone in ipamgc.collect(ipamgc.networks(seen + live), keep, started, containers).items():
         print(f"netmeta gc: released {', '.join(gone)} on {network}", file=sys.stderr)

@@ -16,9 +16,9 @@ from .store import QUARANTINE, Store, describe
 _log = log.get("fixipam")
 
 
-def collect(data_dir: str, network: str, keep: set, before: float) -> list:
-    """Release the reservations of `network` not owned by a (containerID, ifname) in `keep`;
-    returns the released addresses."""
+def collect(data_dir: str, network: str, keep: set, before: float, containers=frozenset()) -> list:
+    """Release the reservations of `network` not owned by a (containerID, ifname) in `keep`
+    nor by any interface of a container in `containers`; returns the released addresses."""
     store = Store(data_dir, network)
     gone = []
     if not os.path.isdir(store.dir):
@@ -27,7 +27,8 @@ def collect(data_dir: str, network: str, keep: set, before: float) -> list:
         for key, rec in list(store.entries()):
             if rec is None:   # released while we listed
                 continue
-            if not rec.get("damaged") and (rec.get("containerID"), rec.get("ifname")) in keep:
+            if not rec.get("damaged") and ((rec.get("containerID"), rec.get("ifname")) in keep
+                                           or rec.get("containerID") in containers):
                 continue
             t = store.mtime(key)
             if t is None or t >= before:
