@@ -15,6 +15,7 @@ from delegates.fixipam import config as fixipam_config
 from delegates.sriov import config as sriov_config
 from meta import annotations, daemonconfig, install, networks, overrides
 from meta import config as meta_config
+from meta.config import DEFAULT_CHECKPOINT, DEFAULT_DEVINFO_DIR, DEFAULT_PODRESOURCES
 from meta.plan import Planner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -402,8 +403,12 @@ def test_daemon_container_privileged_host_network_mounts_probes_resources():
         assert {"cpu", "memory"} <= set(c["resources"][k])
     vols = {v["name"]: v for v in spec["volumes"]}
     mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
-    for path in ("/run/netmeta", "/var/lib/cni", "/var/run/netns", "/sys", "/etc/cni/net.d", "/opt/cni/bin"):
+    for path in ("/run/netmeta", "/var/lib/cni", "/var/run/netns", "/sys", "/etc/cni/net.d", "/opt/cni/bin",
+                 # the device plugin's world: meta/config.py's defaults (PodResources socket dir,
+                 # device checkpoint dir, device-info dir) are where the daemon finds them
+                 os.path.dirname(DEFAULT_PODRESOURCES), os.path.dirname(DEFAULT_CHECKPOINT), DEFAULT_DEVINFO_DIR):
         assert vols[mounts[path]["name"]]["hostPath"]["path"] == path, path
+    assert mounts[os.path.dirname(DEFAULT_CHECKPOINT)].get("readOnly")
     assert mounts["/var/run/netns"]["mountPropagation"] == "HostToContainer"
     assert all(mounts[p].get("readOnly") for p in ("/sys", "/etc/cni/net.d", "/opt/cni/bin"))
     assert "/dev" not in mounts
