@@ -11,9 +11,19 @@ import yaml
 
 from bench import daemon
 from bench.cnicall import call as cni  # own session + no stray daemon (see cnicall)
-from bench.stats import interleave, table
+from bench.stats import Report, interleave, table
 
+STATIC = "static ADD+DEL (Debian)"
+NO_DAEMON = "fixipam ADD+DEL, no daemon"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def report(runs: int = 30) -> Report:
+    text, res = measure(runs)
+    r = res[NO_DAEMON]["median"] / res[STATIC]["median"]
+    rep = Report("fixipam vs static (IPAM only, no netns)", text, f"ipam: fixipam {r:.1f}x static")
+    rep.target("1. fixipam without daemon / Debian static (ADD+DEL)", r, 3)
+    return rep
 
 
 def _api(stack: ExitStack, tmp: str):
@@ -27,6 +37,10 @@ def _api(stack: ExitStack, tmp: str):
 
 
 def run(runs: int = 60) -> str:
+    return measure(runs)[0]
+
+
+def measure(runs: int) -> tuple:
     tmp = tempfile.mkdtemp(prefix="nmbench")
     try:
         with ExitStack() as stack:
@@ -46,8 +60,7 @@ def run(runs: int = 60) -> str:
                     assert a.ok and d.ok, (a.stdout, d.stdout)
                 return go
 
-            cases = {"static ADD+DEL (Debian)": add_del("static", sta),
-                     "fixipam ADD+DEL, no daemon": add_del("fixipam", fix)}
+            cases = {STATIC: add_del("static", sta), NO_DAEMON: add_del("fixipam", fix)}
             d = daemon.start(stack)
             api = None
             if d:
@@ -59,7 +72,7 @@ def run(runs: int = 60) -> str:
                 cases["fixipam ADD+DEL, no daemon, cluster scope"] = add_del(   # its own kubeconfig
                     "fixipam", fixconf("own", scope="cluster", kubeconfig=kc, nodeName="bench-node"), None, kargs)
             res = interleave(cases, runs)
-            out = "fixed-IP IPAM, one address, exec'd per call\n" + table(list(res.items()), "static ADD+DEL (Debian)")
+            out = "fixed-IP IPAM, one address, exec'd per call\n" + table(list(res.items()), STATIC)
             if api is not None:
                 api.log.clear()
                 conf = fixconf("cluster", scope="cluster")
@@ -69,7 +82,7 @@ def run(runs: int = 60) -> str:
                 assert cni("fixipam", "DEL", conf, netns="/x", args=kargs, env=dc.env).ok
                 n_del = len(api.find(resource="fixedipreservations"))
                 out += f"\ncluster scope: {n_add} API request(s) per ADD, {n_del} per DEL (one address)\n"
-        return out
+        return out, res
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

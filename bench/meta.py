@@ -41,6 +41,10 @@ def run(runs: int = 50) -> Report:
                    f"meta: thin {res[THIN]['median'] / res[DIRECT]['median']:.1f}x bridge direct"
                    + (f", (b)/(a) {res[THICK]['median'] / res[DIRECT]['median']:.2f} (target <= 1.5)"
                       if THICK in res else ""))
+        r.target("1. netmeta thin -> bridge / bridge direct (ADD+DEL)", res[THIN]["median"] / res[DIRECT]["median"], 3)
+        if THICK in res:
+            r.target("2. netmeta via daemon -> bridge / bridge direct (ADD+DEL)",
+                     res[THICK]["median"] / res[DIRECT]["median"], 1.15)
         if leftovers:
             r.problems.append(f"state left after all DELs: {leftovers}")
         return r

@@ -106,6 +106,8 @@ def run(rounds: int = 3) -> Report:
                      f"parallel: {N} ADDs {_ratio(stats, 'add_wall'):.1f}x, {N} DELs {_ratio(stats, 'del_wall'):.1f}x host-device"
                      + (f"; via daemon {_ratio(stats, 'add_wall', 'sriovd'):.1f}x, {_ratio(stats, 'del_wall', 'sriovd'):.1f}x"
                         if d else ""))
+        if d:
+            rep.target(f"5. {N} parallel ADDs via daemon / host-device+static (wall)", _ratio(stats, "add_wall", "sriovd"), 1.5)
         for who in who_all:
             if errors[who]:
                 rep.problems.append(f"{who}: failed calls {dict(errors[who])}")

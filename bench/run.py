@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import cnicall, daemon, guard, ipam, meta, multi, parallel, sriov, startup  # noqa: E402
 from bench import devices, macvlan, multiatt, patches, rss  # noqa: E402
-from bench.stats import Report  # noqa: E402
+from bench.stats import Report, targets_block  # noqa: E402
 
 # name -> (runner, default runs): defaults keep one full run under ~5 minutes on 2 noisy cores
 SECTIONS = {
@@ -25,8 +25,7 @@ SECTIONS = {
     "sriov": (sriov.run, 30),        # 3. sriov+fixipam vs host-device+static, same VF (~1 s/iter)
     "parallel": (parallel.run, 3),   # 4. 64 ADDs + 64 DELs at once, rounds (~35 s/round)
     "startup": (startup.run, 40),    # 5. VERSION start-up (~0.8 s/iter)
-    "ipam": (lambda runs: Report("fixipam vs static (IPAM only, no netns)", ipam.run(runs),
-                                 "ipam: see table"), 30),
+    "ipam": (ipam.report, 30),
     "rss": (rss.run, 1000),          # (g) daemon RSS idle / after N ADD+DEL cycles (~2.5-3 min)
     "patches": (patches.run, 1),     # (h) node PATCHes for 100 pods in bursts; rounds (~45 s/round)
     "macvlan": (macvlan.run, 20),    # macvlan+fixipam via the daemon vs macvlan+static direct
@@ -102,6 +101,9 @@ def main() -> int:
         if left:
             failed.append(f"sweep had to remove {left}")
             print(f"!! sweep removed leftovers: {left}", file=sys.stderr)
+    block = targets_block(reports)
+    if block:
+        print("\n" + block)
     print(f"\nsummary ({time.perf_counter() - t_all:.0f} s): " + " | ".join(r.summary for r in reports))
     if failed:
         print("FAILED: " + "; ".join(failed))

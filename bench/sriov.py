@@ -61,6 +61,9 @@ def run(runs: int = 30) -> Report:
                      + (f"; (e) via daemon {res[SR_D]['median'] / res[HD]['median']:.2f}x (target <= 2.0)"
                         f"; seed example via daemon {res[SEED_D]['median'] / res[HD]['median']:.2f}x"
                         if SR_D in res else ""))
+        rep.target("1. sriov+fixipam without daemon / host-device+static", res[SR]["median"] / res[HD]["median"], 4)
+        if SR_D in res:
+            rep.target("2. sriov+fixipam via daemon / host-device+static", res[SR_D]["median"] / res[HD]["median"], 1.2)
         if fixtures.sriov_records(frag):
             rep.problems.append(f"sriov records left: {fixtures.sriov_records(frag)}")
         if fixtures.vf_netdev(frag, 0) != vf0:

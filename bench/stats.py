@@ -74,3 +74,28 @@ class Report:
     text: str
     summary: str
     problems: list = field(default_factory=list)
+    targets: list = field(default_factory=list)   # [Target]: the issue-19 block at the end
+
+    def target(self, name: str, value: float, limit: float, unit: str = "x") -> None:
+        self.targets.append(Target(name, value, limit, unit))
+
+
+@dataclass
+class Target:
+    """One performance target: `value` (a ratio, or MiB) against `limit` (met when <=)."""
+    name: str
+    value: float
+    limit: float
+    unit: str = "x"
+
+    def line(self) -> str:
+        v = f"{self.value:.2f}x" if self.unit == "x" else f"{self.value:.1f} {self.unit}"
+        lim = f"{self.limit:g}x" if self.unit == "x" else f"{self.limit:g} {self.unit}"
+        return f"{self.name:58} {v:>10}  target <= {lim:9} {'met' if self.value <= self.limit else 'short'}"
+
+
+def targets_block(reports: list) -> str:
+    """The issue-19 targets of the sections that ran, one line each with met/short."""
+    lines = [t.line() for r in reports for t in r.targets]
+    return ("issue-19 targets (medians of this run; a loaded machine makes ratios noisy):\n  "
+            + "\n  ".join(lines)) if lines else ""

@@ -3,12 +3,11 @@ process is killed with SIGKILL (or raises, or stops itself with SIGSTOP for a te
 with SIGCONT) when it reaches that point, so tests can prove that
 a crash at any step leaves nothing a later DEL/GC cannot undo. Costs one dict lookup."""
 import os
-import signal
-import threading
+from _thread import _local, allocate_lock
 
 from .errors import CNIError, INTERNAL
 
-_request = threading.local()
+_request = _local()   # threading.local, without importing threading
 
 
 def for_request(value: str | None) -> None:
@@ -23,7 +22,7 @@ def current_request() -> str | None:
 
 
 _hits: dict = {}
-_hits_lock = threading.Lock()   # a pod's attachments reach the same delegate's points in parallel
+_hits_lock = allocate_lock()   # threading.Lock; a pod's attachments reach the same delegate's points in parallel
 
 
 def point(name: str) -> None:
@@ -41,6 +40,7 @@ def point(name: str) -> None:
         return
     if mode == "fail":
         raise CNIError(INTERNAL, f"injected failure at {name}")
+    import signal
     if mode == "stop":   # a hung process (until the test sends SIGCONT)
         os.kill(os.getpid(), signal.SIGSTOP)
         return

@@ -1,26 +1,33 @@
 """Logging: stderr (never stdout, which carries only the CNI result) and an optional file;
-every line is tagged with the container ID being served."""
-import glob
-import gzip
-import logging
-import logging.handlers
+every line is tagged with the container ID being served.
+
+An exec'd plugin (cni/skel.py) logs "lite": lines in the same format written straight to
+stderr, without importing `logging` (~10 ms of a ~40 ms call). The first call that needs more
+(a log file, exc_info, any Logger attribute) switches the process to `logging` for good; the
+daemon and everything else use `logging` from the start."""
 import os
-import shutil
 import sys
-import threading
-import time
+from _thread import _local
 
 _FMT = "%(asctime)s %(levelname)s %(name)s [%(container_id)s] %(message)s"
+_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
 
-_current = threading.local()   # per thread: the daemon serves many containers at once
+_current = _local()   # per thread: the daemon serves many containers at once (threading.local)
+_classes: dict = {}   # the logging subclasses below, made on first use (logging imported then)
 
 
-class _ContainerFilter(logging.Filter):
-    def filter(self, record):
-        if not hasattr(record, "container_id"):
-            record.container_id = getattr(_current, "cid", "-")
-        return True
+def _container_filter():
+    if "filter" not in _classes:
+        import logging
+
+        class _ContainerFilter(logging.Filter):
+            def filter(self, record):
+                if not hasattr(record, "container_id"):
+                    record.container_id = getattr(_current, "cid", "-")
+                return True
+        _classes["filter"] = _ContainerFilter
+    return _classes["filter"]()
 
 
 def set_container(cid: str) -> None:
@@ -36,38 +43,67 @@ FROZEN = False        # the daemon owns stderr's level: a config's logLevel appl
 MAX_FILE_HANDLERS = 8   # and each distinct logFile costs an fd for the daemon's life
 
 
-class _Rotating(logging.handlers.RotatingFileHandler):
-    """A logFile rotated as Multus's logOptions (lumberjack) say: maxSize MB per file (default
-    100), maxBackups old files (0 = lumberjack's "all": 100 here), maxAge days, compress (gzip)."""
+def _rotating(path: str, opts: dict):
+    if "rotating" not in _classes:
+        import glob
+        import logging.handlers
+        import time
 
-    def __init__(self, path: str, opts: dict):
-        self.max_age = float(opts.get("maxAge") or 0) * 86400
-        super().__init__(path, maxBytes=int(opts.get("maxSize") or 100) * 1024 * 1024,
-                         backupCount=int(opts.get("maxBackups") or 100))
-        if opts.get("compress"):
-            self.namer = lambda name: name + ".gz"
-            self.rotator = _gzip_rotate
+        class _Rotating(logging.handlers.RotatingFileHandler):
+            """A logFile rotated as Multus's logOptions (lumberjack) say: maxSize MB per file (default
+            100), maxBackups old files (0 = lumberjack's "all": 100 here), maxAge days, compress (gzip)."""
 
-    def _open(self):   # a new file after a rollover is 0600 too
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        return os.fdopen(fd, "a", encoding=self.encoding)
+            def __init__(self, path: str, opts: dict):
+                self.max_age = float(opts.get("maxAge") or 0) * 86400
+                super().__init__(path, maxBytes=int(opts.get("maxSize") or 100) * 1024 * 1024,
+                                 backupCount=int(opts.get("maxBackups") or 100))
+                if opts.get("compress"):
+                    self.namer = lambda name: name + ".gz"
+                    self.rotator = _gzip_rotate
 
-    def doRollover(self):
-        super().doRollover()
-        if self.max_age:
-            for old in glob.glob(glob.escape(self.baseFilename) + ".*"):
-                if time.time() - os.path.getmtime(old) > self.max_age:
-                    os.unlink(old)
+            def _open(self):   # a new file after a rollover is 0600 too
+                fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                return os.fdopen(fd, "a", encoding=self.encoding)
+
+            def doRollover(self):
+                super().doRollover()
+                if self.max_age:
+                    for old in glob.glob(glob.escape(self.baseFilename) + ".*"):
+                        if time.time() - os.path.getmtime(old) > self.max_age:
+                            os.unlink(old)
+        _classes["rotating"] = _Rotating
+    return _classes["rotating"](path, opts)
 
 
 def _gzip_rotate(source: str, dest: str) -> None:
+    import gzip
+    import shutil
     with open(source, "rb") as src, gzip.open(dest, "wb") as dst:
         shutil.copyfileobj(src, dst)
     os.chmod(dest, 0o600)
     os.unlink(source)
 
 
-def setup(level: str | None = None, log_file: str | None = None, options: dict | None = None) -> logging.Logger:
+_lite = {"on": False, "level": 20}
+
+
+def _level_of(level: str | None) -> int:
+    return _LEVELS.get((level or os.environ.get("NETMETA_LOG_LEVEL") or "info").upper(), 20)
+
+
+def setup(level: str | None = None, log_file: str | None = None, options: dict | None = None,
+          lite: bool = False):
+    """Configure the "netmeta" logger (stderr + `log_file`). lite=True (exec'd plugins): no
+    `logging` import until something needs it; returns None while lite."""
+    if lite and not log_file and "logging" not in sys.modules:
+        _lite["on"] = True
+        _lite["level"] = _level_of(level)
+        return None
+    if _lite["on"] and not log_file and not FROZEN:
+        _lite["level"] = _level_of(level)
+        return None
+    _lite["on"] = False
+    import logging
     root = logging.getLogger("netmeta")
     lvl = getattr(logging, (level or os.environ.get("NETMETA_LOG_LEVEL") or "info").upper(), logging.INFO)
     if not FROZEN:
@@ -77,16 +113,16 @@ def setup(level: str | None = None, log_file: str | None = None, options: dict |
     if not root.handlers:
         h = logging.StreamHandler(sys.stderr)
         h.setFormatter(logging.Formatter(_FMT))
-        h.addFilter(_ContainerFilter())
+        h.addFilter(_container_filter())
         root.addHandler(h)
         root.propagate = False
     if log_file and not any(getattr(h, "baseFilename", None) == os.path.abspath(log_file)
                             for h in root.handlers):
         fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.close(fd)
-        fh = _Rotating(log_file, options) if options else logging.FileHandler(log_file)
+        fh = _rotating(log_file, options) if options else logging.FileHandler(log_file)
         fh.setFormatter(logging.Formatter(_FMT))
-        fh.addFilter(_ContainerFilter())
+        fh.addFilter(_container_filter())
         if FROZEN:
             # the daemon: this file gets the config's level; stderr keeps the daemon's own
             for h in root.handlers:
@@ -98,5 +134,68 @@ def setup(level: str | None = None, log_file: str | None = None, options: dict |
     return root
 
 
-def get(name: str) -> logging.Logger:
-    return logging.getLogger(f"netmeta.{name}")
+def _to_logging() -> None:
+    """Leave lite mode: the same handlers and level, now through `logging`."""
+    if _lite["on"]:
+        _lite["on"] = False
+        setup(next(k for k, v in _LEVELS.items() if v == _lite["level"]))
+
+
+class Logger:
+    """logging.getLogger("netmeta.<name>") for the methods netmeta calls; anything else (and
+    every call when not lite) goes to the real Logger."""
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def _log(self, level: int, lname: str, msg, args, kw) -> None:
+        if not _lite["on"] or kw:
+            _to_logging()
+            import logging
+            logging.getLogger(self.name).log(level, msg, *args, **kw)
+            return
+        if level < _lite["level"]:
+            return
+        if len(args) == 1 and isinstance(args[0], dict) and args[0]:
+            args = args[0]          # as LogRecord.getMessage
+        try:
+            text = str(msg) % args if args else str(msg)
+        except Exception:           # logging reports a bad format on stderr and goes on
+            _to_logging()
+            import logging
+            logging.getLogger(self.name).log(level, msg, *args if isinstance(args, tuple) else (args,))
+            return
+        import time
+        t = time.time()
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+        sys.stderr.write(f"{stamp},{int((t - int(t)) * 1000):03d} {lname} {self.name} "
+                         f"[{getattr(_current, 'cid', '-')}] {text}\n")
+        sys.stderr.flush()
+
+    def debug(self, msg, *args, **kw):
+        self._log(10, "DEBUG", msg, args, kw)
+
+    def info(self, msg, *args, **kw):
+        self._log(20, "INFO", msg, args, kw)
+
+    def warning(self, msg, *args, **kw):
+        self._log(30, "WARNING", msg, args, kw)
+
+    def error(self, msg, *args, **kw):
+        self._log(40, "ERROR", msg, args, kw)
+
+    def exception(self, msg, *args, exc_info=True, **kw):
+        self._log(40, "ERROR", msg, args, dict(kw, exc_info=exc_info))
+
+    def critical(self, msg, *args, **kw):
+        self._log(50, "CRITICAL", msg, args, kw)
+
+    def __getattr__(self, attr):
+        _to_logging()
+        import logging
+        return getattr(logging.getLogger(self.name), attr)
+
+
+def get(name: str) -> Logger:
+    return Logger(f"netmeta.{name}")

@@ -2,10 +2,8 @@
 the result, or the error JSON for ANY exception, with a non-zero exit and a log line."""
 import contextlib
 import json
-import logging
 import os
 import sys
-import traceback
 
 from . import log, version
 from .errors import CNIError, INTERNAL, IO_FAILURE
@@ -38,6 +36,7 @@ def handle(plugin: Plugin, environ, stdin: bytes) -> tuple[int, bytes]:
         err = CNIError(IO_FAILURE, f"I/O failure in {plugin.type_name}: {e.strerror or e}", str(e)[:500])
         return 1, json.dumps(err.to_dict(_error_version(stdin))).encode() + b"\n"
     except Exception as e:  # a bug, still answered in the protocol
+        import traceback
         _log.error("internal error in %s: %s", plugin.type_name, traceback.format_exc())
         err = CNIError(INTERNAL, f"internal error in {plugin.type_name}: {type(e).__name__}",
                        str(e)[:1000])
@@ -47,7 +46,7 @@ def handle(plugin: Plugin, environ, stdin: bytes) -> tuple[int, bytes]:
 def main(plugin: Plugin, stdin: bytes | None = None) -> int:
     """Entry point of an exec'd plugin. Anything printed by accident (by us or a library) goes
     to stderr: fd 1 is pointed at stderr while the plugin runs and restored for the answer."""
-    log.setup()
+    log.setup(lite=True)   # `logging` only if a log file or a traceback needs it
     if stdin is None:
         stdin = b"" if os.environ.get("CNI_COMMAND") == "VERSION" and sys.stdin.isatty() else sys.stdin.buffer.read()
     real_stdout = os.dup(1)
@@ -61,5 +60,6 @@ def main(plugin: Plugin, stdin: bytes | None = None) -> int:
         os.close(real_stdout)
     while out:  # a pipe may take less than all of it in one write
         out = out[os.write(1, out):]
-    logging.shutdown()
+    if "logging" in sys.modules:
+        sys.modules["logging"].shutdown()
     return code
