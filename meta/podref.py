@@ -8,7 +8,6 @@ and could play tricks on a path or a log line: '/', '.', '..', control character
 not UTF-8, more than MAX_LEN characters. Wherever a name becomes a file name it goes through
 filename(), never raw.
 """
-import hashlib
 import unicodedata
 from urllib.parse import quote
 
@@ -38,6 +37,7 @@ def filename(value: str) -> str:
     if out.startswith("."):
         out = "%2E" + out[1:]
     if len(out) > 200:
+        import hashlib   # rare (a name over 200 bytes): not on every plugin call's import path
         out = out[:150] + "~" + hashlib.sha256(value.encode()).hexdigest()[:32]
     return out
 

@@ -189,7 +189,8 @@ def _destroy_locked(root: str, pf: str, meta: dict[str, Any]) -> None:
                 os.path.basename(os.readlink(os.path.join(pdir, n)))
                 for n in os.listdir(pdir) if n.startswith("virtfn")]
     _remove_tree(root, pcis)
-    for path in (_meta_path(root, pf), state_path(root, pf), lock_path(root, pf)):
+    for path in (_meta_path(root, pf), state_path(root, pf), lock_path(root, pf),
+                 _meta_path(root, pf) + ".tree-dirty"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
 
@@ -228,6 +229,11 @@ def _refresh_locked(root: str, meta: dict[str, Any]) -> dict[str, str | None]:
     dead: list[str] = []
     away: dict[str, list[int | None]] = {}
     here: dict[str, str] = {}
+    # what the tree shows now: written from the records at the last refresh, unless a refresh
+    # died between writing the tree and saving the records (its marker is still there)
+    marker = _meta_path(root, pf) + ".tree-dirty"
+    full = os.path.exists(marker)
+    before = {k: None if full or r.get("away") is not None else r.get("name") for k, r in ports.items()}
     with _Rtnl() as rtnl:
         peers = rtnl.links_in(rtnl.nsid(os.path.join("/run/netns", ns)))
         # our own id; valid after the dump (the kernel allocates ids while filling it)
@@ -265,12 +271,19 @@ def _refresh_locked(root: str, meta: dict[str, Any]) -> dict[str, str | None]:
         dirty = True
     if dead:
         _plug_peers(ns, dead)
-    result: dict[str, str | None] = {}
-    for key, rec in ports.items():
-        set_netdev_name(root, rec["pci"], here.get(key))
-        result[key] = here.get(key)
+    # rewrite only the ports that changed: a refresh with nothing to do touches no file, so
+    # concurrent ADDs (each refreshing under the node lock) do not listdir every VF in turn
+    changed = [k for k in ports if full or before[k] != here.get(k)]
+    if changed and not full:
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
+    for key in changed:
+        set_netdev_name(root, ports[key]["pci"], here.get(key))
     if dirty:
         _save_meta(root, meta)
+    if changed:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(marker)
+    result: dict[str, str | None] = {key: here.get(key) for key in ports}
     return result
 
 

@@ -1,0 +1,136 @@
+"""What an exec'd plugin call loads (issue 19: the no-daemon path imports only what the call
+needs), and the "lite" logging that keeps `logging` out of it writing the same lines.
+
+The calls run the real Python entries (.venv/libexec/netmeta/*, what the native shim execs
+when no daemon answers) under `python3 -IS -X importtime`; the assertions are on which modules
+were imported, never on how long anything took."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.cnirun import CNI_PATH, REPO, cni
+
+LIBEXEC = os.path.join(REPO, ".venv", "libexec", "netmeta")
+# none of these is needed by a plain plugin call (kube client, metrics, YAML, HTTP, the daemon)
+NEVER = ("logging", "traceback", "yaml", "prometheus_client", "urllib3", "meta.kubeclient",
+         "meta.k8s", "meta.daemon", "meta.metrics", "argparse")
+LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
+                  r"netmeta\.[\w.]+ \[[^\]]*\] .*$")
+
+
+def entry_call(entry: str, command: str, conf: dict, **env) -> tuple:
+    """(rc, stdout JSON, stderr log lines, imported modules) of one call of a libexec entry."""
+    script = os.path.join(LIBEXEC, entry)
+    python = open(script).readline()[2:].split()[0]
+    full = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": command, "CNI_CONTAINERID": "ctr1",
+            "CNI_NETNS": "/x", "CNI_IFNAME": "eth0", "CNI_ARGS": "", "CNI_PATH": CNI_PATH,
+            "NETMETA_SOCKET": "/nonexistent/netmeta.sock", **env}
+    p = subprocess.run([python, "-IS", "-X", "importtime", script], input=json.dumps(conf).encode(),
+                       env=full, capture_output=True, timeout=120)
+    err = p.stderr.decode(errors="replace").splitlines()
+    mods = {ln.split("|")[2].strip() for ln in err if ln.startswith("import time:") and "cumulative" not in ln}
+    logs = [ln for ln in err if not ln.startswith("import time:")]
+    return p.returncode, json.loads(p.stdout) if p.stdout.strip() else None, logs, mods
+
+
+def fix_conf(data_dir: str) -> dict:
+    return {"cniVersion": "1.0.0", "name": "impnet", "ipam": {
+        "type": "fixipam", "subnet": "10.98.0.0/24", "gateway": "10.98.0.1", "dataDir": data_dir}}
+
+
+def test_fixipam_add_del_import_nothing_they_do_not_use(data_dir):
+    conf = fix_conf(data_dir)
+    args = "IgnoreUnknown=1;IP=10.98.0.5/24"
+    rc, out, logs, mods = entry_call("fixipam", "ADD", conf, CNI_ARGS=args, CNI_CONTAINERID="c0ffee")
+    assert rc == 0 and out["ips"] == [{"address": "10.98.0.5/24", "gateway": "10.98.0.1"}], (out, logs)
+    assert "delegates.fixipam.plugin" in mods and "json" in mods     # the table is real
+    assert not set(NEVER) & mods, sorted(set(NEVER) & mods)
+    assert not any(m == "pyroute2" or m.startswith("pyroute2.") for m in mods)
+    assert "subprocess" not in mods and "shutil" not in mods
+    # the lite logger's line is logging's format, tagged with the container
+    assert [ln for ln in logs if "reserved 10.98.0.5" in ln], logs
+    assert all(LINE.match(ln) for ln in logs), logs
+    assert "INFO netmeta.fixipam [c0ffee] reserved 10.98.0.5 on impnet for c0ffee/eth0" in logs[-1]
+    rc, out, logs, mods = entry_call("fixipam", "DEL", conf, CNI_ARGS=args, CNI_CONTAINERID="c0ffee")
+    assert rc == 0 and out is None and not set(NEVER) & mods
+    assert os.listdir(os.path.join(data_dir, "impnet")) == [".lock"]
+
+
+def test_fixipam_error_answers_in_protocol_without_logging(data_dir):
+    """A CNI error: error JSON on stdout, the log line on stderr in the same format, still lite."""
+    rc, out, logs, mods = entry_call("fixipam", "ADD", fix_conf(data_dir), CNI_ARGS="IgnoreUnknown=1;IP=10.97.0.5/24")
+    assert rc == 1 and out["code"] == 110 and "outside" in out["msg"]
+    assert len(logs) == 1 and LINE.match(logs[0]) and " ERROR netmeta.skel [ctr1] ADD fixipam failed: code 110" in logs[0]
+    assert "logging" not in mods
+
+
+def test_meta_thin_to_bridge_imports_no_kube_client_metrics_or_yaml(netns, uid, tmp_path):
+    ns = netns()
+    bridge = f"nmib{uid}"
+    conf = {"cniVersion": "1.0.0", "name": "netmeta", "type": "netmeta", "cniDir": str(tmp_path / "cache"),
+            "delegates": [{"cniVersion": "1.0.0", "name": "cluster-net", "type": "bridge", "bridge": bridge,
+                           "ipam": {"type": "host-local", "subnet": "10.96.9.0/24",
+                                    "dataDir": str(tmp_path / "hl")}}]}
+    env = {"CNI_NETNS": f"/var/run/netns/{ns}", "CNI_CONTAINERID": f"c{uid}",
+           "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p{uid};K8S_POD_UID=u{uid}"}
+    try:
+        rc, out, logs, mods = entry_call("netmeta", "ADD", conf, **env)
+        assert rc == 0 and len(out["ips"]) == 1, (out, logs)
+        assert "meta.engine" in mods
+        assert not set(NEVER) & mods, sorted(set(NEVER) & mods)
+        assert not any(m == "pyroute2" or m.startswith("pyroute2.") for m in mods)
+        assert all(LINE.match(ln) for ln in logs), logs
+        rc, out, logs, mods = entry_call("netmeta", "DEL", conf, **env)
+        assert rc == 0, logs
+    finally:
+        subprocess.run(["ip", "link", "del", bridge], check=False, capture_output=True)
+
+
+def test_log_file_and_tracebacks_switch_to_logging(tmp_path):
+    """In-process: lite lines equal logging's; a log file or exc_info brings in `logging` with
+    the same format and handlers, and later lines go there too."""
+    code = r"""
+import sys
+from cni import log
+log.setup(lite=True)
+log.set_container("abc")
+lg = log.get("t")
+lg.debug("hidden %s", 1)
+lg.info("one %s %d", "a", 2)
+assert "logging" not in sys.modules
+try:
+    raise ValueError("boom")
+except ValueError:
+    lg.exception("failed %s", "x")
+assert "logging" in sys.modules
+log.setup(None, sys.argv[1])
+lg.warning("to the file too")
+"""
+    logf = tmp_path / "nm.log"
+    p = subprocess.run([sys.executable, "-IS", "-c", f"import sys; sys.path[:0] = [{REPO!r}]\n" + code, str(logf)],
+                       capture_output=True, text=True, timeout=60, env={"PATH": os.environ["PATH"]})
+    assert p.returncode == 0, p.stderr
+    lines = p.stderr.splitlines()
+    assert "hidden" not in p.stderr
+    assert LINE.match(lines[0]) and lines[0].endswith(" INFO netmeta.t [abc] one a 2")
+    assert LINE.match(lines[1]) and lines[1].endswith(" ERROR netmeta.t [abc] failed x")
+    assert "Traceback" in p.stderr and "ValueError: boom" in p.stderr
+    assert lines[-1].endswith(" WARNING netmeta.t [abc] to the file too") and LINE.match(lines[-1])
+    assert oct(os.stat(logf).st_mode & 0o777) == "0o600"
+    flines = logf.read_text().splitlines()
+    assert len(flines) == 1 and LINE.match(flines[0]) and flines[0].endswith("to the file too")
+
+
+@pytest.mark.parametrize("plugin", ["fixipam"])
+def test_shim_executable_same_answer(plugin, data_dir):
+    """The native shim (the executable a runtime calls) falls back to the same entry."""
+    conf = fix_conf(data_dir)
+    args = "IgnoreUnknown=1;IP=10.98.0.6/24"
+    r = cni(plugin, "ADD", conf, args=args, netns="/x", extra_env={"NETMETA_SOCKET": "/nonexistent/s"})
+    assert r.ok and r.out["ips"][0]["address"] == "10.98.0.6/24", r.stderr
+    assert all(LINE.match(ln) for ln in r.stderr.splitlines()), r.stderr
+    assert cni(plugin, "DEL", conf, args=args, netns="/x", extra_env={"NETMETA_SOCKET": "/nonexistent/s"}).ok
