@@ -134,3 +134,33 @@ def test_shim_executable_same_answer(plugin, data_dir):
     assert r.ok and r.out["ips"][0]["address"] == "10.98.0.6/24", r.stderr
     assert all(LINE.match(ln) for ln in r.stderr.splitlines()), r.stderr
     assert cni(plugin, "DEL", conf, args=args, netns="/x", extra_env={"NETMETA_SOCKET": "/nonexistent/s"}).ok
+
+
+def test_lean_pyroute2_gives_the_same_objects_and_the_whole_package_on_demand():
+    code = r"""
+import sys
+from cni.leanimport import lean_pyroute2
+lean_pyroute2()
+from pyroute2 import IPRoute, NetlinkError, netns
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+assert "pyroute2.ndb.main" not in sys.modules and "pyroute2.ipdb" not in sys.modules
+import logging
+assert any(type(h).__name__ == "NullHandler" for h in logging.getLogger("pyroute2").handlers)
+with IPRoute() as ipr:
+    assert ipr.link("get", index=1)[0].get_attr("IFLA_IFNAME") == "lo"
+import pyroute2
+assert pyroute2.NDB.__module__ == "pyroute2.ndb.main" and pyroute2.__version__
+from pyroute2 import IPRoute as again, NetlinkError as err2, netns as ns2
+assert again is IPRoute and err2 is NetlinkError and ns2 is netns
+try:
+    pyroute2.no_such_name
+except AttributeError:
+    pass
+else:
+    raise AssertionError("no AttributeError")
+print("ok")
+"""
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    p = subprocess.run([sys.executable, "-IS", "-c", f"import sys; sys.path[:0] = {[REPO] + site!r}\n" + code],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout == "ok\n", p.stderr

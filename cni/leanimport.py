@@ -1,0 +1,49 @@
+"""pyroute2 without its package __init__ for exec'd plugin calls.
+
+`import pyroute2` (0.9) imports every part of the library (IPDB, NDB, conntrack, ipset, nl80211,
+wireguard, plan9 ...), some 370 modules, although a plugin call uses IPRoute and NetlinkError.
+`lean_pyroute2()` registers the package with its search path but without running __init__.py,
+so `from pyroute2 import IPRoute` loads pyroute2.iproute (what __init__ takes it from) only.
+Any other name first runs the real __init__.py into the module, so every use still works.
+Only the exec'd `sriov` entry calls it (delegates/sriov/main.py); the daemon and netmeta import
+pyroute2 as usual."""
+import sys
+
+# names netmeta takes from the package -> the submodule pyroute2/__init__.py takes them from
+_FROM = {"IPRoute": "pyroute2.iproute", "NetlinkError": "pyroute2.netlink.exceptions",
+         "netns": "pyroute2.netns"}
+
+
+def lean_pyroute2() -> None:
+    if "pyroute2" in sys.modules:
+        return
+    from importlib.machinery import PathFinder
+    spec = PathFinder.find_spec("pyroute2")
+    if spec is None or not spec.submodule_search_locations:
+        return      # not installed: the real import raises where it is used
+    mod = type(sys)("pyroute2")
+    mod.__spec__, mod.__loader__, mod.__file__ = spec, spec.loader, spec.origin
+    mod.__path__, mod.__package__ = list(spec.submodule_search_locations), "pyroute2"
+    full = []
+
+    def __getattr__(name: str):
+        if name in _FROM and not full:
+            __import__(_FROM[name])
+            sub = sys.modules[_FROM[name]]
+            value = sub if name == "netns" else getattr(sub, name)
+        elif not full and PathFinder.find_spec(f"pyroute2.{name}", mod.__path__):
+            value = __import__(f"pyroute2.{name}", fromlist=["_"])   # a subpackage, e.g. `protocols`
+        elif not full:
+            full.append(True)        # the whole package, as `import pyroute2` gives it
+            spec.loader.exec_module(mod)
+            if name not in mod.__dict__:
+                raise AttributeError(f"module 'pyroute2' has no attribute {name!r}")
+            return mod.__dict__[name]
+        else:
+            raise AttributeError(f"module 'pyroute2' has no attribute {name!r}")
+        setattr(mod, name, value)
+        return value
+
+    mod.__getattr__ = __getattr__
+    sys.modules["pyroute2"] = mod
+    __import__("pyroute2.config.log")   # what __init__ does first: the 'pyroute2' logger's NullHandler
