@@ -8,7 +8,6 @@ Everything the engine shares between attachments stays in the calling thread (th
 results, events, network-status); a worker only runs one attachment's delegate(s), with the
 caller's per-thread context (log container ID, the daemon's per-request fault point) copied in.
 """
-from concurrent.futures import ThreadPoolExecutor
 
 from cni import fault, log, operation
 from cni.errors import config_error
@@ -62,6 +61,9 @@ def run_wave(wave: list, fn, workers: int) -> dict:
         for i in wave:
             out[i] = _call(fn, i)
         return out
+    # here, not at the top: concurrent.futures imports logging, and a pod with one attachment
+    # (the plain thin call) never needs a pool
+    from concurrent.futures import ThreadPoolExecutor
     enter = _context()
 
     def task(i):
