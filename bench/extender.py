@@ -38,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.rss import proc_status  # noqa: E402
 from tests.kubeapi import objects  # noqa: E402
 from tests.kubeapi.server import KubeAPIServer  # noqa: E402
 
@@ -117,12 +118,7 @@ class Setup:
 
     def rss(self) -> tuple[float, float]:
         """(VmHWM, VmRSS) of the extender in MiB."""
-        vals = {}
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                if k in ("VmHWM", "VmRSS"):
-                    vals[k] = int(v.split()[0]) / 1024
+        vals = proc_status(self.proc.pid)
         return vals["VmHWM"], vals["VmRSS"]
 
     def stop(self) -> None:

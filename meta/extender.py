@@ -108,10 +108,14 @@ class Extender:
         self._recent_lock = threading.Lock()
 
     def filter(self, body: bytes) -> tuple[int, dict]:
+        return self._measured("filter", self._filter, body)
+
+    def _measured(self, verb: str, decide, body: bytes):
+        """decide(body) -> (status, result, outcome), counted and timed per verb."""
         t0 = time.perf_counter()
-        status, result, outcome = self._filter(body)
-        self.metrics.decisions.labels("filter", outcome).inc()
-        self.metrics.latency.labels("filter").observe(time.perf_counter() - t0)
+        status, result, outcome = decide(body)
+        self.metrics.decisions.labels(verb, outcome).inc()
+        self.metrics.latency.labels(verb).observe(time.perf_counter() - t0)
         return status, result
 
     def _filter(self, body: bytes):
@@ -146,11 +150,7 @@ class Extender:
         return 200, filter_result(args, passed, failed, unresolvable), "fit" if passed else "unschedulable"
 
     def bind(self, body: bytes) -> tuple[int, dict]:
-        t0 = time.perf_counter()
-        status, result, outcome = self._bind(body)
-        self.metrics.decisions.labels("bind", outcome).inc()
-        self.metrics.latency.labels("bind").observe(time.perf_counter() - t0)
-        return status, result
+        return self._measured("bind", self._bind, body)
 
     def _bind(self, body: bytes):
         try:
@@ -198,11 +198,7 @@ class Extender:
         return self.needs.need(pod)
 
     def prioritize(self, body: bytes) -> tuple[int, object]:
-        t0 = time.perf_counter()
-        status, result, outcome = self._prioritize(body)
-        self.metrics.decisions.labels("prioritize", outcome).inc()
-        self.metrics.latency.labels("prioritize").observe(time.perf_counter() - t0)
-        return status, result
+        return self._measured("prioritize", self._prioritize, body)
 
     def _prioritize(self, body: bytes):
         try:
