@@ -46,7 +46,8 @@ def call(conf, command, ns: str, cid: str, pod: str = "pp", path: str = CNI_PATH
 
 
 def status_of(tmp, pod: str = "pp"):
-    files = glob.glob(str(tmp / "status" / "*" / f"{pod}.json"))
+    # <statusDir>/<namespace>/<pod>/<uid>_<containerID>.json (meta/statusfile.py)
+    files = glob.glob(str(tmp / "status" / "*" / pod / "*.json"))
     return json.loads(open(files[0]).read()) if files else None
 
 
