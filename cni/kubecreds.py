@@ -46,7 +46,11 @@ class Credentials:
             raise CredentialError(f"kubeconfig {self.path}: its credentials need the `kubernetes` Python "
                                   "package (pip install 'netmeta[kube-credentials]')") from None
         if _TMP is None:
+            import atexit
+            import shutil
             _TMP = tempfile.mkdtemp(prefix="netmeta-kubecreds-")
+            # the library's atexit removes the files it writes there, not the directory
+            atexit.register(shutil.rmtree, _TMP, True)
         cfg = Configuration()
         try:
             kube_config.load_kube_config(self.path, self.context, client_configuration=cfg,
