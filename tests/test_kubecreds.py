@@ -12,18 +12,9 @@ import textwrap
 import pytest
 
 from cni import kubeclient
-from tests.kubeapi import KubeAPIServer, objects
-from tests.test_kubeclient import _edit, _get_p1
+from tests.test_kubeclient import _edit, _get_p1, api  # noqa: F401 - api: the same module-scoped test API server fixture
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def api():
-    srv = KubeAPIServer(tokens={"admin-token": "*"}).start()
-    srv.create(objects.pod("p1", namespace="default"))
-    yield srv
-    srv.stop()
 
 
 def _exec_plugin(tmp_path, token: str, expires: str | None):
