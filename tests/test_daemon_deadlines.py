@@ -18,6 +18,7 @@ import pytest
 from cni import wire
 from tests.cnirun import DEBIAN_CNI, VENV_BIN, cni, ip_json
 from tests.daemonproc import DaemonProc
+from tests.polling import wait_for
 from tests.stubplugins import HOLDPLUG
 
 pytestmark = pytest.mark.skipif(not os.path.exists(f"{DEBIAN_CNI}/bridge"), reason="needs Debian CNI plugins")
@@ -58,13 +59,6 @@ def call(c, command, cid, ns, env=None, path=None, plugin="netmeta"):
 def eth0(ns):
     (link,) = [l for l in ip_json("addr", "show", "eth0", netns=ns)]
     return link["address"], [a["local"] for a in link["addr_info"] if a["family"] == "inet"]
-
-
-def wait_for(cond, what, timeout=30.0):
-    end = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def handled(d) -> float:

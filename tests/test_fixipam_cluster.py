@@ -7,7 +7,6 @@ import json
 import os
 import re
 import threading
-import time
 
 import pytest
 import yaml
@@ -18,6 +17,7 @@ from delegates.fixipam import cluster, config as fixipam_config, policy
 from tests.cnirun import cni
 from tests.daemonproc import DaemonProc
 from tests.kubeapi import KubeAPIServer, objects
+from tests.polling import wait_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CRD = os.path.join(REPO, "conf", "crd-fixed-ip-reservation.yaml")
@@ -76,7 +76,7 @@ def nodes(api, tmp_path):
             out.append(n)
         # each daemon's GC thread probes the kind once at start (a LIST, limit 1): let it land
         # before a test counts API requests
-        poll(lambda: sum(1 for r in api.find(verb="list", resource=RES) if r.query.get("limit") == "1")
+        wait_for(lambda: sum(1 for r in api.find(verb="list", resource=RES) if r.query.get("limit") == "1")
              >= len(started), what="every daemon probed the reservation kind")
         return out
     yield make
@@ -97,16 +97,6 @@ def gc_passes(api, node="node-a") -> int:
     """GC passes of a node's daemon so far: each LISTs that node's reservations by label."""
     return sum(1 for r in api.find(verb="list", resource=RES)
                if f"{cluster.LABEL_NODE}={node}" in str(r.query.get("labelSelector", "")))
-
-
-def poll(pred, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached within {timeout:.0f} s")
 
 
 # ---------------- the test API server serves the kind as kube-apiserver does ----------------
@@ -392,11 +382,11 @@ def test_api_down_at_del_then_gc_releases_once_the_pod_is_gone(api, nodes):
         api.set_down(False)
     # the pod still exists: GC keeps the reservation however many passes run
     passes = gc_passes(api)
-    poll(lambda: gc_passes(api) >= passes + 3, what="three GC passes")
+    wait_for(lambda: gc_passes(api) >= passes + 3, what="three GC passes")
     assert "10.90.0.42" in held(api)
     api.delete("pods", "g1", "default")
-    poll(lambda: held(api) == {}, what="GC release after the pod is deleted")
-    poll(lambda: "pod gone" in a.daemon.log(), what="the GC's log line")
+    wait_for(lambda: held(api) == {}, what="GC release after the pod is deleted")
+    wait_for(lambda: "pod gone" in a.daemon.log(), what="the GC's log line")
 
 
 def test_a_pods_new_sandbox_takes_over_its_reservation_left_by_an_outage(api, nodes):
@@ -426,17 +416,17 @@ def test_gc_releases_a_pod_recreated_with_another_uid_and_deleted_nodes(api, nod
     assert a.call("ADD", "r1", "10.90.0.43", uid=api.get("pods", "r1", "default")["metadata"]["uid"]).ok
     assert b.call("ADD", "r2", "10.90.0.44", uid=api.get("pods", "r2", "default")["metadata"]["uid"]).ok
     passes = gc_passes(api)
-    poll(lambda: gc_passes(api) >= passes + 3, what="three GC passes")
+    wait_for(lambda: gc_passes(api) >= passes + 3, what="three GC passes")
     assert sorted(held(api)) == ["10.90.0.43", "10.90.0.44"]
     # same name, new UID: another pod, the reservation is released
     api.delete("pods", "r1", "default")
     pod(api, "r1", "node-a")
-    poll(lambda: "10.90.0.43" not in held(api), what="release of the recreated pod's reservation")
+    wait_for(lambda: "10.90.0.43" not in held(api), what="release of the recreated pod's reservation")
     # node-b deleted (its daemon gone with it): node-a's daemon releases its reservations
     b.daemon.stop()
     api.delete("nodes", "node-b")
-    poll(lambda: held(api) == {}, what="release of a deleted node's reservation")
-    poll(lambda: "node deleted" in a.daemon.log(), what="the GC's log line")   # written after the DELETE
+    wait_for(lambda: held(api) == {}, what="release of a deleted node's reservation")
+    wait_for(lambda: "node deleted" in a.daemon.log(), what="the GC's log line")   # written after the DELETE
 
 
 # ---------------- policy ----------------

@@ -5,11 +5,11 @@ followed through a symlink."""
 import os
 import stat
 import threading
-import time
 
 import pytest
 
 from tests.cnirun import DEBIAN_CNI, VENV_BIN, cni, ip_json
+from tests.polling import wait_for
 from tests.stubplugins import HOLDPLUG
 
 pytestmark = pytest.mark.skipif(not os.path.exists(f"{DEBIAN_CNI}/bridge"), reason="needs Debian CNI plugins")
@@ -33,13 +33,6 @@ def pod(tmp_path):
 def call(p, command, cid, ns):
     return cni("netmeta", command, p["conf"], container_id=cid, netns=f"/var/run/netns/{ns}", path=p["path"],
                args="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=lk", timeout=120)
-
-
-def wait_for(cond, what, timeout=30.0):
-    end = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def test_add_and_del_of_one_container_in_process_are_serialized(pod, netns):

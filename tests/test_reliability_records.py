@@ -12,7 +12,6 @@ import re
 import signal
 import subprocess
 import tempfile
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -20,6 +19,7 @@ from hypothesis import strategies as st
 
 from tests.cnirun import CNI_PATH, VENV_BIN, Run, cni, exe, ip_json
 from tests.daemonproc import DaemonProc
+from tests.polling import wait_for
 from tests.simnic import records, snapshot
 
 # the daemon as a DaemonSet pod without hostPID runs it; /run/netns mounts made later by the
@@ -99,15 +99,6 @@ def write_cfg(d: DaemonProc) -> str:
     return d.cfg_path
 
 
-def wait_for(cond, what: str):
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def proc_state(pid: int) -> str | None:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -139,7 +130,7 @@ class Background:
         self.p.stdin.write(json.dumps(c).encode())
         self.p.stdin.close()
         if stop_at:
-            wait_for(lambda: proc_state(self.p.pid) == "T" or self.p.poll() is not None, f"{stop_at}")
+            wait_for(lambda: proc_state(self.p.pid) == "T" or self.p.poll() is not None, f"{stop_at}", timeout=DEADLINE)
             assert self.p.poll() is None, f"exited {self.p.returncode} before {stop_at}: {self.stderr()}"
 
     def stderr(self) -> str:
@@ -373,7 +364,7 @@ def test_two_processes_restoring_one_stale_record_both_succeed(nic, netns, uid):
     try:
         other = Background("ADD", c, ns_d, f"d{uid}")
         # the other ADD has either finished or waits for the node lock the retry holds
-        wait_for(lambda: other.p.poll() is not None or waits_on_a_lock(other.p.pid), "the other ADD")
+        wait_for(lambda: other.p.poll() is not None or waits_on_a_lock(other.p.pid), "the other ADD", timeout=DEADLINE)
         rr = retry.finish()
         ro = other.finish()
     finally:

@@ -6,6 +6,7 @@ import os
 from tests.cnirun import cni
 from tests.daemonproc import DaemonProc
 from tests.kubeapi import KubeAPIServer, objects
+from tests.polling import wait_for
 
 SEED_IPAM = {"type": "fixipam", "subnet": "10.55.206.0/26", "routes": [{"dst": "0.0.0.0/0"}],
              "gateway": "10.55.206.1"}
@@ -60,17 +61,6 @@ def _status(path):
     return st["annotations"].get("sriov/vfCount"), json.loads(st["annotations"].get("sriov/vfDetail", "{}"))
 
 
-def _poll(fn, timeout=30.0):
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    return fn()
-
-
 def test_discovered_pfs_and_a_vanished_pf_is_reported(tmp_path, nic):
     """discoverPFs: every PF under the sysfs root with sriov_totalvfs > 0 whose name matches;
     a PF that vanishes later stays listed with the reason, not silently 0 of 0."""
@@ -82,7 +72,7 @@ def test_discovered_pfs_and_a_vanished_pf_is_reported(tmp_path, nic):
     os.makedirs(excluded.dir, exist_ok=True)
     excluded.start()
     try:
-        assert _poll(lambda: (_status(status) or (None,))[0] == "0")
+        wait_for(lambda: (_status(status) or (None,))[0] == "0")
         assert _status(status)[1] == {}
     finally:
         excluded.stop()
@@ -92,10 +82,10 @@ def test_discovered_pfs_and_a_vanished_pf_is_reported(tmp_path, nic):
     os.makedirs(d.dir, exist_ok=True)
     d.start()
     try:
-        assert _poll(lambda: (_status(status) or (None,))[0] == "8")
+        wait_for(lambda: (_status(status) or (None,))[0] == "8")
         assert _status(status)[1][nic["master"]]["total"] == 8
         simnic.destroy(nic)   # the PF vanishes
-        assert _poll(lambda: "error" in (_status(status) or (None, {}))[1].get(nic["master"], {}))
+        wait_for(lambda: "error" in (_status(status) or (None, {}))[1].get(nic["master"], {}))
         count, detail = _status(status)
         assert count == "0" and detail[nic["master"]]["error"]
     finally:
@@ -172,7 +162,7 @@ def test_node_settings_by_name_without_kubernetes(tmp_path, nic):
     try:
         os.makedirs(d.dir, exist_ok=True)
         d.start()
-        assert _poll(lambda: (_status(status) or (None,))[0] == "8")
+        wait_for(lambda: (_status(status) or (None,))[0] == "8")
     finally:
         d.stop()
     bad = DaemonProc(tmp_path / "b", statusFile=status, nodeName="node7", nodeSettings=str(tmp_path / "none.yaml"))
