@@ -26,12 +26,12 @@ $(STAMP): pyproject.toml | apt
 # daemon does not answer. Static when libc.a is there (`netmeta install` copies it to hosts
 # whose glibc may be older). Without a C compiler the Python entries are installed instead.
 shim: shim/netmeta-shim.c
-	@$(VENV)/bin/python -m meta.entrypoints $(LIBEXEC) >/dev/null
+	@$(VENV)/bin/python -m meta.install.entrypoints $(LIBEXEC) >/dev/null
 	@if cc -O2 -Wall -static -DFALLBACK_DIR='"$(LIBEXEC)"' -o $(VENV)/bin/.netmeta-shim.tmp shim/netmeta-shim.c \
 	   || cc -O2 -Wall -DFALLBACK_DIR='"$(LIBEXEC)"' -o $(VENV)/bin/.netmeta-shim.tmp shim/netmeta-shim.c; then \
 	  for p in $$($(VENV)/bin/python -m delegates.registry); do cp $(VENV)/bin/.netmeta-shim.tmp $(VENV)/bin/.$$p.tmp && mv -f $(VENV)/bin/.$$p.tmp $(VENV)/bin/$$p; done; \
 	  rm -f $(VENV)/bin/.netmeta-shim.tmp; \
-	else echo "no C compiler: using the Python entries" >&2; $(VENV)/bin/python -m meta.entrypoints $(VENV)/bin >/dev/null; fi
+	else echo "no C compiler: using the Python entries" >&2; $(VENV)/bin/python -m meta.install.entrypoints $(VENV)/bin >/dev/null; fi
 
 dev: apt $(STAMP)
 

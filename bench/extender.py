@@ -48,7 +48,7 @@ IMAGES = [{"names": [f"registry.example.com/team{i}/app{i}@sha256:{i:064x}", f"r
 
 
 def node(name: str, free: tuple, holders: tuple = ((), ())) -> dict:
-    """A Node as a real cluster holds it, with meta/nodestatus.py's annotations (~5.3 KB)."""
+    """A Node as a real cluster holds it, with meta/daemon/availability.py's annotations (~5.3 KB)."""
     detail = {pf: {"total": VFS_PER_PF, "free": f, "allocated": VFS_PER_PF - f, "pfAttached": False,
                    "pods": sorted(h)} for pf, f, h in zip(("pf0", "pf1"), free, holders)}
     labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
@@ -102,7 +102,7 @@ class Setup:
             self.port = s.getsockname()[1]
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from meta.extender import main; sys.exit(main(sys.argv[1:]))",
+            [sys.executable, "-c", "import sys; from meta.extender.main import main; sys.exit(main(sys.argv[1:]))",
              "--listen", f"127.0.0.1:{self.port}", "--kubeconfig", self.kubeconfig, "--log-level", "warning"],
             cwd=self.tree, stderr=subprocess.DEVNULL)
         while time.monotonic() - t0 < 600:

@@ -107,7 +107,7 @@ def sriov_conf(frag: dict, work: str, net: int, **extra) -> dict:
 def vf_netdev(frag: dict, n: int) -> str:
     """VF n's netdev name in the host, from the sim's topology (not guessed), after the sim's
     refresh (its contract: the fake sysfs is synced with the netdevs only by refresh)."""
-    from delegates.sriov.simnic import refresh
+    from delegates.sriov.sim.nic import refresh
     from delegates.sriov.topology import Topology
     refresh(frag["sysfsRoot"], frag["master"])
     for info in Topology(frag["sysfsRoot"]).vfs(frag["master"]):

@@ -1,4 +1,4 @@
-"""What every pod-annotation parser shares (the meta plugin's, meta/annotations.py, and the
+"""What every pod-annotation parser shares (the meta plugin's, meta/annotations/parse.py, and the
 stand-alone sriov plugin's, delegates/sriov/podannotations.py): the error it raises, the size
 limit it applies first, the quoting of untrusted text in its messages, and JSON decoded as Go's
 encoding/json decodes it (objects as their ordered (key, value) pairs so duplicates can be seen;

@@ -29,7 +29,7 @@ class Op:
         self.token = token
         self.socket = socket          # the daemon socket its nested calls must reach
         self.container_id = container_id
-        self.deadline = deadline      # a joined retry may move it later (meta/daemon.py)
+        self.deadline = deadline      # a joined retry may move it later (meta/daemon/server.py)
         self.lock_fd = lock_fd
 
     def check(self, what: str) -> None:

@@ -3,7 +3,7 @@ container on the node, whichever process serves it (the daemon, the shim's auto 
 mode). An flock on <dir>/<containerID>.lock, where <dir> is `locks/` beside the daemon socket
 (root-only, 0700, never a symlink); the file is opened O_NOFOLLOW, 0600, and holds the token of
 the operation that holds it, so a call made by one of that operation's delegates can prove it
-belongs to it (meta/daemon.py serves such a call without taking the lock again).
+belongs to it (meta/daemon/server.py serves such a call without taking the lock again).
 
 Waits are bounded: past the deadline the caller gets code 11 naming the holder's pid."""
 import fcntl

@@ -1,8 +1,8 @@
 """netmeta's plugins: the one table every place that names them reads.
 
 Readers: cni/invoke.py's in-process dispatch (handed `OWN` by its callers: cni/ names no
-plugin), meta/entrypoints.py (the executables' scripts), meta/install.py (--plugins),
-meta/daemon.py (the plugins it serves), the Makefile (`python -m delegates.registry`).
+plugin), meta/install/entrypoints.py (the executables' scripts), meta/install/main.py (--plugins),
+meta/daemon/server.py (the plugins it serves), the Makefile (`python -m delegates.registry`).
 Copies it cannot read, checked equal by tests/test_architecture.py: pyproject's
 [project.scripts] and shim/netmeta-shim.c's names.
 
@@ -22,7 +22,7 @@ PLUGINS = {
 }
 NAMES = tuple(PLUGINS)
 MAIN = {name: p["main"] for name, p in PLUGINS.items()}
-# in our entry scripts (meta/entrypoints.py) and the native shim's binary (shim/netmeta-shim.c)
+# in our entry scripts (meta/install/entrypoints.py) and the native shim's binary (shim/netmeta-shim.c)
 MARKER = "netmeta-plugin"
 
 # what cni.invoke.delegate(own=...) needs: the types it may run in-process, and the bytes that
@@ -33,11 +33,32 @@ OWN = SimpleNamespace(
 )
 
 
+# The sriov plugin's VF-table backends (its config's `backend`): the VF table's class and the
+# sysfs topology that goes with it. Loaded by name, so the product path imports no backend it
+# does not use, and never the simulator: the sim is a backend like the kernel's netlink one.
+SRIOV_BACKENDS = {
+    "netlink": {"table": "delegates.sriov.vftable_netlink:NetlinkVFTable",
+                "topology": "delegates.sriov.topology:Topology"},
+    "sim": {"table": "delegates.sriov.sim.vftable:SimVFTable",
+            "topology": "delegates.sriov.sim.topology:SimTopology"},
+}
+
+
+def _load(ref: str):
+    import importlib
+    mod, _, name = ref.partition(":")
+    return getattr(importlib.import_module(mod), name)
+
+
 def load(name: str):
     """The plugin class `name` (imports its module)."""
-    import importlib
-    mod, _, cls = PLUGINS[name]["plugin"].partition(":")
-    return getattr(importlib.import_module(mod), cls)
+    return _load(PLUGINS[name]["plugin"])
+
+
+def sriov_backend(name: str, part: str):
+    """The class of `part` ("table" or "topology") of sriov backend `name`; None if unknown."""
+    entry = SRIOV_BACKENDS.get(name) if isinstance(name, str) else None
+    return _load(entry[part]) if entry else None
 
 
 if __name__ == "__main__":   # the Makefile's loop: the names, space-separated

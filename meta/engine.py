@@ -9,7 +9,7 @@ from cni.errors import (DELEGATE_NOT_FOUND, NETWORK_NOT_FOUND, PLUGIN_NOT_AVAILA
 from cni.request import Request
 from cni.result import Result
 
-from . import attachments, cache, config, netnsid, parallel, routes, status, statusfile
+from . import attachments, cache, config, netnsid, parallel, routes, networkstatus as status, statusfile
 from .attachments import Attachment
 from .networks import DirNADs
 from .plan import Planner
@@ -40,7 +40,7 @@ class Engine:
     @property
     def kube(self):
         if self._kube is None and self.cfg.kubeconfig:
-            from . import k8s
+            from .kube import api as k8s
             self._kube = k8s.client(self.cfg.kubeconfig)
         return self._kube
 
@@ -59,7 +59,7 @@ class Engine:
             return {str(k): str(v) for k, v in (rc[ANNOTS_KEY] or {}).items()}
         if not (pod.name and pod.namespace and self.kube):
             return {}
-        from . import k8s
+        from .kube import api as k8s
         obj = self.kube.wait_pod(pod.namespace, pod.name, pod.uid, is_del)
         if obj is None:
             return None

@@ -26,22 +26,22 @@ def _cli(argv: list) -> int:
         print(f"netmeta {version('netmeta')}")
         return 0
     if cmd in ("daemon", "netmeta-daemon"):
-        from .daemon import main as daemon_main
+        from .daemon.server import main as daemon_main
         return daemon_main(rest)
     if cmd == "status":
-        from .opstatus import status_main
+        from .daemon.ops import status_main
         return status_main(rest)
     if cmd == "gc":
-        from .opstatus import gc_main
+        from .daemon.ops import gc_main
         return gc_main(rest)
     if cmd == "scheduler-extender":
-        from .extender import main as extender_main
+        from .extender.main import main as extender_main
         return extender_main(rest)
     if cmd == "install":
-        from .install import main as install_main
+        from .install.main import main as install_main
         return install_main(rest)
     if cmd == "sim":
-        from delegates.sriov.simnic import main as sim_main
+        from delegates.sriov.sim.nic import main as sim_main
         return sim_main(rest)
     sys.stderr.write(f"netmeta: unknown command {cmd!r}\n{USAGE}")
     return 2

@@ -6,7 +6,7 @@ import copy
 from cni import log
 from cni.errors import INVALID_CONFIG, NAMESPACE_DENIED, NETWORK_NOT_FOUND, POLICY_DENIED, CNIError
 
-from . import annotations as ann
+from .annotations import parse as ann
 from . import devices, networks, overrides
 from .attachments import Attachment
 

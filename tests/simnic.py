@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 
+from delegates.sriov.device import Device
 from delegates.sriov.topology import Topology
 from delegates.sriov.vftable import open_vftable
 from tests.cnirun import VENV_BIN, ip_json
@@ -31,9 +32,8 @@ def bind(frag: dict, vf: int, driver: str) -> dict:
 
 def snapshot(frag) -> dict:
     """PF table, and each VF netdev's host name + MAC + MTU."""
-    topo = Topology(frag["sysfsRoot"])
+    topo = Device(frag["sysfsRoot"], frag["backend"]).topo   # the sim's refreshes itself
     with open_vftable(frag["backend"], frag["master"], frag["sysfsRoot"]) as t:
-        t.sync()
         table = [s.to_dict() for s in t.get_all()]
     links = {l["ifname"]: l for l in ip_json("link", "show")}
     vfs = []

@@ -1,4 +1,4 @@
-"""meta.annotations: the pod network-selection annotations, with Multus's semantics.
+"""meta.annotations.parse: the pod network-selection annotations, with Multus's semantics.
 
 Table-driven (one row per annotation string: the expected parse or an error substring) plus
 hypothesis properties: arbitrary text / JSON only ever raises AnnotationError, and valid
@@ -11,19 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from meta.annotations import (
-    MAX_ANNOTATION_BYTES,
-    AnnotationError,
-    JSONObject,
-    Selection,
-    assign_interfaces,
-    check_gateways,
-    gateway_filters,
-    override_for,
-    parse_default_network,
-    parse_networks,
-    parse_override,
-)
+from meta.annotations.parse import MAX_ANNOTATION_BYTES, AnnotationError, JSONObject, Selection, assign_interfaces, check_gateways, gateway_filters, override_for, parse_default_network, parse_networks, parse_override
 
 POD_NS = "pod-ns"
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,7 +13,10 @@ from cni.errors import CNIError
 from cni.request import Request
 from delegates.fixipam import config as fixipam_config
 from delegates.sriov import config as sriov_config
-from meta import annotations, daemonconfig, install, networks, overrides
+from meta.annotations import parse as annotations
+from meta.daemon import config as daemonconfig
+from meta.install import main as install
+from meta import networks, overrides
 from meta import config as meta_config
 from meta.config import DEFAULT_CHECKPOINT, DEFAULT_DEVINFO_DIR, DEFAULT_PODRESOURCES
 from meta.plan import Planner
@@ -288,8 +291,8 @@ def test_clusterrole_is_enough_for_netmeta_and_nothing_more(tmp_path):
     """netmeta's own client, with a token holding only the ClusterRole's rules, against the test
     API server (which enforces RBAC-like rules): every call netmeta makes succeeds (watch caches,
     pod GET and PATCH, NAD GET, node GET and PATCH); others are forbidden."""
-    from meta.k8s import Kube
-    from meta.kubeclient import ApiError
+    from meta.kube.api import Kube
+    from cni.kube.client import ApiError
     from tests.kubeapi import KubeAPIServer, objects
     rules = [(r["verbs"], [f"{res}.{g}" if g else res for g in r["apiGroups"] for res in r["resources"]])
              for r in one("ClusterRole", "netmeta")["rules"]]
@@ -665,7 +668,7 @@ def test_network_status_is_a_merge_patch_of_that_one_annotation(tmp_path):
     """What the policy allows is all netmeta sends: a merge PATCH of metadata.annotations
     {network-status} (+ metadata.uid as a precondition), never an update of the pod."""
     from tests.kubeapi.server import KubeAPIServer
-    from meta import k8s
+    from meta.kube import api as k8s
     with KubeAPIServer(tokens={"t": "*"}) as api:
         api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}})
         pod = api.create(dict(_pod("node1"), apiVersion="v1", kind="Pod"))

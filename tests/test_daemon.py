@@ -311,8 +311,8 @@ def test_requests_for_one_container_run_one_at_a_time_and_the_lock_table_empties
     first, other containers do not; an entry is kept while anyone waits on it (a third request
     arriving then still queues behind), and the table is empty once nothing is in flight
     (it used to keep a lock per container ever seen)."""
-    from meta.daemon import Daemon
-    from meta.daemonconfig import DaemonConfig
+    from meta.daemon.server import Daemon
+    from meta.daemon.config import DaemonConfig
     d = Daemon(DaemonConfig())
     d.start_pools()
     try:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from delegates.sriov.topology import Topology
-from meta import daemonconfig
+from meta.daemon import config as daemonconfig
 from tests.cnirun import VENV_BIN, cni
 from tests.daemonproc import DaemonProc
 from tests.podresources_standin import PodResourcesServer

@@ -1,5 +1,5 @@
 """The scheduler extender (meta/extender*.py) end to end: the test Kubernetes API server with the
-NAD CRD, nodes publishing 0, 2 and 8 free VFs as meta/nodestatus.py writes them, NADs of type
+NAD CRD, nodes publishing 0, 2 and 8 free VFs as meta/daemon/availability.py writes them, NADs of type
 sriov and bridge, the extender running as a real HTTP service against that API server through a
 kubeconfig whose token has only get/list/watch on nodes, pods and NADs, and requests shaped
 exactly as kube-scheduler's HTTPExtender sends them (pkg/scheduler/extender.go: encoding/json of
@@ -20,10 +20,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meta.extender import build
-from meta.extender_http import serve
-from meta.extender_ledger import TOTAL, Ledger
-from meta.extender_need import Need
+from meta.extender.main import build
+from meta.extender.http import serve
+from meta.extender.ledger import TOTAL, Ledger
+from meta.extender.need import Need
 from tests.kubeapi import objects, validation
 from tests.kubeapi.server import KubeAPIServer
 
@@ -403,7 +403,7 @@ def test_command_line_tls_and_sigterm(api, nodes, uid, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-c", "import sys; from meta.extender import main; sys.exit(main(sys.argv[1:]))",
+    cmd = [sys.executable, "-c", "import sys; from meta.extender.main import main; sys.exit(main(sys.argv[1:]))",
            "--listen", f"127.0.0.1:{port}", "--kubeconfig", kc, "--assume-ttl", "5",
            "--tls-cert", api.cert_file, "--tls-key", api.key_file]
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE)

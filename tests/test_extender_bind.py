@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meta.extender_ledger import TOTAL, Ledger
-from meta.extender_need import Need
+from meta.extender.ledger import TOTAL, Ledger
+from meta.extender.need import Need
 from tests.kubeapi import errors as kerrors
 from tests.kubeapi import objects
 from tests.test_extender import api, extender, make_pod, node_obj  # noqa: F401 - fixtures
@@ -28,7 +28,7 @@ ONE = Need(1)
 
 
 def detail(free, total, pods=()):
-    """sriov/vfDetail of a one-PF node as meta/nodestatus.py writes it, naming its holders."""
+    """sriov/vfDetail of a one-PF node as meta/daemon/availability.py writes it, naming its holders."""
     return {"pf0": {"total": total, "free": free, "allocated": total - free, "pfAttached": False,
                     "pods": sorted(pods)}}
 

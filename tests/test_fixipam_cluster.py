@@ -107,7 +107,7 @@ def test_api_server_serves_the_reservation_kind_like_kube_apiserver(api, tmp_pat
     NewAlreadyExists(qualifiedResource, name)); a DELETE whose UID precondition does not match
     is a 409 and deletes nothing (tests/kubeapi/store.py documents its copy of
     storage.Preconditions); an unknown name is a 404."""
-    from meta import kubeclient
+    from cni.kube import client as kubeclient
     http = kubeclient.Client(kubeclient.from_kubeconfig(api.kubeconfig(str(tmp_path / "kc"))))
     body = {"apiVersion": "netmeta.io/v1", "kind": "FixedIPReservation", "metadata": {"name": "n-1.10.0.0.5"},
             "spec": {"network": "n", "address": "10.0.0.5", "node": "a", "containerID": "c", "ifname": "eth0"}}
@@ -295,7 +295,7 @@ def test_without_the_daemon_fixipams_own_kubeconfig_reserves_cluster_wide(api, t
 
 def test_delegates_never_import_meta():
     """DESIGN.md: fixipam gets the daemon's client through cluster.provide(), or builds its own
-    from cni/kubeclient.py; no module under delegates/ imports meta (a static check)."""
+    from cni/kube/client.py; no module under delegates/ imports meta (a static check)."""
     import ast
     for d, _, files in os.walk(os.path.join(REPO, "delegates")):
         for f in files:

@@ -16,7 +16,7 @@ import pytest
 
 from cni import hostroot
 from cni.errors import CNIError
-from meta import daemonconfig
+from meta.daemon import config as daemonconfig
 from tests.cnirun import cni, ip_json
 from tests.daemonproc import DaemonProc
 from tests.simnic import records, snapshot

@@ -1,4 +1,4 @@
-"""`netmeta install` (meta/install.py) into temporary host directories: the CNI config generated
+"""`netmeta install` (meta/install/main.py) into temporary host directories: the CNI config generated
 from the cluster's primary config (Multus's auto mode) or given, the executables (atomic,
 runnable, never failing a shim being executed), the kubeconfig from a service account,
 permissions, idempotence, refusal to clobber, and --cleanup-on-exit removing exactly what was
@@ -16,8 +16,8 @@ import time
 import pytest
 
 from meta import config as meta_config
-from meta import install
-from meta.entrypoints import MARKER
+from meta.install import main as install
+from meta.install.entrypoints import MARKER
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POD_ANNOTATIONS = "io.kubernetes.cri.pod-annotations"
@@ -286,7 +286,7 @@ def test_lib_dir_copy_runs_with_only_the_hosts_python(host):
     assert install.main(host.args + ["--lib-dir", str(lib), "--python", "/usr/bin/python3",
                                      "--plugins", "netmeta,fixipam"]) == 0
     (copy,) = [p for p in lib.iterdir()]
-    assert copy.name.startswith("lib-") and (copy / "meta" / "install.py").is_file()
+    assert copy.name.startswith("lib-") and (copy / "meta" / "install" / "main.py").is_file()
     assert not any("__pycache__" in p for p, _, _ in os.walk(copy))
     assert f"sys.path[:0] = [{str(copy)!r}]" in (host.bin / "netmeta").read_text()
     assert not (host.bin / "sriov").exists()
@@ -377,7 +377,7 @@ def test_kubeconfig_from_the_service_account(host, tmp_path, monkeypatch):
 
 def test_kubeconfig_talks_to_an_api_server(host, tmp_path, monkeypatch):
     """The written kubeconfig works for netmeta's own client against the test API server."""
-    from meta.k8s import Kube
+    from meta.kube.api import Kube
     from tests.kubeapi import KubeAPIServer, objects
     put(host.conf / "10-bridge.conflist", BRIDGE)
     srv = KubeAPIServer(tokens={"admin-token": "*", "sa-token": [("get", "pods")]}).start()
@@ -488,7 +488,7 @@ def test_usage_errors(host, args):
 # ---------------- --cleanup-on-exit ----------------
 def start(host, *extra, env=None):
     ready = host.root / "ready"
-    p = subprocess.Popen([sys.executable, "-m", "meta.install", *host.args, "--ready-file", str(ready),
+    p = subprocess.Popen([sys.executable, "-m", "meta.install.main", *host.args, "--ready-file", str(ready),
                           "--cleanup-on-exit", *extra], cwd=REPO, env=dict(os.environ, **(env or {})),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     end = time.monotonic() + 30
@@ -587,7 +587,7 @@ def test_wrapper_mode_stops_the_command_first_then_cleans_up(host):
 def test_wrapper_mode_cleans_up_when_the_command_exits_by_itself(host):
     put(host.conf / "10-bridge.conflist", BRIDGE)
     ready = host.root / "ready"
-    p = subprocess.run([sys.executable, "-m", "meta.install", *host.args, "--no-kubeconfig", "--ready-file",
+    p = subprocess.run([sys.executable, "-m", "meta.install.main", *host.args, "--no-kubeconfig", "--ready-file",
                         str(ready), "--cleanup-on-exit", "--", sys.executable, "-c", "raise SystemExit(3)"],
                        cwd=REPO, capture_output=True, timeout=60, check=False)
     assert p.returncode == 3
@@ -596,7 +596,7 @@ def test_wrapper_mode_cleans_up_when_the_command_exits_by_itself(host):
 
 
 def test_sigterm_while_waiting_for_the_primary_leaves_nothing(host):
-    p = subprocess.Popen([sys.executable, "-m", "meta.install", *host.args, "--no-kubeconfig",
+    p = subprocess.Popen([sys.executable, "-m", "meta.install.main", *host.args, "--no-kubeconfig",
                           "--wait-primary", "60", "--cleanup-on-exit"], cwd=REPO,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(1.5)                                      # started and waiting

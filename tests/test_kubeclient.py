@@ -1,4 +1,4 @@
-"""cni/kubeclient.py, netmeta's small Kubernetes client, against the test API server over TLS:
+"""cni/kube/client.py, netmeta's small Kubernetes client, against the test API server over TLS:
 every credential form a kubeconfig can carry that we support, in-cluster, token rotation,
 TLS verification, errors, and watch streams."""
 import base64
@@ -8,7 +8,7 @@ import pytest
 import urllib3  # noqa: F401  (its warning class, named in a filter below)
 import yaml
 
-from meta import kubeclient
+from cni.kube import client as kubeclient
 from tests.kubeapi import KubeAPIServer, certs, objects
 
 
@@ -109,7 +109,7 @@ def test_client_certificate_data_is_loaded_and_a_wrong_key_refused(api, tmp_path
 
 
 @pytest.mark.parametrize("change, words", [
-    # exec / auth-provider users go to the `kubernetes` loader (cni/kubecreds.py, tests/test_kubecreds.py)
+    # exec / auth-provider users go to the `kubernetes` loader (cni/kube/creds.py, tests/test_kubecreds.py)
     (lambda d: d["users"][0].update(user={"exec": {"apiVersion": "client.authentication.k8s.io/v1",
                                                    "command": "/nonexistent/cred-plugin"}}), "gives no credential"),
     (lambda d: d["users"][0].update(user={"auth-provider": {"name": "no-such-provider"}}), "auth-provider"),

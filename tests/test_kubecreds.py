@@ -1,4 +1,4 @@
-"""cni/kubecreds.py: the kubeconfigs netmeta's small loader lacks, read by the `kubernetes`
+"""cni/kube/creds.py: the kubeconfigs netmeta's small loader lacks, read by the `kubernetes`
 package's loader while netmeta's own client makes the requests, against the test API server
 (token auth, TLS): an exec credential plugin (a script printing an ExecCredential,
 client.authentication.k8s.io/v1) refreshed when its expirationTimestamp passes and after a 401,
@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from cni import kubeclient
+from cni.kube import client as kubeclient
 from tests.test_kubeclient import _edit, _get_p1, api  # noqa: F401 - api: the same module-scoped test API server fixture
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,5 +1,5 @@
 """The netmeta meta plugin through the CNI protocol, in real namespaces, against the test
-Kubernetes API server over TLS (netmeta's own client, meta/kubeclient.py): cluster default
+Kubernetes API server over TLS (netmeta's own client, cni/kube/client.py): cluster default
 network (Debian bridge + host-local), SR-IOV attachments on the simulated NIC with fixipam,
 pod overrides within policy, rollback, DEL from the cache, namespace isolation, API calls."""
 import json

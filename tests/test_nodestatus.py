@@ -1,5 +1,5 @@
-"""The node VF availability publisher (meta/nodestatus.py) end to end: the test Kubernetes API
-server over TLS with netmeta's client (meta.k8s.Kube, a token that may only get and
+"""The node VF availability publisher (meta/daemon/availability.py) end to end: the test Kubernetes API
+server over TLS with netmeta's client (meta.kube.api.Kube, a token that may only get and
 patch nodes), a simulated SR-IOV NIC with 8 VFs, and VFs taken and given back by real sriov
 ADD/DEL through the executable. API writes are counted in the server's request log."""
 import json
@@ -15,15 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from delegates.sriov.topology import Topology
-from meta.nodestatus import (
-    AVAILABLE_LABEL,
-    COUNT_ANNOTATION,
-    DETAIL_ANNOTATION,
-    NodeStatusPublisher,
-    desired_state,
-    merge_patch,
-    observed_state,
-)
+from meta.daemon.availability import AVAILABLE_LABEL, COUNT_ANNOTATION, DETAIL_ANNOTATION, NodeStatusPublisher, desired_state, merge_patch, observed_state
 from tests.cnirun import cni
 from tests.kubeapi.server import KubeAPIServer
 
@@ -42,7 +34,7 @@ def api():
 
 @pytest.fixture(scope="module")
 def kube(api, tmp_path_factory):
-    from meta.k8s import Kube
+    from meta.kube.api import Kube
     return Kube(api.kubeconfig(str(tmp_path_factory.mktemp("kube") / "kubeconfig"), token="node-token"), timeout=5)
 
 

@@ -5,7 +5,7 @@ is pinned in tests/test_sriov_sim.py."""
 import os
 import subprocess
 
-from delegates.sriov import simnic
+from delegates.sriov.sim import nic as simnic
 from delegates.sriov.topology import Topology
 
 

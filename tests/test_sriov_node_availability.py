@@ -96,7 +96,7 @@ def test_discover_pfs_config_is_validated():
     import pytest
 
     from cni.errors import CNIError
-    from meta import daemonconfig
+    from meta.daemon import config as daemonconfig
     ok = daemonconfig.load(None, {"discoverPFs": {"sysfsRoot": "/sys", "include": ["ens*"]}})
     assert ok.discover_pfs == {"sysfsRoot": "/sys", "include": ["ens*"]}
     for bad, field in (({"include": "ens*"}, "discoverPFs.include"), ({"sysfsRoot": "sys"}, "discoverPFs.sysfsRoot"),
@@ -117,7 +117,7 @@ def test_node_settings_sections_by_name_then_label(tmp_path):
     import pytest
 
     from cni.errors import CNIError
-    from meta import nodesettings
+    from meta.daemon import nodesettings
     doc = {"nodes": {"w7": {"pfs": [{"master": "ens1f0"}]}},
            "labels": {"nic=cx6": {"discoverPFs": {"include": ["ens2f*"]}}, "nic=e810": {"pfs": [{"master": "x"}]}}}
     path = _settings(tmp_path, doc)

@@ -20,8 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from delegates.sriov import simnic
-from delegates.sriov.topology import Topology
+from delegates.sriov.sim import nic as simnic
+from delegates.sriov.device import Device
+from delegates.sriov.topology import Topology, TopologyError
 from delegates.sriov.vftable import VFState, VFTableError, open_vftable, plan_set
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -141,8 +142,7 @@ def test_unknown_backend_and_pf(tmp_path):
     with pytest.raises(VFTableError) as e:
         open_vftable("hw", "sim0", str(tmp_path))
     assert e.value.field == "backend"
-    with open_vftable("sim", "nope0", str(tmp_path)) as t:
-        t.sync()                                        # no sim NIC of that name: no-op
+    with open_vftable("sim", "nope0", str(tmp_path)) as t:    # opening never fails
         for call in (t.num_vfs, lambda: t.get(0), lambda: t.set(0, vlan=1)):
             with pytest.raises(VFTableError) as e:
                 call()
@@ -166,8 +166,12 @@ def test_concurrent_writers_do_not_lose_updates(table):
     assert [(s.vlan, s.max_tx_rate) for s in table.get_all()] == [(20, 200)] * 8
 
 
-def test_sync_is_noop_without_sim_nic(table):
-    table.sync()                     # a hand-made tree has no netdevs to refresh
+def test_sim_topology_reads_a_hand_made_tree_as_it_is(table):
+    """A tree without a NIC record (no netdevs) is read without a refresh."""
+    topo = Device(table.sysfs_root, "sim").topo
+    assert type(topo).__name__ == "SimTopology"
+    assert [v.index for v in topo.vfs("sim0")] == list(range(topo.numvfs("sim0")))
+    assert topo.vf_netdev("sim0", 0) == Topology(table.sysfs_root).vf_netdev("sim0", 0)
 
 
 FIELDS = st.fixed_dictionaries({}, optional={
@@ -257,7 +261,7 @@ def assert_gone(n: Nic) -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    code = "import sys; from delegates.sriov.simnic import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from delegates.sriov.sim.nic import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True,
                           text=True, timeout=60)
 
@@ -382,8 +386,10 @@ def test_pf_move_and_return(nic):
     topo = Topology(nic.root)
     pod = nic.pod()
     nic.ip("link", "set", nic.pf, "netns", pod)
-    with open_vftable("sim", nic.pf, nic.root) as t:
-        t.sync()                                # works while the PF is away
+    with open_vftable("sim", nic.pf, nic.root):
+        pass                                    # opens while the PF is away
+    with pytest.raises(TopologyError, match="failed to find PF"):   # refreshed: PF is away
+        Device(nic.root, "sim").topo.vfs(nic.pf)
     assert not topo.pf_exists(nic.pf)
     nic.ip("-n", pod, "link", "set", nic.pf, "netns", "1")
     assert simnic.refresh(nic.root, nic.pf)["pf"] == nic.pf
@@ -426,12 +432,14 @@ def test_destroy_reaches_into_pods_and_is_idempotent(nic):
 
 
 @needs_root
-def test_vftable_sync_refreshes(nic):
+def test_the_sim_topology_refreshes_itself(nic):
+    """The product reads netdev names through the backend's topology and never asks the sim to
+    refresh: the sim's topology refreshes the fake tree itself, as live as the kernel's sysfs."""
     simnic.create(nic.pf, 2, nic.root)
     nic.ip("link", "set", nic.vf(0), "name", "x" + nic.pf)
-    with open_vftable("sim", nic.pf, nic.root) as t:
-        t.sync()
-    assert Topology(nic.root).vf_netdev(nic.pf, 0) == "x" + nic.pf
+    assert Topology(nic.root).vf_netdev(nic.pf, 0) != "x" + nic.pf     # the files are stale
+    assert Device(nic.root, "sim").topo.vf_netdev(nic.pf, 0) == "x" + nic.pf
+    assert Topology(nic.root).vf_netdev(nic.pf, 0) == "x" + nic.pf     # and now refreshed
 
 
 @needs_root

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from delegates.sriov import simnic
+from delegates.sriov.sim import nic as simnic
 from delegates.sriov.topology import (Topology, TopologyError, VFInfo, parse_count, parse_pci,
                                       valid_ifname)
 from delegates.sriov.vftable import VFTableError

@@ -16,8 +16,8 @@ from tests.cnirun import CNI_PATH, REPO, cni
 
 LIBEXEC = os.path.join(REPO, ".venv", "libexec", "netmeta")
 # none of these is needed by a plain plugin call (kube client, metrics, YAML, HTTP, the daemon)
-NEVER = ("logging", "traceback", "yaml", "prometheus_client", "urllib3", "meta.kubeclient",
-         "meta.k8s", "meta.daemon", "meta.metrics", "argparse")
+NEVER = ("logging", "traceback", "yaml", "prometheus_client", "urllib3", "cni.kube.client",
+         "meta.kube.api", "meta.daemon.server", "meta.daemon.metrics", "argparse")
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
                   r"netmeta\.[\w.]+ \[[^\]]*\] .*$")
 

@@ -137,7 +137,7 @@ def for_kubeconfig(kubeconfig: str, node: str | None) -> Api:
         raise config_error("ipam.nodeName", "needed with ipam.kubeconfig (or set $NODE_NAME)")
     key = (kubeconfig, node)
     if key not in _own:
-        from cni import kubeclient
+        from cni.kube import client as kubeclient
         try:
             ep = kubeclient.from_kubeconfig(kubeconfig)
         except kubeclient.ConfigError as e:

@@ -32,7 +32,6 @@ def pf_count(pf: str, sysfs_root: str = "/sys", backend: str = "netlink",
     if pf_rec:  # the PF (and its sysfs view) is inside a pod
         return PFCount(pf, 0, 0, 0, True)
     dev.require_pf(pf)
-    dev.sync(pf)
     records = recs.of_pf(pf)
     taken = {r["vf"] for r in records}
     vfs = dev.topo.vfs(pf)

@@ -39,7 +39,6 @@ def reclaim_returned(recs: Records, dev: Device, pf: str, taken: set) -> None:
     todo = unresolved(recs, pf)
     if not todo:
         return
-    dev.sync(pf)
     numvfs = dev.topo.numvfs(pf)
     for n, entry in todo.items():
         if n >= numvfs:
@@ -87,7 +86,6 @@ def reclaim_from_pod(recs: Records, req) -> None:
     tmp = f"nmv{secrets.token_hex(4)}"
     netdev.move(ifname, None, tmp, src_netns=ns)
     for (pf, n), entry in away.items():
-        dev.sync(pf)
         if dev.topo.vf_netdev(pf, n) != tmp:
             continue
         host = ifname if netdev.lookup(ifname) is None else tmp   # as the kernel returns a VF

@@ -5,6 +5,8 @@ import contextlib
 
 from cni.errors import DEVICE_NOT_FOUND, VF_CONFIG_FAILED, CNIError, config_error
 
+from delegates import registry
+
 from .topology import Topology
 from .vftable import VFTableError, open_vftable
 
@@ -22,7 +24,9 @@ def vf_error(e: VFTableError, what: str) -> CNIError:
 class Device:
     def __init__(self, sysfs_root: str, backend: str):
         self.root, self.backend = sysfs_root, backend
-        self.topo = Topology(sysfs_root)
+        # the backend's view of sysfs: the kernel's is always live; the sim's refreshes its
+        # fake tree itself before each read of netdev names (an unknown backend fails at table())
+        self.topo: Topology = (registry.sriov_backend(backend, "topology") or Topology)(sysfs_root)
 
     @contextlib.contextmanager
     def table(self, pf: str):
@@ -31,11 +35,6 @@ class Device:
                 yield t
         except VFTableError as e:
             raise vf_error(e, f"failed to configure VF table of {pf}") from None
-
-    def sync(self, pf: str) -> None:
-        """Bring the topology up to date (the sim's fake sysfs; a no-op for hardware)."""
-        with self.table(pf) as t:
-            t.sync()
 
     def require_pf(self, pf: str) -> None:
         if not self.topo.pf_exists(pf):

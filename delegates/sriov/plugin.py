@@ -80,11 +80,10 @@ class SRIOVPlugin(Plugin):
             pf = cfg.master
             dev.require_pf(pf)
             vf = cfg.vf
-        # Records are read BEFORE the topology is refreshed: a DEL renames its VF back and only
-        # then drops its record, so a VF whose record is gone is already back under its own
-        # name; one freed after this read just looks taken.
+        # Records are read BEFORE the VFs' netdevs are looked at: a DEL renames its VF back and
+        # only then drops its record, so a VF whose record is gone is already back under its
+        # own name; one freed after this read just looks taken.
         taken = {r["vf"]: r for r in self._reclaim(recs, pf, dev)[1]}
-        dev.sync(pf)   # the sim's sysfs view (a no-op for real sysfs, which is always live)
         if cfg.pf_only:
             if netdev.lookup(pf) is None:
                 raise CNIError(DEVICE_BUSY, f"PF {pf} is not in the host network namespace")
@@ -190,8 +189,6 @@ class SRIOVPlugin(Plugin):
         with recs.lock():   # every record write holds the lock (see Records.of_pf)
             self._step("sriov.add.ready", recs, rec)
             recs.write(rec)
-        if vf is not None:
-            dev.sync(pf)  # the sim learns the pod-side name a real VF returns with
         devinfo.write(req.config.get("runtimeConfig"), rec["pci"], _pf_pci(dev, pf), None)
         return res
 
@@ -319,7 +316,6 @@ class SRIOVPlugin(Plugin):
         if netdev.lookup(rec["tmpName"]) is not None:
             return rec["tmpName"]
         if rec["vf"] is not None:
-            dev.sync(rec["pf"])  # the sim emulates a VF coming back when its netns vanished
             name = dev.topo.vf_netdev(rec["pf"], rec["vf"])
             if name is not None and netdev.lookup(name) is not None:
                 return name

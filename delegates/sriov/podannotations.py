@@ -1,5 +1,5 @@
 """The seed's pod annotations `networks-sriov-vlan` / `networks-sriov-txrate`: their syntax
-(shared with the meta plugin: meta/sriovannotations.py re-exports it) and, for a stand-alone
+(shared with the meta plugin: meta/annotations/sriov.py re-exports it) and, for a stand-alone
 `sriov` (under upstream Multus, or as the only plugin), reading them for the pod being
 attached and applying them under the network's own `podOverrides` policy (podoverrides.py).
 
@@ -40,7 +40,7 @@ SRIOV_TXRATE_ANNOTATION = "networks-sriov-txrate"
 def _known_names(network_names: Iterable) -> set[str]:
     known: set[str] = set()
     for n in network_names:
-        if not isinstance(n, str):   # a Selection (meta/selection.py): its name and ns/name
+        if not isinstance(n, str):   # a Selection (meta/annotations/selection.py): its name and ns/name
             known.update((n.name, n.key))
         else:
             known.add(n)

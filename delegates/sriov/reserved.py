@@ -1,7 +1,7 @@
 """VFs that belong to the kubelet's device plugin, not to netmeta's own allocator.
 
 `<stateDir>/kubelet-devices.json`: {"devices": [PCI addresses], "updated": epoch seconds}, kept
-by the netmeta daemon (meta/devicesync.py) from the kubelet's PodResources API (every device
+by the netmeta daemon (meta/daemon/devicesync.py) from the kubelet's PodResources API (every device
 a device plugin registered -- GetAllocatableResources -- and every device allocated to a pod --
 List) plus the device-plugin pools its config names. sriov's allocator (no deviceID) never
 takes one of them and node availability does not count them; a deviceID names its VF

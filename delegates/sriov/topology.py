@@ -9,8 +9,8 @@ Layout read (relative to the root, as the kernel lays it out):
                                         reader's netns (sysfs is netns-aware: empty otherwise)
   <pci>/driver                          -> .../drivers/<name>
   bus/pci/devices/<pci>                 the PCI device by address
-Pure reads, no privileges, no netlink. For a simulated NIC call `VFTable.sync()` (or
-`simnic.refresh`) first so the fake tree reflects where the VF netdevs are now.
+Pure reads, no privileges, no netlink. The simulated NIC's subclass (sim/topology.py) refreshes
+its fake tree before each read of netdev names, so it is as live as the real one.
 """
 from __future__ import annotations
 

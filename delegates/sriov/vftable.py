@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from delegates import registry
+
 VLAN_PROTOS = ("802.1Q", "802.1ad")
 LINK_STATES = ("auto", "enable", "disable")
 ZERO_MAC = "00:00:00:00:00:00"
@@ -166,13 +168,6 @@ class VFTable(abc.ABC):
     def _set(self, vf: int, given: dict[str, Any]) -> VFState:
         ...
 
-    def sync(self) -> None:
-        """Bring the topology at sysfs_root up to date before reading it (CNI call start).
-
-        No-op for real hardware; the sim backend refreshes its fake sysfs tree and emulates
-        VFs returning to the host when their pod netns is gone (see simnic.refresh).
-        """
-
     def close(self) -> None:
         pass
 
@@ -184,12 +179,10 @@ class VFTable(abc.ABC):
 
 
 def open_vftable(backend: str, pf: str, sysfs_root: str = "/sys") -> VFTable:
-    """The VF table of `pf`: backend "netlink" (the kernel) or "sim" (simulated NIC)."""
-    if backend == "netlink":
-        from .vftable_netlink import NetlinkVFTable
-        return NetlinkVFTable(pf, sysfs_root)
-    if backend == "sim":
-        from .vftable_sim import SimVFTable
-        return SimVFTable(pf, sysfs_root)
-    raise VFTableError("backend", f"failed to open VF table of {pf}: unknown backend "
-                                  f"{backend!r} (want netlink or sim)")
+    """The VF table of `pf`: backend "netlink" (the kernel) or "sim" (simulated NIC), as
+    delegates/registry.py names them."""
+    cls = registry.sriov_backend(backend, "table")
+    if cls is None:
+        raise VFTableError("backend", f"failed to open VF table of {pf}: unknown backend "
+                                      f"{backend!r} (want {' or '.join(registry.SRIOV_BACKENDS)})")
+    return cls(pf, sysfs_root)

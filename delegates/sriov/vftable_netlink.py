@@ -113,7 +113,7 @@ class NetlinkVFTable(VFTable):
         self._stack = contextlib.ExitStack()
         self._ipr = self._stack.enter_context(IPRoute())
         self._index: int | None = None   # looked up on first use: opening never fails on a
-                                         # PF that is away (pfOnly), so sync() always works
+                                         # PF that is away (pfOnly)
 
     def close(self) -> None:
         self._stack.close()

@@ -9,7 +9,7 @@ import pytest
 
 from cni import skel
 from delegates.sriov.plugin import SRIOVPlugin
-from delegates.sriov.simnic import write_tree
+from delegates.sriov.sim.nic import write_tree
 from tests.cnirun import cni
 
 NS = "kpod1"

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from delegates.sriov.simsysfs import write_tree
+from delegates.sriov.sim.sysfs import write_tree
 from tests.cnirun import cni
 
 NS = "kpodu"

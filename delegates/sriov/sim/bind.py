@@ -1,0 +1,87 @@
+"""Rebinding a simulated VF to another driver, as `echo <pci> > .../unbind; echo <pci> >
+/sys/bus/pci/drivers/vfio-pci/bind` (after `driver_override`) does on real hardware:
+`netmeta sim bind --pf P --vf N --driver vfio-pci|uio_pci_generic|igb_uio|net`.
+
+Bound to a userspace driver the VF has no netdev: the sysfs `driver` link points at
+`bus/pci/drivers/<driver>` and `<vf pci>/net/` is empty; its veth host end is parked (renamed
+`bnd<N>`) in the NIC's private netns, where refresh leaves it alone. `net` gives the VF back
+to the sim's own netdev driver: the netdev returns to this netns as `<P>v<N>`, down, with the
+PF table's MAC (a real VF driver probes with the admin MAC). Only a VF in this netns (not in a
+pod) can be rebound, and not while netmeta holds it."""
+from __future__ import annotations
+
+import os
+
+from .names import SimError
+from .ports import _in_netns
+from .sysfs import DRIVER, PCI_DIR, _symlink, _tree_lock, set_netdev_name
+from delegates.sriov.vftable import VFTableError
+from .vftable import SimVFTable, flocked
+
+USERSPACE = ("vfio-pci", "uio_pci_generic", "igb_uio")
+PARKED = "bnd"
+
+
+def bind(root: str, meta: dict, vf: int, driver: str) -> dict:
+    """Caller holds the NIC lock and saves `meta` afterwards. Returns {"vf", "pci", "driver", "netdev"}."""
+    from pyroute2 import IPRoute
+    pf, ns = meta["pf"], meta["netns"]
+    port = meta["ports"].get(str(vf)) if isinstance(vf, int) and not isinstance(vf, bool) else None
+    if port is None:
+        raise SimError(f"failed to bind VF {vf!r} of sim NIC {pf}: no such VF")
+    if driver not in USERSPACE + ("net",):
+        raise SimError(f"failed to bind VF {vf} of {pf}: driver {driver!r} is not one of "
+                       f"{', '.join(USERSPACE)} or net")
+    now = port.get("driver") or "net"
+    pci = port["pci"]
+    if now == driver:
+        return {"vf": vf, "pci": pci, "driver": driver, "netdev": None if driver != "net" else port["name"]}
+    if now != "net" and driver != "net":   # vfio-pci -> igb_uio: the netdev stays parked
+        _set_driver_link(root, pci, driver)
+        port["driver"] = driver
+        return {"vf": vf, "pci": pci, "driver": driver, "netdev": None}
+    with IPRoute() as ipr, _in_netns(ns) as nsr:
+        if driver != "net":
+            idx = ipr.link_lookup(ifname=port["name"]) if not port.get("away") else []
+            if not idx:
+                raise SimError(f"failed to bind VF {vf} of {pf}: its netdev {port['name']} is not in "
+                               "this network namespace (in a pod?)")
+            ipr.link("set", index=idx[0], state="down")
+            _move(ipr, idx[0], f"{PARKED}{vf}", os.path.join("/run/netns", ns))
+            port["driver"], port["ifindex"] = driver, idx[0]
+            name = None
+        else:
+            idx = nsr.link_lookup(ifname=f"{PARKED}{vf}")
+            if not idx:
+                raise SimError(f"failed to bind VF {vf} of {pf} to net: no parked netdev {PARKED}{vf}")
+            name = f"{pf}v{vf}"
+            if ipr.link_lookup(ifname=name):
+                raise SimError(f"failed to bind VF {vf} of {pf} to net: netdev {name} exists")
+            mac = None
+            try:
+                mac = SimVFTable(pf, root).get(vf).mac
+            except (VFTableError, IndexError):
+                pass
+            if mac and mac != "00:00:00:00:00:00":
+                nsr.link("set", index=idx[0], address=mac)
+            _move(nsr, idx[0], name, "/proc/thread-self/ns/net")
+            new = ipr.link_lookup(ifname=name)
+            port.update({"driver": None, "name": name, "ifindex": new[0] if new else None, "away": None})
+        _set_driver_link(root, pci, driver)
+    with flocked(_tree_lock(root)):
+        set_netdev_name(root, pci, name)
+    return {"vf": vf, "pci": pci, "driver": driver, "netdev": name}
+
+
+def _move(ipr, index: int, name: str, dest: str) -> None:
+    fd = os.open(dest, os.O_RDONLY)
+    try:
+        ipr.link("set", index=index, net_ns_fd=fd, ifname=name)
+    finally:
+        os.close(fd)
+
+
+def _set_driver_link(root: str, pci: str, driver: str) -> None:
+    drv = DRIVER if driver == "net" else driver
+    os.makedirs(os.path.join(root, *PCI_DIR[:2], "drivers", drv), mode=0o755, exist_ok=True)
+    _symlink(f"../../drivers/{drv}", os.path.join(root, *PCI_DIR, pci, "driver"))

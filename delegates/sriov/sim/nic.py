@@ -1,0 +1,377 @@
+"""Simulated SR-IOV NIC: a fake sysfs tree + veth netdevs + the `sim` VF table.
+
+For hosts without an SR-IOV NIC (this one, CI, the demo). `netmeta sim create --pf P --vfs N`
+builds, under ROOT (default /run/netmeta/sim):
+
+  bus/pci/..., class/net/...             the fake sysfs tree of the PF and its VFs (simsysfs)
+  netmeta-sim/<P>.json, <P>.lock         the sim VF table (vftable_sim)
+  netmeta-sim/<P>.nic.json, <P>.nic.lock this NIC: PCI addresses, netns, per-port records
+
+and the netdevs: a veth pair per port, host end the port's netdev, peer end in the private
+netns `netmeta-sim-P` on the bridge `esw` there, the NIC's embedded switch (simports). Names,
+limits and SimError are in simnames.
+
+This module: create / destroy, refresh and the revival of lost VF netdevs, the per-NIC
+metadata file, and the `netmeta sim` CLI. It re-exports the names callers use from it.
+
+`refresh(root, P)` keeps the tree true (the sim backend's topology, sim/topology.py, runs it
+before each read of netdev names, so the product never calls it) and emulates hardware: a veth dies with the
+netns it is in, a real VF instead returns to the host netns when its pod netns goes away. A
+port whose peer end vanished has lost its netdev that way; refresh creates it again in the host
+under the name the kernel would give a returning VF: its pod-side name if free (learnt while it
+was away), else dev<ifindex>, with the VF's MAC from the VF table.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+import sys
+from typing import Any
+
+from pyroute2 import IPRoute, NetlinkError, netns
+
+from cni.files import atomic_write, read_json
+
+from .names import ALIAS_PREFIX, MAX_VFS, NETNS_PREFIX, SimError, _peer_name, _port_keys, netns_name, port_alias, validate, vf_netdev_name
+from .ports import BRIDGE, NSID_NONE, _add_port, _host_ports, _in_netns, _name_in, _plug_peers, _Rtnl
+from .sysfs import DRIVER, PCI_DIR, _remove_tree, _tree_lock, set_netdev_name, write_tree
+from delegates.sriov.topology import valid_ifname
+from delegates.sriov.vftable import VFTableError
+from .vftable import STATE_DIR, SimVFTable, flocked, init_state, lock_path, state_path
+
+__all__ = [
+    "ALIAS_PREFIX", "BRIDGE", "DEFAULT_ROOT", "DRIVER", "MAX_VFS", "NETNS_PREFIX", "NSID_NONE",
+    "PCI_DIR", "SimError", "create", "destroy", "is_sim_nic", "main", "netns_name",
+    "port_alias", "refresh", "set_netdev_name", "validate", "vf_netdev_name", "write_tree",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ROOT = "/run/netmeta/sim"
+
+
+# ---------------------------------------------------------------- metadata
+
+def _meta_path(root: str, pf: str) -> str:
+    return os.path.join(root, STATE_DIR, f"{pf}.nic.json")
+
+
+def _nic_lock(root: str, pf: str) -> str:
+    return os.path.join(root, STATE_DIR, f"{pf}.nic.lock")
+
+
+def is_sim_nic(root: str, pf: str) -> bool:
+    return os.path.exists(_meta_path(os.path.abspath(root), pf))
+
+
+def _load_meta(root: str, pf: str) -> dict[str, Any] | None:
+    return read_json(_meta_path(root, pf))
+
+
+def _save_meta(root: str, meta: dict[str, Any]) -> None:
+    atomic_write(_meta_path(root, meta["pf"]), json.dumps(meta, indent=1) + "\n")
+
+
+# ---------------------------------------------------------------- create / destroy
+
+def create(pf: str, vfs: int, root: str = DEFAULT_ROOT) -> dict[str, Any]:
+    """Build a simulated NIC; return the sriov config fragment pointing at it.
+    Creating the same NIC (same VF count) again is a no-op."""
+    validate(pf, vfs)
+    root = os.path.abspath(root)
+    ns = netns_name(pf)
+    os.makedirs(os.path.join(root, STATE_DIR), mode=0o700, exist_ok=True)
+    fragment = {"master": pf, "sysfsRoot": root, "backend": "sim"}
+    try:
+        with flocked(_nic_lock(root, pf)):
+            meta = _load_meta(root, pf)
+            if meta is not None:
+                if meta["totalvfs"] != vfs:
+                    raise SimError(f"failed to create sim NIC {pf}: it exists with "
+                                   f"{meta['totalvfs']} VFs; destroy it first")
+                _refresh_locked(root, meta)
+                return fragment
+            _check_free(root, pf, vfs)
+            try:
+                _build(root, pf, vfs)
+            except BaseException:
+                log.error("failed to create sim NIC %s; removing what was built", pf)
+                _destroy_locked(root, pf, _load_meta(root, pf) or {"pf": pf, "netns": ns})
+                raise
+    except BaseException:
+        if not is_sim_nic(root, pf):      # leave no lock file or empty dir behind
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(_nic_lock(root, pf))
+            _prune_state_dir(root)
+        raise
+    log.info("created sim NIC %s with %d VFs under %s (netns %s)", pf, vfs, root, ns)
+    return fragment
+
+
+def _check_free(root: str, pf: str, vfs: int) -> None:
+    names = [pf] + [vf_netdev_name(pf, n) for n in range(vfs)]
+    with IPRoute() as ipr:
+        _, host_names, _ = _host_ports(ipr, pf)
+    clash = sorted(set(names) & host_names)
+    if clash:
+        raise SimError(f"failed to create sim NIC {pf}: netdev {clash[0]} exists")
+    if os.path.lexists(os.path.join(root, "class", "net", pf)):
+        raise SimError(f"failed to create sim NIC {pf}: {root}/class/net/{pf} exists "
+                       "(a leftover? run `netmeta sim destroy`)")
+    if netns_name(pf) in netns.listnetns():
+        raise SimError(f"failed to create sim NIC {pf}: netns {netns_name(pf)} exists (a "
+                       "leftover? run `netmeta sim destroy`)")
+
+
+def _build(root: str, pf: str, vfs: int) -> None:
+    ns = netns_name(pf)
+    netns.create(ns)
+    ports: dict[str, Any] = {}
+    with IPRoute() as ipr:
+        for key in _port_keys(vfs):
+            name = pf if key == "pf" else vf_netdev_name(pf, int(key))
+            index = _add_port(ipr, pf, key, name, ns, up=(key == "pf"))
+            ports[key] = {"ifindex": index, "name": name, "away": None}
+    _plug_peers(ns, list(ports))               # creates the bridge, enslaves the peers
+    pf_pci, vf_pcis = write_tree(root, pf, vfs)
+    for key, pci in zip(_port_keys(vfs), [pf_pci] + vf_pcis):
+        ports[key]["pci"] = pci
+    init_state(root, pf, vfs)
+    _save_meta(root, {"pf": pf, "netns": ns, "pci": pf_pci, "totalvfs": vfs, "ports": ports})
+
+
+def destroy(pf: str, root: str = DEFAULT_ROOT) -> None:
+    """Remove a simulated NIC: netdevs (also VF netdevs inside pods), netns, files.
+    Idempotent."""
+    if not valid_ifname(pf):
+        raise SimError(f"failed to destroy sim NIC {pf!r}: not a valid interface name")
+    root = os.path.abspath(root)
+    if not os.path.isdir(os.path.join(root, STATE_DIR)):
+        _destroy_locked(root, pf, {"pf": pf, "netns": netns_name(pf)})
+        return
+    with flocked(_nic_lock(root, pf)):
+        _destroy_locked(root, pf, _load_meta(root, pf) or {"pf": pf, "netns": netns_name(pf)})
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_nic_lock(root, pf))
+    _prune_state_dir(root)
+    log.info("destroyed sim NIC %s under %s", pf, root)
+
+
+def _destroy_locked(root: str, pf: str, meta: dict[str, Any]) -> None:
+    ns = meta.get("netns", netns_name(pf))
+    if ns in netns.listnetns():
+        # deleting a veth end deletes its peer wherever it is (host, a pod): do it explicitly
+        # rather than rely on the netns teardown, which runs asynchronously in the kernel
+        with _in_netns(ns) as nsr:
+            for msg in nsr.link("dump"):
+                if msg.get_attr("IFLA_IFNAME") != "lo":
+                    with contextlib.suppress(NetlinkError):
+                        nsr.link("del", index=msg["index"])
+        netns.remove(ns)
+    with IPRoute() as ipr:                 # leftovers whose peer was already gone
+        for _, index in _host_ports(ipr, pf)[0].values():
+            with contextlib.suppress(NetlinkError):
+                ipr.link("del", index=index)
+    pcis = [p["pci"] for p in meta.get("ports", {}).values() if p.get("pci")]
+    if not pcis:                           # no metadata: find the tree from class/net/<pf>
+        dev = os.path.join(root, "class", "net", pf, "device")
+        if os.path.isdir(dev) and os.path.islink(os.path.join(dev, "driver")) and \
+                os.path.basename(os.readlink(os.path.join(dev, "driver"))) == DRIVER:
+            pdir = os.path.realpath(dev)
+            pcis = [os.path.basename(pdir)] + [
+                os.path.basename(os.readlink(os.path.join(pdir, n)))
+                for n in os.listdir(pdir) if n.startswith("virtfn")]
+    _remove_tree(root, pcis)
+    for path in (_meta_path(root, pf), state_path(root, pf), lock_path(root, pf),
+                 _meta_path(root, pf) + ".tree-dirty"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _prune_state_dir(root: str) -> None:
+    d = os.path.join(root, STATE_DIR)
+    with contextlib.suppress(FileNotFoundError):
+        if set(os.listdir(d)) <= {os.path.basename(_tree_lock(root))}:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(_tree_lock(root))
+            os.rmdir(d)
+
+
+# ---------------------------------------------------------------- refresh
+
+def refresh(root: str, pf: str) -> dict[str, str | None]:
+    """Sync the fake sysfs with the netdevs; bring back VF netdevs that died with a netns.
+
+    Returns {port key ("pf", "0", "1", ...): its netdev name in this netns or None}.
+    Common path: one RTM_GETLINK dump of the private netns and two RTM_GETNSID on a bare
+    netlink socket, an ioctl (if_indextoname) and a listdir per port; nothing grows with the
+    host's links; writes only what changed. A VF that moved costs one RTM_GETLINK (its name
+    in the pod); a port that died costs a host dump and a veth.
+    """
+    root = os.path.abspath(root)
+    with flocked(_nic_lock(root, pf)):
+        meta = _load_meta(root, pf)
+        if meta is None:
+            raise SimError(f"failed to refresh sim NIC {pf}: no {_meta_path(root, pf)}")
+        return _refresh_locked(root, meta)
+
+
+def _refresh_locked(root: str, meta: dict[str, Any]) -> dict[str, str | None]:
+    pf, ns, ports = meta["pf"], meta["netns"], meta["ports"]
+    dirty = False
+    dead: list[str] = []
+    away: dict[str, list[int | None]] = {}
+    here: dict[str, str] = {}
+    # what the tree shows now: written from the records at the last refresh, unless a refresh
+    # died between writing the tree and saving the records (its marker is still there)
+    marker = _meta_path(root, pf) + ".tree-dirty"
+    full = os.path.exists(marker)
+    before = {k: None if full or r.get("away") is not None else r.get("name") for k, r in ports.items()}
+    with _Rtnl() as rtnl:
+        peers = rtnl.links_in(rtnl.nsid(os.path.join("/run/netns", ns)))
+        # our own id; valid after the dump (the kernel allocates ids while filling it)
+        self_id = rtnl.nsid("/proc/thread-self/ns/net", assign=False)
+    for key, rec in ports.items():
+        if rec.get("driver"):   # bound to a userspace driver (simbind): no netdev, end parked
+            continue
+        if _peer_name(key) not in peers:  # the veth died, with the netns its end was in
+            dead.append(key)
+            continue
+        index, where = peers[_peer_name(key)]
+        name = None
+        if where == self_id and index:
+            with contextlib.suppress(OSError):    # ENXIO: it left after the dump
+                name = socket.if_indextoname(index)
+        if name:
+            here[key] = name
+            if (rec.get("name"), rec.get("ifindex"), rec.get("away")) != (name, index, None):
+                rec.update({"name": name, "ifindex": index, "away": None})
+                dirty = True
+        elif rec.get("away") != [index, where]:
+            away[key] = [index, where]
+    if away or dead:
+        with IPRoute() as ipr:
+            for key, where in away.items():
+                # in a pod: learn its name there once per move, to revive it under it; a netns
+                # being torn down answers no name: keep the one learnt while away, if any
+                port = ports[key]
+                name = _name_in(ipr, where[1], where[0]) or (port.get("name") if port.get("away") else None)
+                port.update({"name": name, "ifindex": where[0], "away": where})
+            if dead:
+                _, host_names, host_indexes = _host_ports(ipr, pf)
+                for key in dead:
+                    here[key] = _revive(ipr, root, meta, key, host_names, host_indexes)
+        dirty = True
+    if dead:
+        _plug_peers(ns, dead)
+    # rewrite only the ports that changed: a refresh with nothing to do touches no file, so
+    # concurrent ADDs (each refreshing under the node lock) do not listdir every VF in turn
+    changed = [k for k in ports if full or before[k] != here.get(k)]
+    if changed and not full:
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
+    for key in changed:
+        set_netdev_name(root, ports[key]["pci"], here.get(key))
+    if dirty:
+        _save_meta(root, meta)
+    if changed:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(marker)
+    result: dict[str, str | None] = {key: here.get(key) for key in ports}
+    return result
+
+
+def _revive(ipr: IPRoute, root: str, meta: dict[str, Any], key: str,
+            host_names: set[str], host_indexes: set[int]) -> str:
+    """Recreate port `key` in this netns the way the kernel returns a real VF here when its
+    netns is destroyed: keep the pod-side name unless taken, else dev<ifindex>
+    (net/core/dev.c default_device_exit_net)."""
+    pf, rec = meta["pf"], meta["ports"][key]
+    mac = None
+    if key != "pf":
+        with contextlib.suppress(VFTableError, IndexError):
+            mac = SimVFTable(pf, root).get(int(key)).mac
+    # a real VF keeps its ifindex across netns moves while it is free: reuse the last known
+    index = rec.get("ifindex") if rec.get("ifindex") not in host_indexes else 0
+    tmp = "nmsim" + secrets.token_hex(5)
+    index = _add_port(ipr, pf, key, tmp, meta["netns"], mac=mac, up=(key == "pf"),
+                      index=index or 0)
+    name = rec.get("name") if rec.get("away") else None
+    if not name or name in host_names or not valid_ifname(name):
+        name = f"dev{index}"
+        n = 0
+        while name in host_names:       # the kernel's "dev%d" fallback
+            name, n = f"dev{n}", n + 1
+    ipr.link("set", index=index, ifname=name)
+    host_names.add(name)
+    host_indexes.add(index)
+    log.info("sim NIC %s: port %s lost its netdev with its netns; back as %s", pf, key, name)
+    rec.update({"name": name, "ifindex": index, "away": None})
+    return name
+
+
+# ---------------------------------------------------------------- bind
+
+def bind(root: str, pf: str, vf: int, driver: str) -> dict[str, Any]:
+    """Bind VF `vf` to `driver` (a userspace one: its netdev goes; `net`: it comes back)."""
+    from . import bind as simbind
+    root = os.path.abspath(root)
+    with flocked(_nic_lock(root, pf)):
+        meta = _load_meta(root, pf)
+        if meta is None:
+            raise SimError(f"failed to bind a VF of sim NIC {pf}: no {_meta_path(root, pf)}")
+        _refresh_locked(root, meta)
+        out = simbind.bind(root, meta, vf, driver)
+        _save_meta(root, meta)
+    log.info("sim NIC %s: VF %d bound to %s", pf, vf, driver)
+    return out
+
+
+# ---------------------------------------------------------------- CLI
+
+def main(argv: list[str] | None = None) -> int:
+    """`netmeta sim create --pf NAME --vfs N [--root DIR]` | `destroy --pf NAME [--root DIR]`
+    | `refresh --pf NAME [--root DIR]` | `bind --pf NAME --vf N --driver vfio-pci|net [--root DIR]`. stdout: one JSON object (create, refresh) or nothing;
+    logs and errors go to stderr."""
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in[:1] == ["sim"]:
+        args_in = args_in[1:]
+    parser = argparse.ArgumentParser(prog="netmeta sim", description="simulated SR-IOV NIC")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for cmd in ("create", "destroy", "refresh", "bind"):
+        p = sub.add_parser(cmd)
+        p.add_argument("--pf", required=True, help="PF netdev name")
+        if cmd == "create":
+            p.add_argument("--vfs", type=int, required=True, help="number of VFs")
+        if cmd == "bind":
+            p.add_argument("--vf", type=int, required=True, help="VF index")
+            p.add_argument("--driver", required=True,
+                           help="vfio-pci, uio_pci_generic, igb_uio (userspace: no netdev) or net")
+        p.add_argument("--root", default=DEFAULT_ROOT, help="fake sysfs root")
+    try:
+        args = parser.parse_args(args_in)
+    except SystemExit as e:
+        return int(e.code or 0)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                            format="netmeta sim: %(message)s")
+    try:
+        if args.cmd == "create":
+            out: Any = create(args.pf, args.vfs, args.root)
+        elif args.cmd == "refresh":
+            out = refresh(args.root, args.pf)
+        elif args.cmd == "bind":
+            out = bind(args.root, args.pf, args.vf, args.driver)
+        else:
+            destroy(args.pf, args.root)
+            return 0
+    except (SimError, VFTableError, NetlinkError, OSError) as e:
+        print(f"netmeta sim {args.cmd}: {e}", file=sys.stderr)
+        return 1
+    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.flush()
+    return 0

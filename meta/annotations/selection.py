@@ -1,0 +1,127 @@
+"""What parsing a pod's network-selection annotations gives (meta/annotations/parse.py): `Selection`,
+one Multus NetworkSelectionElement (multus-cni pkg/types/types.go), validated, and `JSONObject`,
+the read-only, hashable JSON object its free-form parts (`cni-args`, `portMappings`,
+`bandwidth`) are kept in. Stdlib only."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+
+class JSONObject(dict):
+    """A read-only, hashable JSON object (`cni-args`, a `portMappings` entry, `bandwidth`).
+    It is a dict, so json.dumps, dict(...) and ** work on it as they do on the parsed value;
+    nested objects are JSONObjects and arrays are tuples (json.dumps writes them as arrays);
+    the mutating methods raise TypeError. `thaw()` gives back plain dicts and lists."""
+
+    __slots__ = ("_hash",)
+
+    def __init__(self, items: Mapping | Iterable = ()):
+        super().__init__((k, _freeze_value(v)) for k, v in dict(items).items())
+        self._hash = None
+
+    def _readonly(self, *args, **kwargs):
+        raise TypeError("JSONObject is read-only (use thaw() for a mutable copy)")
+
+    __setitem__ = __delitem__ = __ior__ = _readonly
+    clear = pop = popitem = setdefault = update = _readonly
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(frozenset(self.items()))
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"JSONObject({dict.__repr__(self)})"
+
+    def __reduce__(self):
+        return (JSONObject, (dict(self),))
+
+    def thaw(self) -> dict:
+        return {k: _thaw_value(v) for k, v in self.items()}
+
+
+def _freeze_value(v):
+    if isinstance(v, dict) and not isinstance(v, JSONObject):
+        return JSONObject(v)
+    if isinstance(v, (list, tuple)):
+        return tuple(_freeze_value(x) for x in v)
+    return v
+
+
+def _thaw_value(v):
+    if isinstance(v, JSONObject):
+        return v.thaw()
+    if isinstance(v, tuple):
+        return [_thaw_value(x) for x in v]
+    return v
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """One selected network (Multus NetworkSelectionElement), validated.
+
+    `default_route` holds canonical IP strings (an IPv4-mapped IPv6 address is written as IPv4,
+    as Go's net.IP does); `default_route_set` is True when the `default-route` key was present,
+    even as `[]`: Multus treats that differently from an absent key (any `default-route` makes
+    it strip the default routes of the attachments that do not claim one; see
+    `gateway_filters`). `port_mappings` (JSONObjects with hostPort, containerPort and, when
+    given, protocol and hostIP) and `bandwidth` (a JSONObject with ingressRate, ingressBurst,
+    egressRate, egressBurst; a missing one is 0 as in Go) are None when absent: Multus then
+    passes the runtime's own pod-level values on to the delegate, while `[]` overrides them with
+    nothing. Both are already in the CNI capability (runtimeConfig) format.
+    `ips` are kept as written (Multus passes the strings through); `mac` and `infiniband_guid`
+    are normalised to lower-case colon form. `ignored_keys` lists JSON keys Multus ignores too
+    (not compared, not written back by `to_dict`).
+    """
+    name: str
+    namespace: str
+    interface: str | None = None
+    ips: tuple[str, ...] = ()
+    mac: str | None = None
+    default_route: tuple[str, ...] = ()
+    cni_args: JSONObject | None = None
+    port_mappings: tuple[JSONObject, ...] | None = None
+    bandwidth: JSONObject | None = None
+    device_id: str | None = None
+    infiniband_guid: str | None = None
+    default_route_set: bool = False
+    ignored_keys: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def key(self) -> str:
+        """`namespace/name`, the NAD reference (and Multus's delegate name)."""
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def has_default_route(self) -> bool:
+        """The `default-route` key was given (possibly empty)."""
+        return self.default_route_set or bool(self.default_route)
+
+    def to_dict(self) -> dict:
+        """The element in Multus's JSON field names (for the DEL cache and logs);
+        `parse_networks(json.dumps([s.to_dict(), ...]), ns)` gives the selections back."""
+        d: dict = {"name": self.name, "namespace": self.namespace}
+        if self.interface:
+            d["interface"] = self.interface
+        if self.ips:
+            d["ips"] = list(self.ips)
+        if self.mac:
+            d["mac"] = self.mac
+        if self.infiniband_guid:
+            d["infiniband-guid"] = self.infiniband_guid
+        if self.port_mappings is not None:
+            d["portMappings"] = [p.thaw() for p in self.port_mappings]
+        if self.bandwidth is not None:
+            d["bandwidth"] = self.bandwidth.thaw()
+        if self.device_id:
+            d["deviceID"] = self.device_id
+        if self.cni_args is not None:
+            d["cni-args"] = self.cni_args.thaw()
+        if self.has_default_route:
+            d["default-route"] = list(self.default_route)
+        return d
+
+
+
+__all__ = ["JSONObject", "Selection"]
