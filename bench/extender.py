@@ -26,7 +26,6 @@ import http.client
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -203,7 +202,8 @@ def scale(n: int, decisions: int, tmp: str) -> dict:
             lat = list(pool.map(lambda pod: par.post("filter", {"Pod": pod, "Nodes": None, "NodeNames": s.names})[0],
                                 many))
         peak_after, rss_after = s.rss()
-        return {"nodes": n, "par_p50": pct(lat, 0.5), "par_p99": pct(lat, 0.99), "ready_s": ready, "peak": peak, "steady": steady, "peak_after": peak_after,
+        return {"nodes": n, "par_p50": pct(lat, 0.5), "par_p99": pct(lat, 0.99), "ready_s": ready,
+                "peak": peak, "steady": steady, "peak_after": peak_after,
                 "rss_after": rss_after, **{f"{v}_{q}": pct(timings[v], p) for v in timings
                                               for q, p in (("p50", 0.5), ("p99", 0.99))}}
     finally:

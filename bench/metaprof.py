@@ -53,7 +53,7 @@ def cprofile(exe: str, stdin: bytes, env: dict, top: int, out_file: str) -> str:
     total = st.total_tt * 1000
     rows = sorted(st.stats.items(), key=lambda kv: kv[1][3], reverse=True)
     out = [f"cProfile, whole process {total:.0f} ms (functions by cumulative time):"]
-    for (fname, line, func), (cc, nc, tt, ct, callers) in rows[:top]:
+    for (fname, line, func), (_cc, _nc, tt, ct, _callers) in rows[:top]:
         where = f"{os.path.relpath(fname, '/work/main') if fname.startswith('/') else fname}:{line}"
         out.append(f"  {ct * 1000:8.1f} ms  {tt * 1000:7.1f} self  {func}  ({where[-60:]})")
     return "\n".join(out)

@@ -198,7 +198,8 @@ def run(rounds: int = 1) -> Report:
             per_burst[cmd].append(sum(1 for r in reqs if r.method == "PATCH" and r.resource == "nodes"
                                       and t0 <= r.timestamp <= t1))
         for r in reqs:
-            by[(r.verb or r.method.lower(), r.resource + (f"/{r.subresource}" if r.subresource else ""))][phase_of(r.timestamp)] += 1
+            resource = r.resource + (f"/{r.subresource}" if r.subresource else "")
+            by[(r.verb or r.method.lower(), resource)][phase_of(r.timestamp)] += 1
         node_patches = sum(1 for r in reqs if r.method == "PATCH" and r.resource == "nodes")
         pod_patches = sum(1 for r in reqs if r.method == "PATCH" and r.resource == "pods")
         adds, dels = len(walls["ADD"]) + errors_of(errors, "ADD"), len(walls["DEL"]) + errors_of(errors, "DEL")

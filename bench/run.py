@@ -14,8 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench import cnicall, daemon, guard, ipam, meta, multi, parallel, sriov, startup  # noqa: E402
-from bench import devices, macvlan, multiatt, patches, rss  # noqa: E402
+from bench import cnicall, daemon, devices, guard, ipam, macvlan, meta, multi, multiatt, parallel, patches, rss, sriov, startup  # noqa: E402  # noqa: E402
 from bench.stats import Report, targets_block  # noqa: E402
 
 # name -> (runner, default runs): defaults keep one full run under ~5 minutes on 2 noisy cores

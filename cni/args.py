@@ -1,5 +1,5 @@
 """CNI_ARGS: `K=V;K2=V2` pairs in any order (libcni / kubelet / podman all differ in order)."""
-from .errors import CNIError, INVALID_ENV
+from .errors import INVALID_ENV, CNIError
 
 MAX_LEN = 64 * 1024
 

@@ -5,7 +5,7 @@ a crash at any step leaves nothing a later DEL/GC cannot undo. Costs one dict lo
 import os
 from _thread import _local, allocate_lock
 
-from .errors import CNIError, INTERNAL
+from .errors import INTERNAL, CNIError
 
 _request = _local()   # threading.local, without importing threading
 

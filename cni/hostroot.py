@@ -15,7 +15,7 @@ delegate is exec'd through coreutils' chroot(8): chroot(root), chdir("/"), execv
 """
 import os
 
-from .errors import CNIError, INVALID_CONFIG
+from .errors import INVALID_CONFIG, CNIError
 
 ROOT: str | None = None     # None: exec in our own view (thin mode, a daemon on the host)
 _CHROOT: str | None = None
@@ -25,7 +25,7 @@ def validate(root: str) -> tuple:
     """(the root's real path, chroot(8)) or CNIError."""
     if not os.path.isabs(root) or not os.path.isdir(root):
         raise CNIError(INVALID_CONFIG, f"invalid hostRoot {root[:200]!r}", "must be an existing absolute directory")
-    import shutil   # only a daemon with hostRoot: shutil costs a plugin call ~3 ms (bz2, lzma)
+    import shutil  # only a daemon with hostRoot: shutil costs a plugin call ~3 ms (bz2, lzma)
     chroot = shutil.which("chroot", path="/usr/sbin:/usr/bin:/sbin:/bin")
     if chroot is None:
         raise CNIError(INVALID_CONFIG, "hostRoot needs chroot(8) (coreutils) in the daemon's image")

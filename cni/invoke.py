@@ -18,8 +18,7 @@ import re
 import subprocess
 
 from . import hostroot, log, operation, version
-from .errors import (CNIError, DECODE_FAILURE, DELEGATE_FAILED, DELEGATE_NOT_FOUND,
-                     DELEGATE_TIMEOUT, INVALID_CONFIG)
+from .errors import DECODE_FAILURE, DELEGATE_FAILED, DELEGATE_NOT_FOUND, DELEGATE_TIMEOUT, INVALID_CONFIG, CNIError
 from .plugin import dispatch
 from .request import Request, from_env
 from .result import Result

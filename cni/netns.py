@@ -59,7 +59,7 @@ def socket_in(path: str, family: int, type_: int, proto: int = 0) -> socket.sock
 
 def rtnl(path: str | None = None):
     """A pyroute2 IPRoute in the netns at `path` (the caller's netns when None)."""
-    from pyroute2 import IPRoute   # lazily: only code that touches links pays for the import
+    from pyroute2 import IPRoute  # lazily: only code that touches links pays for the import
     if not path:
         return IPRoute()
     return IPRoute(fileno=socket_in(path, socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE).detach())

@@ -16,7 +16,7 @@ import contextlib
 import threading
 import time
 
-from .errors import CNIError, TRY_AGAIN
+from .errors import TRY_AGAIN, CNIError
 
 ENV_DEADLINE = "NETMETA_DEADLINE"
 ENV_OP = "NETMETA_OP"

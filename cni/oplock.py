@@ -11,7 +11,7 @@ import os
 import stat
 import time
 
-from .errors import CNIError, IO_FAILURE, TRY_AGAIN
+from .errors import IO_FAILURE, TRY_AGAIN, CNIError
 from .request import validate_container_id
 
 

@@ -1,7 +1,7 @@
 """Plugin base class and dispatch of one validated request to it (shared by the exec'd
 entry points, the daemon and in-process delegation)."""
 from . import log, version
-from .errors import CNIError, INTERNAL
+from .errors import INTERNAL, CNIError
 from .request import Request
 from .result import Result
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from . import version
 from .args import parse_cni_args
-from .errors import CNIError, DECODE_FAILURE, INCOMPATIBLE_VERSION, INVALID_CONFIG, INVALID_ENV
+from .errors import DECODE_FAILURE, INCOMPATIBLE_VERSION, INVALID_CONFIG, INVALID_ENV, CNIError
 
 COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC")
 # Which variables each command requires (Go skel's reqForCmd table).

@@ -17,7 +17,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from . import version as ver
-from .errors import CNIError, DECODE_FAILURE, INCOMPATIBLE_VERSION
+from .errors import DECODE_FAILURE, INCOMPATIBLE_VERSION, CNIError
 
 _IFACE_11 = ("mtu", "socketPath", "pciID")
 _ROUTE_11 = ("mtu", "advmss", "priority", "table", "scope")

@@ -6,7 +6,7 @@ import os
 import sys
 
 from . import log, version
-from .errors import CNIError, INTERNAL, IO_FAILURE
+from .errors import INTERNAL, IO_FAILURE, CNIError
 from .plugin import Plugin, dispatch
 from .request import from_env
 

@@ -3,7 +3,7 @@
 Every version from 0.1.0 on, as libcni and Go's skel (version.All): a config without
 `cniVersion` is 0.1.0 (pkg/version/conf.go ConfigDecoder.Decode); 0.1.0 and 0.2.0 results
 have the legacy shape (pkg/types/020), see result.py."""
-from .errors import CNIError, INCOMPATIBLE_VERSION
+from .errors import INCOMPATIBLE_VERSION, CNIError
 
 SUPPORTED = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 LEGACY = ("0.1.0", "0.2.0")     # results with ip4/ip6 instead of interfaces/ips/routes

@@ -115,7 +115,7 @@ class Demo:
         step(n, f"ADD {name}" + (f"  annotations: {json.dumps(annotations)}" if annotations else "  (no annotations)"))
         ns, cid, puid = f"cni-{uuid.uuid4()}", uuid.uuid4().hex, str(uuid.uuid4())
         sh("ip", "netns", "add", ns)
-        args = f"IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={name};K8S_POD_INFRA_CONTAINER_ID={cid};K8S_POD_UID={puid}"
+        args = f"IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={name};K8S_POD_INFRA_CONTAINER_ID={cid};K8S_POD_UID={puid}"  # noqa: E501
         conf = dict(self.conf, runtimeConfig={"io.kubernetes.cri.pod-annotations": annotations})
         pod = {"name": name, "ns": ns, "cid": cid, "args": args, "conf": conf}
         self.pods.append(pod)

@@ -4,12 +4,20 @@ import os
 import time
 
 from cni import fault, log
-from cni.errors import (DELEGATE_NOT_FOUND, NETWORK_NOT_FOUND, PLUGIN_NOT_AVAILABLE, TRY_AGAIN, UNKNOWN_CONTAINER,
-                        CNIError, config_error)
+from cni.errors import (
+    DELEGATE_NOT_FOUND,
+    NETWORK_NOT_FOUND,
+    PLUGIN_NOT_AVAILABLE,
+    TRY_AGAIN,
+    UNKNOWN_CONTAINER,
+    CNIError,
+    config_error,
+)
 from cni.request import Request
 from cni.result import Result
 
-from . import attachments, cache, config, netnsid, parallel, routes, networkstatus as status, statusfile
+from . import attachments, cache, config, netnsid, parallel, routes, statusfile
+from . import networkstatus as status
 from .attachments import Attachment
 from .networks import DirNADs
 from .plan import Planner

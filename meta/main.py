@@ -49,6 +49,7 @@ def _cli(argv: list) -> int:
 
 def _in_process(stdin: bytes) -> int:
     from cni import skel
+
     from .plugin import MetaPlugin
     return skel.main(MetaPlugin(), stdin)
 

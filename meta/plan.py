@@ -6,8 +6,8 @@ import copy
 from cni import log
 from cni.errors import INVALID_CONFIG, NAMESPACE_DENIED, NETWORK_NOT_FOUND, POLICY_DENIED, CNIError
 
-from .annotations import parse as ann
 from . import devices, networks, overrides
+from .annotations import parse as ann
 from .attachments import Attachment
 
 _log = log.get("plan")

@@ -1,11 +1,11 @@
 """`netmeta` as a CNI plugin (the verbs, on top of the engine)."""
+import collections
+import threading
+
 from cni.plugin import Plugin
 
 from . import config
 from .engine import Engine
-
-import collections
-import threading
 
 _engines: collections.OrderedDict = collections.OrderedDict()
 _lock = threading.Lock()

@@ -37,7 +37,7 @@ def filename(value: str) -> str:
     if out.startswith("."):
         out = "%2E" + out[1:]
     if len(out) > 200:
-        import hashlib   # rare (a name over 200 bytes): not on every plugin call's import path
+        import hashlib  # rare (a name over 200 bytes): not on every plugin call's import path
         out = out[:150] + "~" + hashlib.sha256(value.encode()).hexdigest()[:32]
     return out
 

@@ -10,7 +10,7 @@ DEFAULT_DST = {"4": "0.0.0.0/0", "6": "::/0"}
 def apply(netns: str, atts: list, results: list) -> None:
     if not any(a.drop_default or a.gateways for a in atts):
         return
-    from pyroute2.netlink.exceptions import NetlinkError   # lazily: most pods never need it
+    from pyroute2.netlink.exceptions import NetlinkError  # lazily: most pods never need it
 
     from cni.netns import rtnl
     with rtnl(netns) as ip:

@@ -5,6 +5,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
+# lint first (seconds): a finding fails the run, after the tests have run too
+.venv/bin/ruff check .
+rc0=$?
 $py -m pytest -ra -p no:cacheprovider -m "not kernel" "$@"
 rc1=$?
 $py -m pytest -ra -s -p no:cacheprovider -m kernel "$@"
@@ -14,4 +17,5 @@ rc2=$?
 [ "$rc1" -eq 5 ] && { echo "no tests ran" >&2; exit 1; }
 [ "$rc2" -eq 5 ] && rc2=0
 [ "$rc1" -ne 0 ] && exit "$rc1"
+[ "$rc0" -ne 0 ] && { echo "lint failed (ruff check .)" >&2; exit "$rc0"; }
 exit "$rc2"

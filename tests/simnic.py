@@ -5,7 +5,6 @@ import os
 import subprocess
 
 from delegates.sriov.device import Device
-from delegates.sriov.topology import Topology
 from delegates.sriov.vftable import open_vftable
 from tests.cnirun import VENV_BIN, ip_json
 

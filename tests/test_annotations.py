@@ -11,7 +11,19 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from meta.annotations.parse import MAX_ANNOTATION_BYTES, AnnotationError, JSONObject, Selection, assign_interfaces, check_gateways, gateway_filters, override_for, parse_default_network, parse_networks, parse_override
+from meta.annotations.parse import (
+    MAX_ANNOTATION_BYTES,
+    AnnotationError,
+    JSONObject,
+    Selection,
+    assign_interfaces,
+    check_gateways,
+    gateway_filters,
+    override_for,
+    parse_default_network,
+    parse_networks,
+    parse_override,
+)
 
 POD_NS = "pod-ns"
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

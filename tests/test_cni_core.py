@@ -4,7 +4,8 @@ import os
 import stat
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cni import errors, files, invoke, version
 from cni.args import parse_cni_args
@@ -223,7 +224,7 @@ def test_delegate_not_found_and_bad_type(tmp_path):
     assert code_of(invoke.delegate, "../x", "ADD", {}, req) == errors.INVALID_CONFIG
 
 
-VERSION_OK = 'if [ "$CNI_COMMAND" = VERSION ]; then echo \'{"cniVersion":"1.0.0","supportedVersions":["0.3.1","1.0.0"]}\'; exit 0; fi\n'
+VERSION_OK = 'if [ "$CNI_COMMAND" = VERSION ]; then echo \'{"cniVersion":"1.0.0","supportedVersions":["0.3.1","1.0.0"]}\'; exit 0; fi\n'  # noqa: E501
 
 
 def test_delegate_error_json_is_passed_on(tmp_path):

@@ -15,7 +15,8 @@ import os
 import subprocess
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cni import errors, invoke, version
 from cni.errors import CNIError

@@ -13,12 +13,12 @@ from cni.errors import CNIError
 from cni.request import Request
 from delegates.fixipam import config as fixipam_config
 from delegates.sriov import config as sriov_config
+from meta import config as meta_config
+from meta import networks, overrides
 from meta.annotations import parse as annotations
+from meta.config import DEFAULT_CHECKPOINT, DEFAULT_DEVINFO_DIR, DEFAULT_PODRESOURCES
 from meta.daemon import config as daemonconfig
 from meta.install import main as install
-from meta import networks, overrides
-from meta import config as meta_config
-from meta.config import DEFAULT_CHECKPOINT, DEFAULT_DEVINFO_DIR, DEFAULT_PODRESOURCES
 from meta.plan import Planner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -248,7 +248,7 @@ def test_conf_holds_every_piece_and_the_readme_names_each_file():
 def _grants(rules):
     out = set()
     for r in rules:
-        assert set(r) <= {"apiGroups", "resources", "verbs"}, f"unexpected rule keys {sorted(r)} (resourceNames, nonResourceURLs?)"
+        assert set(r) <= {"apiGroups", "resources", "verbs"}, f"unexpected rule keys {sorted(r)} (resourceNames, nonResourceURLs?)"  # noqa: E501
         for g in r["apiGroups"]:
             for res in r["resources"]:
                 for v in r["verbs"]:
@@ -272,7 +272,7 @@ def test_clusterrole_grants_exactly_what_design_lists():
 def test_no_role_in_conf_has_wildcards_or_dangerous_grants():
     for role in docs("ClusterRole") + docs("Role"):
         assert "aggregationRule" not in role
-        for g, res, verb in _grants(role["rules"]):
+        for _g, res, verb in _grants(role["rules"]):
             assert res not in ("secrets", "clusterroles", "clusterrolebindings", "roles", "rolebindings"), role["metadata"]
             assert verb not in ("escalate", "bind", "impersonate", "deletecollection"), role["metadata"]
 
@@ -291,8 +291,8 @@ def test_clusterrole_is_enough_for_netmeta_and_nothing_more(tmp_path):
     """netmeta's own client, with a token holding only the ClusterRole's rules, against the test
     API server (which enforces RBAC-like rules): every call netmeta makes succeeds (watch caches,
     pod GET and PATCH, NAD GET, node GET and PATCH); others are forbidden."""
-    from meta.kube.api import Kube
     from cni.kube.client import ApiError
+    from meta.kube.api import Kube
     from tests.kubeapi import KubeAPIServer, objects
     rules = [(r["verbs"], [f"{res}.{g}" if g else res for g in r["apiGroups"] for res in r["resources"]])
              for r in one("ClusterRole", "netmeta")["rules"]]
@@ -667,8 +667,8 @@ def test_admission_policy_needs_the_node_claim_and_spares_everyone_else():
 def test_network_status_is_a_merge_patch_of_that_one_annotation(tmp_path):
     """What the policy allows is all netmeta sends: a merge PATCH of metadata.annotations
     {network-status} (+ metadata.uid as a precondition), never an update of the pod."""
-    from tests.kubeapi.server import KubeAPIServer
     from meta.kube import api as k8s
+    from tests.kubeapi.server import KubeAPIServer
     with KubeAPIServer(tokens={"t": "*"}) as api:
         api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}})
         pod = api.create(dict(_pod("node1"), apiVersion="v1", kind="Pod"))
@@ -687,6 +687,7 @@ def test_image_dependencies_are_pinned_hashed_and_within_pyproject():
     """conf/image-requirements.txt pins every runtime dependency of pyproject.toml to one version
     inside its range, with a sha256 (pip --require-hashes in conf/Containerfile)."""
     import tomllib
+
     from packaging.requirements import Requirement
     with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
         deps = {Requirement(r).name.lower().replace("_", "-"): Requirement(r) for r in tomllib.load(f)["project"]["dependencies"]}

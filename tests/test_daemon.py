@@ -196,6 +196,7 @@ def test_daemon_watch_caches_save_api_calls(tmp_path, nic, netns, uid):
     """With the daemon's NAD/pod watch caches warm, an ADD whose annotations come from the
     runtime costs ONE API request (the network-status PATCH); without them it costs a NAD GET."""
     import yaml
+
     from tests.kubeapi.server import KubeAPIServer
     with open(os.path.join(os.path.dirname(__file__), "..", "conf", "crd-network-attachment-definition.yaml")) as f:
         crd = yaml.safe_load(f)
@@ -239,6 +240,7 @@ def test_node_availability_follows_every_change(tmp_path, nic, netns, uid):
     """Daemon + test API server: sriov/vfCount and the freeVFAvailable label track ADD/DEL; the
     ADD that takes the last VF removes the label within the coalescing window."""
     import yaml
+
     from tests.kubeapi.server import KubeAPIServer
     with open(os.path.join(os.path.dirname(__file__), "..", "conf", "crd-network-attachment-definition.yaml")) as f:
         crd = yaml.safe_load(f)
@@ -311,8 +313,8 @@ def test_requests_for_one_container_run_one_at_a_time_and_the_lock_table_empties
     first, other containers do not; an entry is kept while anyone waits on it (a third request
     arriving then still queues behind), and the table is empty once nothing is in flight
     (it used to keep a lock per container ever seen)."""
-    from meta.daemon.server import Daemon
     from meta.daemon.config import DaemonConfig
+    from meta.daemon.server import Daemon
     d = Daemon(DaemonConfig())
     d.start_pools()
     try:

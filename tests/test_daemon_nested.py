@@ -34,7 +34,7 @@ def node(tmp_path, uid):
     # the bridges with a set MAC: else the kernel gives a bridge its lowest port's MAC, which
     # changes while pods come and go, and Debian's bridge CHECK fails "Bridge interface ... Mac
     # doesn't match" for the pods added earlier (a reference plugin's behaviour, not ours)
-    for n, (b, mac) in enumerate(((bridge, "02:00:00:67:00:01"), (cluster, "02:00:00:67:00:02"))):
+    for _n, (b, mac) in enumerate(((bridge, "02:00:00:67:00:01"), (cluster, "02:00:00:67:00:02"))):
         subprocess.run(["ip", "link", "add", b, "type", "bridge"], check=True)
         subprocess.run(["ip", "link", "set", b, "address", mac, "up"], check=True)
     nads = tmp_path / "nads" / "default"

@@ -20,11 +20,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meta.extender.main import build
 from meta.extender.http import serve
 from meta.extender.ledger import TOTAL, Ledger
+from meta.extender.main import build
 from meta.extender.need import Need
-from tests.kubeapi import objects, validation
+from tests.kubeapi import objects
 from tests.kubeapi.server import KubeAPIServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -10,10 +10,12 @@ import threading
 
 import pytest
 import yaml
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cni.errors import CNIError
-from delegates.fixipam import cluster, config as fixipam_config, policy
+from delegates.fixipam import cluster, policy
+from delegates.fixipam import config as fixipam_config
 from tests.cnirun import cni
 from tests.daemonproc import DaemonProc
 from tests.kubeapi import KubeAPIServer, objects
@@ -234,7 +236,7 @@ def test_32_parallel_adds_across_two_nodes_for_8_addresses(api, nodes):
     # 409s are the lock working, not API errors
     assert a.daemon.metric("netmeta_api_errors_total") == b.daemon.metric("netmeta_api_errors_total") == 0
     assert set(a.local()) == {ip for n, ip in won.values() if n == "node-a"}
-    for i, (node, ip) in won.items():
+    for i, (_node, ip) in won.items():
         assert (a, b)[i // 8 % 2].call("DEL", f"q{i}", ip).ok
     assert held(api) == {} and a.local() == b.local() == []
 

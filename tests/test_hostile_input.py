@@ -5,7 +5,8 @@ executable."""
 import json
 import os
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cni import skel
 from delegates.fixipam.plugin import FixIPAM

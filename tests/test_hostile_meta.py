@@ -334,7 +334,8 @@ def deep(n: int, leaf="1") -> str:
 META_KEYS = ["kubeconfig", "delegates", "clusterNetwork", "defaultNetworks", "cniDir", "confDir", "binDir",
              "namespaceIsolation", "globalNamespaces", "systemNamespaces", "readinessindicatorfile", "logLevel",
              "logFile", "logToStderr", "logOptions", "multusNamespace", "retryDeleteOnError", "auxiliaryCNIChainName",
-             "cniConf", "socketPath", "mode", "nadDir", "statusDir", "delegateTimeout", "nodeName", "parallelAttachments", "cniVersion",
+             "cniConf", "socketPath", "mode", "nadDir", "statusDir", "delegateTimeout", "nodeName",
+             "parallelAttachments", "cniVersion",
              "name", "type", "capabilities", "args", "prevResult", "cni.dev/valid-attachments", "x-unknown"]
 PATH_KEYS = {"kubeconfig", "cniDir", "confDir", "binDir", "readinessindicatorfile", "logFile", "socketPath",
              "nadDir", "statusDir", "cniConf"}
@@ -396,7 +397,7 @@ NETCONF_CORPUS = [
     (b"{\"cniVersion\": \"1.1.0\", \"name\": \"netmeta\", \"delegates\": [{\"type\": \"okplug\"}], \"x\": NaN, "
      b"\"cniDir\": \"CNIDIR\"}"),
     b"{\"cniVersion\": \"9.9.9\", \"name\": \"netmeta\", \"delegates\": [{\"type\": \"okplug\"}], \"cniDir\": \"CNIDIR\"}",
-    b"{\"cniVersion\": \"1.1.0\", \"name\": \"netmeta\", \"cniDir\": \"CNIDIR\", \"delegates\": [" + deep(500, "{}").encode() + b"]}",
+    b"{\"cniVersion\": \"1.1.0\", \"name\": \"netmeta\", \"cniDir\": \"CNIDIR\", \"delegates\": [" + deep(500, "{}").encode() + b"]}",  # noqa: E501
     b" " * (4 * 1024 * 1024 + 1),
 ]
 

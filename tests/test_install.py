@@ -422,7 +422,7 @@ def test_permissions_whatever_the_umask(host, tmp_path, monkeypatch):
     assert mode(host.conf / "netmeta.d") == 0o700
     for name in ("netmeta", "sriov", "fixipam"):
         assert mode(host.bin / name) == 0o755
-    for d, dirs, files in os.walk(host.bin / "netmeta.d"):
+    for d, _dirs, files in os.walk(host.bin / "netmeta.d"):
         assert mode(d) == 0o755
         assert all(mode(os.path.join(d, f)) == 0o644 for f in files)
 

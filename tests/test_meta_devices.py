@@ -96,7 +96,7 @@ def make_pod(e, networks):
     cid = uuid.uuid4().hex
     uid = obj["metadata"]["uid"]
     return {"name": name, "uid": uid, "netns": ns, "path": f"/var/run/netns/{ns}", "cid": cid,
-            "args": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=telco;K8S_POD_NAME={name};K8S_POD_INFRA_CONTAINER_ID={cid};K8S_POD_UID={uid}"}
+            "args": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=telco;K8S_POD_NAME={name};K8S_POD_INFRA_CONTAINER_ID={cid};K8S_POD_UID={uid}"}  # noqa: E501
 
 
 def call(e, pod, command, cfg=None):

@@ -549,7 +549,7 @@ def test_log_level_and_file_from_the_cni_config(node, api, tmp_path_factory):
         logfile = node.tmp / "netmeta.log"
         conf = node.conf(logLevel="debug", logFile=str(logfile), logOptions={"maxSize": 1, "maxBackups": 2})
         pod = node.pod()
-        r = ok(node.call(pod, "ADD", conf))
+        ok(node.call(pod, "ADD", conf))
         ok(node.call(pod, "DEL", conf))
         text = logfile.read_text()
         exec_line = f"DEBUG netmeta.invoke [{pod['cid'][:12]}] exec {DEBIAN_CNI}/bridge ADD"

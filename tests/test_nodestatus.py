@@ -15,7 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from delegates.sriov.topology import Topology
-from meta.daemon.availability import AVAILABLE_LABEL, COUNT_ANNOTATION, DETAIL_ANNOTATION, NodeStatusPublisher, desired_state, merge_patch, observed_state
+from meta.daemon.availability import (
+    AVAILABLE_LABEL,
+    COUNT_ANNOTATION,
+    DETAIL_ANNOTATION,
+    NodeStatusPublisher,
+    desired_state,
+    merge_patch,
+    observed_state,
+)
 from tests.cnirun import cni
 from tests.kubeapi.server import KubeAPIServer
 

@@ -20,7 +20,6 @@ from tests.cnirun import DEBIAN_CNI, VENV_BIN, cni, ip_json
 from tests.kubeapi.server import KubeAPIServer
 from tests.runtime.podman import Podman, available
 
-
 # ---------------------------------------------------------------- names, without a runtime
 
 @pytest.fixture

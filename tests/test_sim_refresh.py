@@ -12,7 +12,7 @@ from delegates.sriov.topology import Topology
 def _tree_state(root: str) -> dict:
     """Every net/ directory's and class/net's (inode, mtime) and the NIC records' inode."""
     out = {}
-    for dirpath, dirs, _ in os.walk(os.path.join(root, "bus")):
+    for dirpath, _dirs, _ in os.walk(os.path.join(root, "bus")):
         if os.path.basename(dirpath) == "net":
             st = os.stat(dirpath)
             out[dirpath] = (st.st_ino, st.st_mtime_ns, tuple(sorted(os.listdir(dirpath))))

@@ -213,6 +213,7 @@ def test_free_and_total_vf_counts(nic, netns):
 def test_gratuitous_arp_and_unsolicited_na_are_sent(nic, netns, data_dir):
     import socket
     import struct
+
     from pyroute2 import netns as pnetns
     ns = netns()
     # an AF_PACKET socket bound to no interface in the pod netns sees every frame there,

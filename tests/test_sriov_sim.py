@@ -20,8 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from delegates.sriov.sim import nic as simnic
 from delegates.sriov.device import Device
+from delegates.sriov.sim import nic as simnic
 from delegates.sriov.topology import Topology, TopologyError
 from delegates.sriov.vftable import VFState, VFTableError, open_vftable, plan_set
 

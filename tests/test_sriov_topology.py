@@ -16,8 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from delegates.sriov.sim import nic as simnic
-from delegates.sriov.topology import (Topology, TopologyError, VFInfo, parse_count, parse_pci,
-                                      valid_ifname)
+from delegates.sriov.topology import Topology, TopologyError, VFInfo, parse_count, parse_pci, valid_ifname
 from delegates.sriov.vftable import VFTableError
 
 PF_PCI = "0000:3b:00.0"

@@ -10,7 +10,6 @@ bindata/manifests/cni-config/sriov/sriov-cni-config.yaml (the keys, `"vlan":0`, 
 import json
 import os
 
-
 from delegates.sriov.topology import Topology
 from tests.cnirun import cni, ip_json
 from tests.simnic import bind as sim_bind

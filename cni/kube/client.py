@@ -197,7 +197,7 @@ def from_kubeconfig(path: str, context: str | None = None) -> Endpoint:
 
 
 def _from_official_loader(path: str, context: str | None) -> Endpoint:
-    from . import creds as kubecreds   # imports `kubernetes`, only for these kubeconfigs
+    from . import creds as kubecreds  # imports `kubernetes`, only for these kubeconfigs
     try:
         creds = kubecreds.Credentials(path, context)
     except kubecreds.CredentialError as e:

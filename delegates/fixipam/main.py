@@ -4,6 +4,7 @@ import sys
 
 def _in_process(stdin: bytes) -> int:
     from cni import skel
+
     from .plugin import FixIPAM
     return skel.main(FixIPAM(), stdin)
 

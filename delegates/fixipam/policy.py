@@ -19,8 +19,12 @@ imported only by a network that sets one (~20 ms on the no-daemon path otherwise
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cni.errors import POLICY_DENIED, CNIError, config_error
+
+if TYPE_CHECKING:
+    import netaddr
 
 SCOPES = ("node", "cluster")
 ON_API_UNAVAILABLE = ("refuse", "nodeLocal")

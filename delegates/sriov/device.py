@@ -4,7 +4,6 @@ for the simulated one."""
 import contextlib
 
 from cni.errors import DEVICE_NOT_FOUND, VF_CONFIG_FAILED, CNIError, config_error
-
 from delegates import registry
 
 from .topology import Topology

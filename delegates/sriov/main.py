@@ -6,6 +6,7 @@ def _in_process(stdin: bytes) -> int:
     from cni.leanimport import lean_pyroute2
     lean_pyroute2()
     from cni import skel
+
     from .plugin import SRIOVPlugin
     return skel.main(SRIOVPlugin(), stdin)
 

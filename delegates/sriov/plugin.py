@@ -11,8 +11,16 @@ import secrets
 import time
 
 from cni import fault, invoke, log
-from cni.errors import (DELEGATE_NOT_FOUND, DEVICE_BUSY, DEVICE_NOT_FOUND, NO_FREE_VF, UNKNOWN_CONTAINER, VF_CONFIG_FAILED, CNIError,
-                        config_error)
+from cni.errors import (
+    DELEGATE_NOT_FOUND,
+    DEVICE_BUSY,
+    DEVICE_NOT_FOUND,
+    NO_FREE_VF,
+    UNKNOWN_CONTAINER,
+    VF_CONFIG_FAILED,
+    CNIError,
+    config_error,
+)
 from cni.plugin import Plugin
 from cni.request import Request
 from cni.result import IPConfig, Result

@@ -21,8 +21,7 @@ from collections.abc import Iterable, Mapping
 from types import SimpleNamespace
 
 from cni import log
-from cni.annotjson import (_GO_SPACE, _INT64_MAX, MAX_ANNOTATION_BYTES, AnnotationError, _fail, _json_kind,
-                           _loads, _Obj, _q)
+from cni.annotjson import _GO_SPACE, _INT64_MAX, MAX_ANNOTATION_BYTES, AnnotationError, _fail, _json_kind, _loads, _Obj, _q
 from cni.errors import API_FAILED, INVALID_CONFIG, CNIError
 
 from . import podoverrides

@@ -168,7 +168,7 @@ class VFTable(abc.ABC):
     def _set(self, vf: int, given: dict[str, Any]) -> VFState:
         ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: only netlink holds a socket
         pass
 
     def __enter__(self) -> "VFTable":

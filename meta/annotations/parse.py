@@ -54,7 +54,19 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from .errors import MAX_ANNOTATION_BYTES, AnnotationError, _fail, _q
 from .gojson import _cni_value, _fields, _go_int, _json_kind, _loads, _Obj, _short_json
-from .govalues import _GO_SPACE, _IFNAME_OK, _LABEL, _SUBDOMAIN, _canonical_ip, _check_ifname, _check_namespace, _is_v4, _parse_ip, _parse_mac, _valid_ip_or_cidr
+from .govalues import (
+    _GO_SPACE,
+    _IFNAME_OK,
+    _LABEL,
+    _SUBDOMAIN,
+    _canonical_ip,
+    _check_ifname,
+    _check_namespace,
+    _is_v4,
+    _parse_ip,
+    _parse_mac,
+    _valid_ip_or_cidr,
+)
 from .selection import JSONObject, Selection
 from .sriov import SRIOV_TXRATE_ANNOTATION, SRIOV_VLAN_ANNOTATION, override_for, parse_override
 

@@ -5,7 +5,6 @@ are applied by meta/overrides.py. The parser is shared with the stand-alone srio
 lives in delegates/sriov/podannotations.py (delegates never import meta)."""
 from __future__ import annotations
 
-from delegates.sriov.podannotations import (SRIOV_TXRATE_ANNOTATION, SRIOV_VLAN_ANNOTATION, override_for,
-                                            parse_override)
+from delegates.sriov.podannotations import SRIOV_TXRATE_ANNOTATION, SRIOV_VLAN_ANNOTATION, override_for, parse_override
 
 __all__ = ["SRIOV_TXRATE_ANNOTATION", "SRIOV_VLAN_ANNOTATION", "override_for", "parse_override"]

@@ -37,7 +37,6 @@ from dataclasses import dataclass
 
 from cni import hostroot
 from cni.errors import config_error
-
 from meta.config import DEFAULT_CNI_DIR, DEFAULT_PODRESOURCES, DEFAULT_SOCKET
 
 
@@ -125,7 +124,8 @@ def load(path: str | None, overrides: dict | None = None) -> DaemonConfig:
         socket_path=d.get("socketPath", DEFAULT_SOCKET), kubeconfig=d.get("kubeconfig"),
         node_name=d.get("nodeName") or os.environ.get("NODE_NAME"), cni_dir=d.get("cniDir", DEFAULT_CNI_DIR),
         pfs=tuple(dict(pf) for pf in pfs), max_concurrency=int(_num(d, "maxConcurrency", 1, 1024, 16)),
-        request_timeout=float(_num(d, "requestTimeout", 1, 3600, 90)), max_wait=float(_num(d, "maxWait", 0, 3600, 30)), http_addr=str(d.get("httpAddr", "127.0.0.1:9641")),
+        request_timeout=float(_num(d, "requestTimeout", 1, 3600, 90)), max_wait=float(_num(d, "maxWait", 0, 3600, 30)),
+        http_addr=str(d.get("httpAddr", "127.0.0.1:9641")),
         reconcile_period=float(_num(d, "reconcilePeriod", 0.1, 86400, 30)),
         coalesce_window=float(_num(d, "coalesceWindow", 0, 60, 0.2)),
         min_publish_interval=float(_num(d, "minPublishInterval", 0, 300, 2.0)), status_file=d.get("statusFile"),

@@ -10,7 +10,6 @@ import time
 
 from cni import log
 from cni.errors import CNIError
-
 from meta import podresources
 
 _log = log.get("devicesync")

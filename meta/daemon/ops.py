@@ -16,8 +16,8 @@ import time
 
 from cni import files
 from cni.errors import CNIError
-
 from meta import cache
+
 from . import config as daemonconfig
 
 
@@ -93,7 +93,8 @@ def render(st: dict) -> str:
                      f"quarantined in {f['dataDir']}/{f['network']}/.quarantine (held until `netmeta gc`)")
     for pf in st["pfs"]:
         for a in pf.get("recordProblems", []):
-            lines.append(f"\nPF {pf['pf']}: record {a['file']} {'set aside' if a['setAside'] else 'NOT YET SET ASIDE'} ({a['kind']}"
+            state = "set aside" if a["setAside"] else "NOT YET SET ASIDE"
+            lines.append(f"\nPF {pf['pf']}: record {a['file']} {state} ({a['kind']}"
                          f"{', VF %s' % a['vf'] if a['vf'] is not None else ''}): {_ASIDE[a['kind']]}"
                          f"{': ' + a['why'] if a['why'] else ''}")
         if "error" in pf:
@@ -111,7 +112,8 @@ def render(st: dict) -> str:
             where = v["hostName"] or (f"({v['driver']})" if v.get("driver") else "(in pod)")
             who = v["pod"] or v["container"] or ("(device plugin)" if v.get("devicePlugin") else "-")
             lines.append(f"  {v['vf']:>3} {v['pci']:13} {where:15} {who:24} "
-                         f"{v['ifname'] or '-':6} {v['vlan'] or '-':>5} {v['qos'] or '-':>3} {v['maxTxRate'] or '-':>6} {v['mac']}")
+                         f"{v['ifname'] or '-':6} {v['vlan'] or '-':>5} {v['qos'] or '-':>3} "
+                         f"{v['maxTxRate'] or '-':>6} {v['mac']}")
     return "\n".join(lines)
 
 

@@ -16,11 +16,12 @@ import threading
 import time
 
 from cni import fault, hostroot, log, operation, oplock, skel, wire
-from cni.errors import TRY_AGAIN, DECODE_FAILURE, CNIError
+from cni.errors import DECODE_FAILURE, TRY_AGAIN, CNIError
 from delegates import registry
-
-from . import config as daemonconfig, httpd, requests, sockreader
 from meta import engine
+
+from . import config as daemonconfig
+from . import httpd, requests, sockreader
 from .metrics import Metrics
 from .workers import FixedPool
 
@@ -379,7 +380,8 @@ class Daemon:
             recs = Records(pf.get("stateDir", "/var/lib/cni/netmeta/sriov"))
             try:
                 with recs.lock():
-                    n = sriov._reclaim_stale(recs, pf["master"], Device(pf.get("sysfsRoot", "/sys"), pf.get("backend", "netlink")))
+                    dev = Device(pf.get("sysfsRoot", "/sys"), pf.get("backend", "netlink"))
+                    n = sriov._reclaim_stale(recs, pf["master"], dev)
                 if n:
                     _log.info("reconcile: reclaimed %d stale VF record(s) on %s", n, pf["master"])
             except Exception as e:   # noqa: BLE001 - e.g. a netlink race with an in-process call
@@ -496,9 +498,10 @@ def main(argv: list) -> int:
         kube = k8s.client(cfg.kubeconfig)
         kube.start_caches(cfg.node_name)
         k8s.use_node_client(kube)
-        from delegates.sriov import podannotations   # stand-alone sriov calls read pods through it
+        from delegates.sriov import podannotations  # stand-alone sriov calls read pods through it
         podannotations.register_lookup(kube.get_pod)
         from meta import events
+
         from . import statuswriter
         pending = os.path.join(os.path.dirname(cfg.cni_dir.rstrip("/")), "status-pending")
         d.status_writer = statuswriter.StatusWriter(kube, state_dir=pending).start()
@@ -509,7 +512,7 @@ def main(argv: list) -> int:
         d.metrics.add_api_source(lambda: dict(kube.calls))
         d.metrics.add_api_error_source(lambda: dict(kube.errors))
         d.metrics.watch_status_writer(d.status_writer)
-        from delegates.fixipam import cluster, clustergc   # cluster-wide fixed IPs: the daemon's client
+        from delegates.fixipam import cluster, clustergc  # cluster-wide fixed IPs: the daemon's client
         fixipam_api = cluster.provide(kube.http, cfg.node_name, kube._count, kube._count_error)
         if fixipam_api is not None:
             clustergc.ClusterGC(fixipam_api, cfg.fixipam_gc_period).start()

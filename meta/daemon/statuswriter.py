@@ -10,7 +10,6 @@ holds the request until this write lands, a few seconds at most; past that the w
 pending and is also persisted (`state_dir`, one file per pod, 0600), so a daemon restart
 resumes it (`load()` at start-up)."""
 import hashlib
-import json
 import os
 import random
 import threading
@@ -18,7 +17,6 @@ import time
 
 from cni import files, log
 from cni.errors import CNIError
-
 from meta.networkstatus import ANNOTATION
 
 _log = log.get("statuswriter")

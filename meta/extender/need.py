@@ -14,8 +14,13 @@ import time
 from dataclasses import dataclass
 
 from cni.errors import INVALID_CONFIG, NETWORK_NOT_FOUND, CNIError
-
-from meta.annotations.parse import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION, AnnotationError, parse_default_network, parse_networks
+from meta.annotations.parse import (
+    DEFAULT_NETWORK_ANNOTATION,
+    NETWORKS_ANNOTATION,
+    AnnotationError,
+    parse_default_network,
+    parse_networks,
+)
 from meta.networks import from_nad
 
 SRIOV_TYPE = "sriov"

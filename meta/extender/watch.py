@@ -1,5 +1,6 @@
 """The scheduler extender's view of the cluster: a Kubernetes client (a kubeconfig, or the pod's
-service account in the cluster; meta.kube.api.Kube with a short time budget) and watch caches (meta/kube/informer.py) of NADs, nodes and pending
+service account in the cluster; meta.kube.api.Kube with a short time budget) and watch caches
+(meta/kube/informer.py) of NADs, nodes and pending
 pods, each LISTed in pages and kept as the few fields decisions need. Node and pod changes are
 reported to the Ledger as the watch delivers them: a node's published availability (with the
 pods it names as holding VFs), the node a pending pod was bound to, a pod's departure.
@@ -8,13 +9,12 @@ Needs get/list/watch on nodes, pods and network-attachment-definitions, and (bin
 pods/binding, nothing else."""
 from __future__ import annotations
 
-
 from cni import log
-
 from cni.kube import client as kubeclient
-from .nodes import parse_free
-from meta.kube.informer import Informer
 from meta.kube.api import Kube
+from meta.kube.informer import Informer
+
+from .nodes import parse_free
 
 _log = log.get("extender")
 PENDING = "status.phase=Pending"

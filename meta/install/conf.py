@@ -76,7 +76,6 @@ def generate(base: dict | None, primary: dict | None, kubeconfig: str | None) ->
     """The netmeta conflist: `base` (--config) completed with the primary network (auto), the
     kubeconfig path and the capabilities; validated by meta/config.load."""
     from cni import version
-
     from meta.config import load
     outer, plugin = _split(base or {})
     if plugin.setdefault("type", "netmeta") != "netmeta":

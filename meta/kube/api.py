@@ -11,8 +11,8 @@ import time
 
 from cni import fault, log
 from cni.errors import API_FAILED, NETWORK_NOT_FOUND, TRY_AGAIN, CNIError
-
 from cni.kube import client as kubeclient
+
 from .informer import PAGE
 
 _log = log.get("k8s")

@@ -30,7 +30,7 @@ def nad_crd():
                         "spec": {"description": "NetworkAttachmentDefinition spec defines the "
                                                 "desired state of a network attachment",
                                  "type": "object",
-                                 "properties": {"config": {"description": "NetworkAttachmentDefinition config is a JSON-formatted CNI configuration",
+                                 "properties": {"config": {"description": "NetworkAttachmentDefinition config is a JSON-formatted CNI configuration",  # noqa: E501
                                                            "type": "string"}}}}}}}]}}
 
 

@@ -156,7 +156,7 @@ class Containerd:
             if time.monotonic() > deadline:
                 raise RuntimeUnavailable(f"containerd socket did not appear\n{self.log_tail()}")
             time.sleep(0.02)
-        from .cri import CRIClient   # grpc stubs: imported only once containerd runs
+        from .cri import CRIClient  # grpc stubs: imported only once containerd runs
         self.client = CRIClient(self.socket)
         while True:
             self._check_alive()

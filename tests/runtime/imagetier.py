@@ -48,7 +48,8 @@ def ensure_base(pm) -> str:
 def build(pm, env: dict) -> str:
     """`make wheels` (host pip, pinned + hashed), then the Containerfile on the local base."""
     subprocess.run(["make", "-s", "wheels"], cwd=REPO, check=True, capture_output=True, timeout=600)
-    pm.run("build", "-q", "--network", "host", "-f", "conf/Containerfile", "--build-arg", f"BASE={ensure_base(pm)}", "-t", IMAGE_REF,
+    pm.run("build", "-q", "--network", "host", "-f", "conf/Containerfile", "--build-arg", f"BASE={ensure_base(pm)}",
+           "-t", IMAGE_REF,
            os.path.join(REPO, "."), timeout=1800)
     return IMAGE_REF
 

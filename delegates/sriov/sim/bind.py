@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 
+from delegates.sriov.vftable import VFTableError
+
 from .names import SimError
 from .ports import _in_netns
 from .sysfs import DRIVER, PCI_DIR, _symlink, _tree_lock, set_netdev_name
-from delegates.sriov.vftable import VFTableError
 from .vftable import SimVFTable, flocked
 
 USERSPACE = ("vfio-pci", "uio_pci_generic", "igb_uio")

@@ -36,12 +36,23 @@ from typing import Any
 from pyroute2 import IPRoute, NetlinkError, netns
 
 from cni.files import atomic_write, read_json
-
-from .names import ALIAS_PREFIX, MAX_VFS, NETNS_PREFIX, SimError, _peer_name, _port_keys, netns_name, port_alias, validate, vf_netdev_name
-from .ports import BRIDGE, NSID_NONE, _add_port, _host_ports, _in_netns, _name_in, _plug_peers, _Rtnl
-from .sysfs import DRIVER, PCI_DIR, _remove_tree, _tree_lock, set_netdev_name, write_tree
 from delegates.sriov.topology import valid_ifname
 from delegates.sriov.vftable import VFTableError
+
+from .names import (
+    ALIAS_PREFIX,
+    MAX_VFS,
+    NETNS_PREFIX,
+    SimError,
+    _peer_name,
+    _port_keys,
+    netns_name,
+    port_alias,
+    validate,
+    vf_netdev_name,
+)
+from .ports import BRIDGE, NSID_NONE, _add_port, _host_ports, _in_netns, _name_in, _plug_peers, _Rtnl
+from .sysfs import DRIVER, PCI_DIR, _remove_tree, _tree_lock, set_netdev_name, write_tree
 from .vftable import STATE_DIR, SimVFTable, flocked, init_state, lock_path, state_path
 
 __all__ = [
@@ -335,7 +346,8 @@ def bind(root: str, pf: str, vf: int, driver: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """`netmeta sim create --pf NAME --vfs N [--root DIR]` | `destroy --pf NAME [--root DIR]`
-    | `refresh --pf NAME [--root DIR]` | `bind --pf NAME --vf N --driver vfio-pci|net [--root DIR]`. stdout: one JSON object (create, refresh) or nothing;
+    | `refresh --pf NAME [--root DIR]` | `bind --pf NAME --vf N --driver vfio-pci|net [--root DIR]`.
+    stdout: one JSON object (create, refresh) or nothing;
     logs and errors go to stderr."""
     args_in = list(sys.argv[1:] if argv is None else argv)
     if args_in[:1] == ["sim"]:

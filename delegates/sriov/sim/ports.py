@@ -24,9 +24,9 @@ from pyroute2 import IPRoute, NetlinkError, netns
 from pyroute2.netlink.rtnl import RTM_GETLINK
 
 from cni import netns as nsock
+from delegates.sriov.vftable import ZERO_MAC
 
 from .names import SimError, _peer_name, port_alias
-from delegates.sriov.vftable import ZERO_MAC
 
 BRIDGE = "esw"
 NSID_NONE = (-1, 0xFFFFFFFF)

@@ -14,7 +14,6 @@ import os
 from typing import Any
 
 from cni.files import atomic_write, locked, read_json
-
 from delegates.sriov.topology import Topology, TopologyError
 from delegates.sriov.vftable import VFState, VFTable, VFTableError, plan_set
 
