@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from delegates.sriov.topology import Topology
+from tests import cniversions
 from tests.cnirun import cni, ip_json
 from tests.simnic import records, snapshot
 
@@ -21,18 +22,27 @@ def conf(frag, **kw):
     return c
 
 
-def test_add_check_del_restores_everything(nic, netns, uid, data_dir):
+@pytest.mark.parametrize("ver", cniversions.ALL)
+def test_add_check_del_restores_everything(nic, netns, uid, data_dir, ver):
+    """At every CNI version (the reference plugins' `AllSpecVersions` loop): the result in that
+    version's shape, CHECK only from 0.4.0 (refused with code 1 before, changing nothing)."""
     before = snapshot(nic)
     ns = netns()
-    c = conf(nic, vlan=100, vlanQoS=3, max_tx_rate=1000, min_tx_rate=100, spoofchk="off", trust="on",
+    c = conf(nic, cniVersion=ver, vlan=100, vlanQoS=3, max_tx_rate=1000, min_tx_rate=100, spoofchk="off", trust="on",
              link_state="enable", mac="02:11:22:33:44:55", mtu=1400,
              ipam={"type": "fixipam", "subnet": "10.56.0.0/24", "gateway": "10.56.0.1",
                    "routes": [{"dst": "10.60.0.0/16"}], "dataDir": data_dir},
              runtimeConfig={"ips": ["10.56.0.7/24"]})
     r = cni("sriov", "ADD", c, netns=f"/var/run/netns/{ns}", ifname="net1", container_id=f"c{uid}")
     assert r.ok, r.stdout + r.stderr.encode()
-    assert r.out["interfaces"][0]["name"] == "net1" and r.out["interfaces"][0]["mac"] == "02:11:22:33:44:55"
-    assert r.out["ips"] == [{"interface": 0, "address": "10.56.0.7/24", "gateway": "10.56.0.1"}]
+    cniversions.assert_shape(r.out, ver)
+    if ver in cniversions.LEGACY:   # 020: no interfaces, the routes under the family
+        assert r.out["ip4"] == {"ip": "10.56.0.7/24", "gateway": "10.56.0.1", "routes": [{"dst": "10.60.0.0/16"}]}
+    else:
+        assert r.out["interfaces"][0]["name"] == "net1" and r.out["interfaces"][0]["mac"] == "02:11:22:33:44:55"
+        ip = {"interface": 0, "address": "10.56.0.7/24", "gateway": "10.56.0.1"}
+        assert r.out["ips"] == [ip if ver >= "1.0.0" else dict(ip, version="4")]
+        assert r.out["routes"] == [{"dst": "10.60.0.0/16"}]
     # independent view of the pod netns
     link = ip_json("addr", "show", "dev", "net1", netns=ns)[0]
     assert link["address"] == "02:11:22:33:44:55" and link["mtu"] == 1400 and "UP" in link["flags"]
@@ -45,7 +55,20 @@ def test_add_check_del_restores_everything(nic, netns, uid, data_dir):
     assert records(nic) == ["vf0.json"]
     chk = cni("sriov", "CHECK", dict(c, prevResult=r.out), netns=f"/var/run/netns/{ns}", ifname="net1",
               container_id=f"c{uid}")
-    assert chk.ok, chk.stdout
+    if cniversions.allows(ver, "CHECK"):
+        assert chk.ok, chk.stdout
+    else:
+        cniversions.assert_refused_for_version(chk, ver, "CHECK")
+        assert snapshot(nic)["table"][0] == vf0 and records(nic) == ["vf0.json"]
+    # STATUS, and a GC that lists this attachment as valid (it must stay): 1.1.0 only
+    valid = {"cni.dev/valid-attachments": [{"containerID": f"c{uid}", "ifname": "net1"}]}
+    for verb, stdin in (("STATUS", c), ("GC", dict(c, **valid))):
+        v = cni("sriov", verb, stdin)
+        if cniversions.allows(ver, verb):
+            assert v.ok and v.out is None, (verb, v.stdout)
+        else:
+            cniversions.assert_refused_for_version(v, ver, verb)
+        assert snapshot(nic)["table"][0] == vf0 and records(nic) == ["vf0.json"]
     for _ in range(2):  # DEL, then a second DEL: both succeed
         d = cni("sriov", "DEL", c, netns=f"/var/run/netns/{ns}", ifname="net1", container_id=f"c{uid}")
         assert d.ok, d.stdout + d.stderr.encode()
