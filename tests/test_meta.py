@@ -10,6 +10,7 @@ import uuid
 import pytest
 import yaml
 
+from tests import cniversions
 from tests.cnirun import DEBIAN_CNI, cni, ip_json
 from tests.kubeapi.server import KubeAPIServer
 from tests.simnic import records, snapshot
@@ -103,29 +104,47 @@ def network_status(e, pod):
     return json.loads(raw) if raw else None
 
 
-def test_pod_without_annotation_gets_cluster_default(env):
+@pytest.mark.parametrize("ver", cniversions.ALL)
+def test_pod_without_annotation_gets_cluster_default(env, ver):
+    """At every CNI version of the netmeta config (its delegates keep their own, 1.0.0): the
+    runtime gets the cluster network's result in that version's shape; CHECK from 0.4.0 only."""
+    cfg = dict(env.cfg, cniVersion=ver)
     pod = make_pod(env)
-    r = call(env, pod, "ADD")
+    r = call(env, pod, "ADD", cfg)
     assert r.ok, r.stdout + r.stderr.encode()
+    cniversions.assert_shape(r.out, ver)
     assert links(pod) == ["eth0", "lo"]
-    ips = [ip["address"] for ip in r.out["ips"]]
+    ips = cniversions.addresses(r.out)
     assert len(ips) == 1 and ips[0].startswith("10.244.9.")
     st = network_status(env, pod)
     mac = ip_json("link", "show", "dev", "eth0", netns=pod["netns"])[0]["address"]
     assert st == [{"name": "cluster-net", "interface": "eth0", "ips": [ips[0].split("/")[0]], "mac": mac,
                    "default": True}]
-    assert call(env, pod, "CHECK").ok
-    assert call(env, pod, "DEL").ok and call(env, pod, "DEL").ok
+    if ver not in cniversions.LEGACY:
+        assert [i["name"] for i in r.out["interfaces"] if i.get("sandbox")] == ["eth0"]
+        assert [i.get("mac") for i in r.out["interfaces"] if i.get("sandbox")] == [mac]
+    chk = call(env, pod, "CHECK", dict(cfg, prevResult=r.out))
+    if cniversions.allows(ver, "CHECK"):
+        assert chk.ok, chk.stdout
+    else:
+        cniversions.assert_refused_for_version(chk, ver, "CHECK")
+        assert links(pod) == ["eth0", "lo"] and len(leases(env)) == 1
+    assert call(env, pod, "DEL", cfg).ok and call(env, pod, "DEL", cfg).ok
     assert leases(env) == [] and os.listdir(env.tmp / "cache") == []
 
 
-def test_sriov_attachment_with_fixed_ip_and_network_status(env):
+@pytest.mark.parametrize("ver", cniversions.ALL)
+def test_sriov_attachment_with_fixed_ip_and_network_status(env, ver):
+    """At every CNI version of the netmeta config (the NADs keep 1.0.0): ADD, CHECK (0.4.0+;
+    refused before, changing nothing), DEL."""
+    cfg = dict(env.cfg, cniVersion=ver)
     before = snapshot(env.nic)
     net = env.nad("sriov-a")
     pod = make_pod(env, annotations={"k8s.v1.cni.cncf.io/networks": json.dumps([{"name": net, "ips": ["10.56.0.7/24"]}])})
     env.api.clear_log()
-    r = call(env, pod, "ADD")
+    r = call(env, pod, "ADD", cfg)
     assert r.ok, r.stdout + r.stderr.encode()
+    cniversions.assert_shape(r.out, ver)
     # API calls a single ADD makes (annotations not passed by the runtime here): GET pod,
     # GET NAD, an AddedInterface Event per attachment, PATCH pod
     calls = [(x.method, x.resource) for x in env.api.requests]
@@ -135,9 +154,10 @@ def test_sriov_attachment_with_fixed_ip_and_network_status(env):
     net1 = ip_json("addr", "show", "dev", "net1", netns=pod["netns"])[0]
     assert [a["local"] for a in net1["addr_info"] if a["family"] == "inet"] == ["10.56.0.7"]
     # the runtime gets the cluster network's result, as from Multus; net1 is in network-status
-    names = [i["name"] for i in r.out["interfaces"]]
-    assert "eth0" in names and "net1" not in names
-    assert [ip["address"].split(".")[:3] for ip in r.out["ips"]] == [["10", "244", "9"]]
+    if ver not in cniversions.LEGACY:
+        names = [i["name"] for i in r.out["interfaces"]]
+        assert "eth0" in names and "net1" not in names
+    assert [a.split(".")[:3] for a in cniversions.addresses(r.out)] == [["10", "244", "9"]]
     st = network_status(env, pod)
     assert [s["interface"] for s in st] == ["eth0", "net1"]
     assert st[0]["name"] == "cluster-net" and st[0]["default"] is True
@@ -147,8 +167,15 @@ def test_sriov_attachment_with_fixed_ip_and_network_status(env):
     vf0_pci = sr["device-info"]["pci"]["pci-address"]
     assert sr["device-info"]["type"] == "pci" and vf0_pci.endswith(".1")
     assert records(env.nic) == ["vf0.json"]
+    vf0 = snapshot(env.nic)["table"][0]
+    chk = call(env, pod, "CHECK", dict(cfg, prevResult=r.out))
+    if cniversions.allows(ver, "CHECK"):
+        assert chk.ok, chk.stdout
+    else:
+        cniversions.assert_refused_for_version(chk, ver, "CHECK")
+    assert links(pod) == ["eth0", "lo", "net1"] and snapshot(env.nic)["table"][0] == vf0
     env.api.clear_log()
-    assert call(env, pod, "DEL").ok
+    assert call(env, pod, "DEL", cfg).ok
     assert env.api.requests == []            # DEL works from the cache alone
     assert snapshot(env.nic) == before and records(env.nic) == [] and leases(env) == []
 
