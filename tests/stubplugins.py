@@ -1,5 +1,5 @@
 """Stand-in CNI plugins (shell scripts) for the tests that attack netmeta's inputs
-(test_hostile_meta.py, test_security.py): what they ran, and what must never run."""
+(tests/hostile.py and the test_hostile_meta_* modules, test_security.py): what they ran, and what must never run."""
 import os
 
 # a cluster network that only leaves a marker per container+ifname (DEL removes it)

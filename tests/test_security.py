@@ -304,7 +304,7 @@ def test_types_escaping_cni_path_are_refused_and_never_run(node):
 
 
 def clean_vf(n):
-    """The sriov+bad-IPAM case leaves its VF in the pod (see test_hostile_meta, xfail): put it back."""
+    """The sriov+bad-IPAM case leaves its VF in the pod (see test_hostile_meta_sriov, xfail): put it back."""
     rdir = os.path.join(n.nic["stateDir"], n.nic["master"])
     for f in os.listdir(rdir) if os.path.isdir(rdir) else []:
         if f.endswith(".json"):
