@@ -22,6 +22,7 @@ from cni import errors, invoke, version
 from cni.errors import CNIError
 from cni.request import from_env
 from cni.result import Result, convert
+from tests import cniversions
 from tests.cnirun import DEBIAN_CNI, cni
 
 BASE = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/var/run/netns/x",
@@ -35,6 +36,11 @@ debian = pytest.mark.skipif(not os.path.exists(f"{DEBIAN_CNI}/bridge"),
 def test_every_version_is_spoken():
     assert version.SUPPORTED == ALL
     assert version.version_info()["supportedVersions"] == list(ALL)
+
+
+def test_end_to_end_loops_cover_every_version():
+    # test_sriov.py and test_meta.py loop their ADD/CHECK/DEL tests over cniversions.ALL
+    assert cniversions.ALL == ALL and cniversions.LEGACY == LEGACY
 
 
 @pytest.mark.parametrize("conf", [{"name": "n"}, {"name": "n", "cniVersion": ""}])
