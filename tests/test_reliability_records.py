@@ -414,3 +414,27 @@ def test_any_record_content_is_a_valid_record_or_set_aside(key, value, whole):
         else:
             assert got == [] and len(left) == 1 and left[0].startswith("vf2.json.damaged.")
             assert [a["why"] for a in recs.report("pf0")] == [validate(doc, "pf0", 2)]
+
+
+@pytest.mark.parametrize("saved", ["absent", None, [], "x"])
+def test_a_userspace_record_without_saved_is_set_aside(saved):
+    """A VF record of a userspace (DPDK) VF has no saved.netdev; when its `saved` is missing or
+    not an object the record is damaged and set aside, not an AttributeError from the reader
+    (found by mypy: validate() called saved.get() on whatever `saved` was)."""
+    from delegates.sriov.records import Records, validate
+    doc = dict(json.loads(json.dumps(GOOD)), userspace="vfio-pci")
+    del doc["saved"]["netdev"]
+    assert validate(doc, "pf0", 2) is None      # the good userspace record
+    if saved == "absent":
+        del doc["saved"]
+    else:
+        doc["saved"] = saved
+    assert validate(doc, "pf0", 2) == "saved.table is missing or malformed"
+    with tempfile.TemporaryDirectory() as d:
+        os.makedirs(os.path.join(d, "pf0"))
+        with open(os.path.join(d, "pf0", "vf2.json"), "w") as f:
+            json.dump(doc, f)
+        recs = Records(d)
+        assert recs.of_pf("pf0", fix=True) == []
+        left = os.listdir(os.path.join(d, "pf0"))
+        assert len(left) == 1 and left[0].startswith("vf2.json.damaged.")

@@ -43,7 +43,7 @@ def validate(rec, pf: str, vf: int | None) -> str | None:
             return "userspace is malformed"
     elif not isinstance(nd, dict) or not isinstance(nd.get("name"), str) or type(nd.get("mtu")) is not int:
         return "saved.netdev is missing or malformed"
-    if vf is not None and not isinstance(saved.get("table"), dict):
+    if vf is not None and not (isinstance(saved, dict) and isinstance(saved.get("table"), dict)):
         return "saved.table is missing or malformed"
     if "owner" in rec and not (isinstance(rec["owner"], dict) and isinstance(rec["owner"].get("token"), str)):
         return "owner is malformed"
