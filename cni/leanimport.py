@@ -24,7 +24,9 @@ def lean_pyroute2() -> None:
     mod = type(sys)("pyroute2")
     mod.__spec__, mod.__loader__, mod.__file__ = spec, spec.loader, spec.origin
     mod.__path__, mod.__package__ = list(spec.submodule_search_locations), "pyroute2"
-    full = []
+    full: list[bool] = []
+    loader = spec.loader
+    assert loader is not None    # a package found on sys.path has a loader
 
     def __getattr__(name: str):
         if name in _FROM and not full:
@@ -35,7 +37,7 @@ def lean_pyroute2() -> None:
             value = __import__(f"pyroute2.{name}", fromlist=["_"])   # a subpackage, e.g. `protocols`
         elif not full:
             full.append(True)        # the whole package, as `import pyroute2` gives it
-            spec.loader.exec_module(mod)
+            loader.exec_module(mod)
             if name not in mod.__dict__:
                 raise AttributeError(f"module 'pyroute2' has no attribute {name!r}")
             return mod.__dict__[name]
@@ -44,6 +46,6 @@ def lean_pyroute2() -> None:
         setattr(mod, name, value)
         return value
 
-    mod.__getattr__ = __getattr__
+    setattr(mod, "__getattr__", __getattr__)     # module-level __getattr__ (PEP 562)
     sys.modules["pyroute2"] = mod
     __import__("pyroute2.config.log")   # what __init__ does first: the 'pyroute2' logger's NullHandler

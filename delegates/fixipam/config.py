@@ -99,7 +99,7 @@ def _dns(ipam: dict) -> dict:
     dns = ipam.get("dns", {})
     if not isinstance(dns, dict):
         raise config_error("ipam.dns", "must be an object")
-    out = {}
+    out: dict[str, list[str] | str] = {}
     for key in ("nameservers", "search", "options"):
         val = dns.get(key)
         if val is not None:

@@ -108,7 +108,9 @@ def _damaged(where: str) -> dict:
 
 
 def is_owner(rec: dict | None, container_id: str, ifname: str) -> bool:
-    return bool(rec) and rec.get("containerID") == container_id and rec.get("ifname") == ifname
+    if not rec:
+        return False
+    return rec.get("containerID") == container_id and rec.get("ifname") == ifname
 
 
 def describe(rec: dict | None) -> str:

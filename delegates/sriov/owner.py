@@ -26,17 +26,18 @@ class Operation:
     def __init__(self, state_dir: str):
         self.state_dir = state_dir
         self.token = secrets.token_hex(8)
-        self._fd = None
+        self._fd: int | None = None
 
     def __enter__(self) -> "Operation":
         files.makedirs(os.path.join(self.state_dir, OWNERS))
-        self._fd = files.open_state(_path(self.state_dir, self.token), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._fd = fd = files.open_state(_path(self.state_dir, self.token), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         return self
 
     def __exit__(self, *exc) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(_path(self.state_dir, self.token))
+        assert self._fd is not None     # __exit__ runs only after __enter__ opened it
         os.close(self._fd)
 
 

@@ -41,7 +41,7 @@ def policy_of(conf: dict, network: str) -> dict:
         return {}
     if not isinstance(p, dict) or set(p) - {"vlan", "maxTxRate"}:
         raise config_error(f"{network}: podOverrides", "allowed keys are vlan and maxTxRate")
-    out = {}
+    out: dict[str, list[tuple[int, int]] | int] = {}
     if "vlan" in p:
         out["vlan"] = parse_ranges(p["vlan"], f"{network}: podOverrides.vlan")
     if "maxTxRate" in p:

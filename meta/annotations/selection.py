@@ -18,7 +18,7 @@ class JSONObject(dict):
 
     def __init__(self, items: Mapping | Iterable = ()):
         super().__init__((k, _freeze_value(v)) for k, v in dict(items).items())
-        self._hash = None
+        self._hash: int | None = None
 
     def _readonly(self, *args, **kwargs):
         raise TypeError("JSONObject is read-only (use thaw() for a mutable copy)")
@@ -26,7 +26,8 @@ class JSONObject(dict):
     __setitem__ = __delitem__ = __ior__ = _readonly
     clear = pop = popitem = setdefault = update = _readonly
 
-    def __hash__(self) -> int:
+    # dict declares `__hash__ = None`; this dict is read-only, so it may be hashed
+    def __hash__(self) -> int:  # type: ignore[override]
         if self._hash is None:
             self._hash = hash(frozenset(self.items()))
         return self._hash

@@ -39,7 +39,7 @@ def parse_cni(buf: bytearray):
     return wire.decode_request(recv)
 
 
-def _parse_head(buf: bytes):
+def _parse_head(buf: bytes | bytearray):
     """Total request length once the header is in, else None; ValueError when it is bad."""
     nl = buf.find(b"\n", 0, wire.MAX_HEADER + 1)
     if nl < 0:

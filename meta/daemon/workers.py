@@ -5,13 +5,15 @@ loop; past the queue's bound new work is refused at once (offer() -> False)."""
 import logging
 import queue
 import threading
+from collections.abc import Callable
 
 _log = logging.getLogger("netmeta.workers")
 
 
 class FixedPool:
     def __init__(self, n: int, name: str, backlog: int):
-        self.q = queue.Queue(backlog)
+        # (fn, args) items; None ends a worker
+        self.q: queue.Queue[tuple[Callable[..., object], tuple] | None] = queue.Queue(backlog)
         self.threads = [threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True) for i in range(n)]
         for t in self.threads:   # a failure here fails start-up, where it is seen, never later
             t.start()

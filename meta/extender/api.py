@@ -62,7 +62,9 @@ class Args:
 
     @property
     def pod_name(self) -> str:
-        md = self.pod.get("metadata") if isinstance(self.pod.get("metadata"), dict) else {}
+        md = self.pod.get("metadata")
+        if not isinstance(md, dict):
+            md = {}
         return f"{md.get('namespace') or 'default'}/{md.get('name') or '?'}"
 
 
@@ -148,7 +150,7 @@ def binding_result(error: str = "") -> dict:
 
 def filter_result(args: Args, passed, failed: dict, unresolvable: dict) -> dict:
     """The ExtenderFilterResult, in the form(s) the request used."""
-    out = {"Nodes": None, "NodeNames": None, "FailedNodes": failed,
+    out: dict[str, object] = {"Nodes": None, "NodeNames": None, "FailedNodes": failed,
            "FailedAndUnresolvableNodes": unresolvable, "Error": ""}
     if args.node_names is not None:
         out["NodeNames"] = list(passed)

@@ -12,6 +12,7 @@ import socket
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
 
 from cni import log
 
@@ -23,10 +24,21 @@ VERBS = ("filter", "prioritize", "bind")
 BACKLOG = 128              # listen backlog: a burst of parallel callers is queued, not reset
 
 
+class _Metrics(Protocol):
+    def render(self) -> bytes: ...
+
+
+class _Service(Protocol):
+    """What the handler uses of the Extender (meta/extender/main.py) besides its verbs."""
+    metrics: _Metrics
+
+    def ready(self) -> bool: ...
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "netmeta-scheduler-extender"
-    extender = None     # set per server class
+    extender: _Service | None = None     # set per server class
     timeout = 120       # an idle keep-alive connection is closed after this (Go's client idles 90 s)
     disable_nagle_algorithm = True    # TCP_NODELAY: no 40 ms delayed-ACK stall per answer
 
@@ -48,11 +60,13 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.partition("?")[0]
         if path == "/healthz":
             return self._send(200, b"ok\n", "text/plain")
+        ext = self.extender
+        assert ext is not None      # serve() makes a handler class per server that sets it
         if path == "/readyz":
-            ok = self.extender.ready()
+            ok = ext.ready()
             return self._send(200 if ok else 503, b"ok\n" if ok else b"watch caches not synced\n", "text/plain")
         if path == "/metrics":
-            return self._send(200, self.extender.metrics.render(), "text/plain; version=0.0.4")
+            return self._send(200, ext.metrics.render(), "text/plain; version=0.0.4")
         self._send(404, b"not found\n", "text/plain")
 
     def _body(self) -> bytes | None:
@@ -79,7 +93,8 @@ class _Handler(BaseHTTPRequestHandler):
             return None
 
     def _chunked(self) -> bytes | None:
-        parts, size = [], 0
+        parts: list[bytes] = []
+        size = 0
         while True:
             n = int(self.rfile.readline(1024).split(b";")[0].strip() or b"x", 16)
             if n == 0:
@@ -108,11 +123,11 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = BACKLOG
-    tls = None
+    tls: ssl.SSLContext | None = None
 
     def finish_request(self, request, client_address):
         if self.tls is None:
-            return self.RequestHandlerClass(request, client_address, self)
+            return super().finish_request(request, client_address)
         request.settimeout(_Handler.timeout)   # handshake in the connection's thread, not the accept loop
         try:
             conn = self.tls.wrap_socket(request, server_side=True)
@@ -120,7 +135,7 @@ class _Server(ThreadingHTTPServer):
             _log.debug("TLS handshake with %s failed: %s", client_address, e)
             return
         try:
-            self.RequestHandlerClass(conn, client_address, self)
+            super().finish_request(conn, client_address)     # the handler, over TLS
         finally:
             conn.close()
 
