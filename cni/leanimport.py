@@ -46,6 +46,6 @@ def lean_pyroute2() -> None:
         setattr(mod, name, value)
         return value
 
-    setattr(mod, "__getattr__", __getattr__)     # module-level __getattr__ (PEP 562)
+    mod.__dict__["__getattr__"] = __getattr__     # a module-level __getattr__ (PEP 562)
     sys.modules["pyroute2"] = mod
     __import__("pyroute2.config.log")   # what __init__ does first: the 'pyroute2' logger's NullHandler

@@ -68,6 +68,7 @@ def add(att: Attachment, req: Request, timeout: float) -> Result:
         if res is None:
             res = Result(cni_version=p.get("cniVersion", "1.0.0"))
         prev = res.to_dict(res.cni_version)
+    assert res is not None      # a conflist has at least one plugin (meta/networks.py refuses [])
     att.result = res.to_dict(res.cni_version) if res else None
     return res
 

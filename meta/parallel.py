@@ -30,7 +30,7 @@ def take_serial(att) -> None:
 def waves(atts: list, indices=None) -> list:
     """[[0], [1, 2, 3], [4 (serial)], [5, 6]]: index lists in pod order; each wave may run
     concurrently, waves one after another."""
-    out = []
+    out: list[list[int]] = []
     for i in (range(len(atts)) if indices is None else sorted(indices)):
         if out and not _alone(atts[i]) and not _alone(atts[out[-1][-1]]):
             out[-1].append(i)

@@ -26,6 +26,7 @@ import ssl
 import tempfile
 import threading
 import time
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import urllib3
@@ -44,7 +45,7 @@ class ConfigError(Exception):
 class ApiError(Exception):
     """The API server answered with an HTTP error; `status`, `reason`, and the Status body."""
 
-    def __init__(self, status: int, reason: str, body: bytes = b""):
+    def __init__(self, status: int, reason: str | None, body: bytes = b""):
         self.status, self.reason, self.body = status, reason or "", body
         msg = ""
         try:
@@ -129,7 +130,7 @@ def _tls(ca_file=None, ca_data=None, insecure=False, cert=None, key=None) -> ssl
     return ctx
 
 
-def _named(items, name: str, kind: str) -> dict:
+def _named(items, name: object, kind: str) -> dict:
     for it in items or []:
         if isinstance(it, dict) and it.get("name") == name:
             return it.get(kind) or {}
@@ -153,9 +154,9 @@ def from_kubeconfig(path: str, context: str | None = None) -> Endpoint:
     ctx_name = doc.get("current-context")
     if not ctx_name:
         raise ConfigError(f"kubeconfig {path} has no current-context")
-    context = _named(doc.get("contexts"), ctx_name, "context")
-    cluster = _named(doc.get("clusters"), context.get("cluster"), "cluster")
-    user = _named(doc.get("users"), context.get("user"), "user") if context.get("user") else {}
+    current = _named(doc.get("contexts"), ctx_name, "context")
+    cluster = _named(doc.get("clusters"), current.get("cluster"), "cluster")
+    user = _named(doc.get("users"), current.get("user"), "user") if current.get("user") else {}
     if any(user.get(k) for k in OFFICIAL_USER_KEYS):
         return _from_official_loader(path, None)
     server = cluster.get("server")
@@ -184,7 +185,7 @@ def from_kubeconfig(path: str, context: str | None = None) -> Endpoint:
                        insecure=bool(cluster.get("insecure-skip-tls-verify")), cert=cert, key=key)
         except (OSError, ssl.SSLError, ValueError) as e:
             raise ConfigError(f"kubeconfig {path}: TLS set-up failed: {e}") from None
-    token_file, user_name = user.get("tokenFile"), context.get("user")
+    token_file, user_name = user.get("tokenFile"), current.get("user")
 
     def inline_token(force: bool = False) -> str | None:
         with open(path, encoding="utf-8") as f:
@@ -240,7 +241,7 @@ class Client:
     def __init__(self, ep: Endpoint, timeout: float = 10.0, maxsize: int = 8):
         self.ep, self.timeout = ep, timeout
         opts = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1), (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
-        kw = {"ssl_context": ep.ctx, "server_hostname": ep.server_name} if ep.ctx else {}
+        kw: dict[str, Any] = {"ssl_context": ep.ctx, "server_hostname": ep.server_name} if ep.ctx else {}
         # block=False: a burst beyond `maxsize` opens extra connections instead of waiting
         self.pool = urllib3.PoolManager(num_pools=2, maxsize=maxsize, block=False, retries=False,
                                         socket_options=opts, **kw)

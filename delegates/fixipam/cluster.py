@@ -65,6 +65,7 @@ class Api:
         """One request with a short bounded retry on 5xx/429/no answer; HTTP errors other
         than those are raised as they came (`.status`)."""
         delay = 0.05
+        err: Exception      # the last attempt's failure
         for attempt in range(self.attempts):
             if self._count:
                 self._count(verb)

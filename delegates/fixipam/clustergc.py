@@ -98,7 +98,7 @@ class ClusterGC:
     def __init__(self, api, period: float):
         self.api, self.period = api, period
         self._stop = threading.Event()
-        self._thread = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> "ClusterGC":
         self._thread = threading.Thread(target=self._loop, name="fixipam-gc", daemon=True)

@@ -20,7 +20,7 @@ def collect(data_dir: str, network: str, keep: set, before: float, containers=fr
     """Release the reservations of `network` not owned by a (containerID, ifname) in `keep`
     nor by any interface of a container in `containers`; returns the released addresses."""
     store = Store(data_dir, network)
-    gone = []
+    gone: list[str] = []       # the released keys (addresses)
     if not os.path.isdir(store.dir):
         return gone
     with store.lock():

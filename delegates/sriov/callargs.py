@@ -48,7 +48,7 @@ def _mac(raw: str) -> str:
 
 def parse(args: dict) -> dict:
     """{"vf": int, "vlan": int, "mac": str} for the arguments present (validated)."""
-    out = {}
+    out: dict[str, int | str] = {}
     if "VF" in args:
         out["vf"] = _int("VF", args["VF"], 4095)
     if "VLAN" in args:
@@ -79,7 +79,9 @@ def apply(conf: dict, args: dict) -> dict:
     if not extra:
         return conf
     out = dict(conf)
-    rc = conf.get("runtimeConfig") if isinstance(conf.get("runtimeConfig"), dict) else {}
+    rc = conf.get("runtimeConfig")
+    if not isinstance(rc, dict):
+        rc = {}
     if conf.get("pfOnly") is True:
         for key, field in (("VF", "vf"), ("VLAN", "vlan")):
             if field in extra:

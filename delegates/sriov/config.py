@@ -48,7 +48,7 @@ class SriovConfig:
 
     def pf_settings(self) -> dict:
         """The VF-table changes this config asks for (only those it sets)."""
-        out = {}
+        out: dict[str, object] = {}
         if self.vlan is not None or self.qos is not None or self.proto is not None:
             out.update(vlan=self.vlan or 0, qos=self.qos or 0, proto=self.proto or "802.1Q")
         for k in ("mac", "min_tx_rate", "max_tx_rate", "spoofchk", "trust", "link_state"):
@@ -99,7 +99,9 @@ def load(conf: dict) -> SriovConfig:
         raise config_error("kubeconfig", "must be a path")
     from .podoverrides import policy_of
     policy_of(conf, conf.get("name", ""))   # its syntax, whether or not a pod asks
-    rc = conf.get("runtimeConfig") if isinstance(conf.get("runtimeConfig"), dict) else {}
+    rc = conf.get("runtimeConfig")
+    if not isinstance(rc, dict):
+        rc = {}
     master = conf.get("master")
     if master is not None and (not isinstance(master, str) or not 0 < len(master) <= 15 or "/" in master):
         raise config_error("master", f"{str(master)[:40]!r} is not an interface name")

@@ -41,7 +41,7 @@ class Operation:
         os.close(self._fd)
 
 
-def alive(state_dir: str, token: str) -> bool:
+def alive(state_dir: str, token: str | None) -> bool:
     """The operation `token` is still running (its flock is held). A token whose holder died
     leaves its file unlocked: that file is removed here."""
     if not isinstance(token, str) or not token.isalnum():

@@ -146,6 +146,7 @@ class SRIOVPlugin(Plugin):
 
     def _record(self, cfg, dev: Device, req, pf: str, vf, token: str) -> dict:
         userspace = None
+        host_name: str | None
         if vf is None:
             host_name, table = pf, None
         else:
@@ -156,7 +157,7 @@ class SRIOVPlugin(Plugin):
         if userspace:   # DPDK: no netdev to save or move, only the PF table
             state = None
         else:
-            state = netdev.lookup(host_name)
+            state = netdev.lookup(host_name) if host_name is not None else None   # (no netdev, no driver)
             if state is None:
                 raise CNIError(DEVICE_NOT_FOUND, f"failed to find netdev {host_name} of {pf}")
         return {"containerID": req.container_id, "ifname": req.ifname, "netns": req.netns,
@@ -187,6 +188,7 @@ class SRIOVPlugin(Plugin):
         idx = res.add_interface(req.ifname, state["mac"], req.netns, pciID=rec["pci"], mtu=state["mtu"])
         if cfg.ipam:
             ipam_res = invoke.delegate(cfg.ipam["type"], "ADD", self._ipam_conf(req.config), req, own=registry.OWN)
+            assert ipam_res is not None     # an ADD always returns a result
             self._step("sriov.add.ipam", recs, rec)
             res.ips = [IPConfig(c.address, c.gateway, idx) for c in ipam_res.ips]
             res.routes, res.dns = ipam_res.routes, ipam_res.dns
@@ -212,6 +214,7 @@ class SRIOVPlugin(Plugin):
         idx = res.add_interface(req.ifname, mac, req.netns, pciID=rec["pci"])
         if cfg.ipam:
             ipam_res = invoke.delegate(cfg.ipam["type"], "ADD", self._ipam_conf(req.config), req, own=registry.OWN)
+            assert ipam_res is not None     # an ADD always returns a result
             self._step("sriov.add.ipam", recs, rec)
             res.ips = [IPConfig(c.address, c.gateway, idx) for c in ipam_res.ips]
             res.routes, res.dns = ipam_res.routes, ipam_res.dns
@@ -238,7 +241,7 @@ class SRIOVPlugin(Plugin):
         recs = Records(rec.get("stateDir", config.DEFAULT_STATE_DIR))
         with contextlib.nullcontext() if locked else recs.lock():
             cur = recs.read(rec["pf"], rec["vf"], fix=True)
-            if not same(cur, rec):
+            if cur is None or not same(cur, rec):
                 _log.info("%s %s: record of %s already undone or taken over, nothing to restore",
                           rec["pf"], rec["vf"], str(rec.get("containerID"))[:12])
                 return False
@@ -310,7 +313,7 @@ class SRIOVPlugin(Plugin):
         return f"VF {vf} no longer exists: {pf} has {n} VF(s) now" if vf >= n else None
 
     @staticmethod
-    def _is_ours(name: str, ns: str, rec: dict) -> bool:
+    def _is_ours(name: str, ns: str | None, rec: dict) -> bool:
         if rec.get("mac") is None:
             return True  # ADD died before it knew the MAC: the temp/if name is the evidence
         st = netdev.lookup(name, ns)

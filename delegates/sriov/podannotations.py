@@ -128,7 +128,8 @@ def _get_pod(kubeconfig: str, ns: str, name: str) -> dict:
         api = config.new_client_from_config(config_file=kubeconfig)
         with api:
             resp = client.CoreV1Api(api).read_namespaced_pod(name, ns, _request_timeout=10, _preload_content=False)
-            return json.loads(resp.data)
+            # _preload_content=False: the raw urllib3 response, not the V1Pod the stubs declare
+            return json.loads(resp.data)  # type: ignore[attr-defined]
     except Exception as e:   # unreachable, 401/403/404, a bad kubeconfig: the policy cannot be checked
         raise CNIError(API_FAILED, f"failed to get pod {ns}/{name} for its {SRIOV_VLAN_ANNOTATION} / "
                        f"{SRIOV_TXRATE_ANNOTATION} annotations", f"{type(e).__name__}: {str(e)[:300]}") from None
@@ -168,7 +169,7 @@ def apply(conf: dict, args: dict) -> dict:
         return conf
     network = str(conf.get("name", ""))
     sel = SimpleNamespace(name=network, key=f"{args.get('K8S_POD_NAMESPACE')}/{network}")
-    found = []
+    found: list[int | None] = []
     for key in (SRIOV_VLAN_ANNOTATION, SRIOV_TXRATE_ANNOTATION):
         raw = annots.get(key)
         if raw in (None, ""):

@@ -34,6 +34,7 @@
 """
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from cni import hostroot
 from cni.errors import config_error
@@ -76,7 +77,7 @@ def _num(d, key, lo, hi, default):
 
 
 def load(path: str | None, overrides: dict | None = None) -> DaemonConfig:
-    d = {}
+    d: dict[str, Any] = {}
     if path:
         import yaml
         with open(path) as f:

@@ -19,7 +19,7 @@ class DeviceSync:
     def __init__(self, pfs: list, socket: str, period: float, notify=None):
         self.pfs, self.socket, self.period, self.notify = list(pfs), socket, period, notify
         self._stop = threading.Event()
-        self._thread = None
+        self._thread: threading.Thread | None = None
 
     def kubelet_devices(self) -> set | None:
         import os

@@ -65,6 +65,7 @@ class StatusWriter:
 
     # ---- pending writes that outlive the daemon ----
     def _file(self, namespace: str, name: str) -> str:
+        assert self.state_dir       # callers check it: nothing is persisted without one
         return os.path.join(self.state_dir, hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:32] + ".json")
 
     def _persist(self, namespace, name, uid, value) -> None:

@@ -204,11 +204,12 @@ class Ledger:
             return Verdict(UNRESOLVABLE, "capacity", f"node has {f.capacity} SR-IOV VF(s) in all, "
                                                      f"the pod needs {need.total}")
         pfs = f.pfs if need.pfs else None
-        for pf, n in need.pfs if pfs is not None else ():
-            if pf not in pfs:
-                return Verdict(UNRESOLVABLE, "no_pf", f"node has no SR-IOV PF {pf} (the pod needs {n} VF(s) on it)")
-            if pfs[pf][1] < n:
-                return Verdict(UNRESOLVABLE, "capacity", f"PF {pf} has {pfs[pf][1]} VF(s) in all, the pod needs {n}")
+        if pfs is not None:     # the pod names PFs and the node publishes its detail
+            for pf, n in need.pfs:
+                if pf not in pfs:
+                    return Verdict(UNRESOLVABLE, "no_pf", f"node has no SR-IOV PF {pf} (the pod needs {n} VF(s) on it)")
+                if pfs[pf][1] < n:
+                    return Verdict(UNRESOLVABLE, "capacity", f"PF {pf} has {pfs[pf][1]} VF(s) in all, the pod needs {n}")
         held = held_by_node.get(name)
         if held:      # VFs held for OTHER pods (not this one: a repeated filter)
             own = entries.get(name) if own_only else (entries.get(name) or {}).get(uid)
@@ -220,13 +221,14 @@ class Ledger:
             return Verdict(FAILED, "insufficient", f"not enough free SR-IOV VFs: {f.total} free, "
                                                    f"{promised.get(TOTAL, 0)} promised to pods being scheduled, "
                                                    f"the pod needs {need.total}")
-        for pf, n in need.pfs if pfs is not None else ():
-            left = pfs[pf][0] - promised.get(pf, 0) - n
-            if left < 0:
-                return Verdict(FAILED, "insufficient", f"not enough free VFs on PF {pf}: {pfs[pf][0]} free, "
-                                                       f"{promised.get(pf, 0)} promised to pods being scheduled, "
-                                                       f"the pod needs {n}")
-            after = min(after, left)
+        if pfs is not None:
+            for pf, n in need.pfs:
+                left = pfs[pf][0] - promised.get(pf, 0) - n
+                if left < 0:
+                    return Verdict(FAILED, "insufficient", f"not enough free VFs on PF {pf}: {pfs[pf][0]} free, "
+                                                           f"{promised.get(pf, 0)} promised to pods being scheduled, "
+                                                           f"the pod needs {n}")
+                after = min(after, left)
         return Verdict(FIT, "", "", after)
 
     # -- introspection (metrics, tests) ------------------------------------------------------

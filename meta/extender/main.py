@@ -129,7 +129,9 @@ class Extender:
         self._remember(args.uid, need)
         verdicts = self.ledger.decide(args.uid, need, args.names, self._fallback(args),
                                       assume=self.mode == "filter")
-        passed, failed, unresolvable = [], {}, {}
+        passed: list[str] = []
+        failed: dict[str, str] = {}
+        unresolvable: dict[str, str] = {}
         for name, v in verdicts.items():
             if v.status == FIT:
                 passed.append(name)

@@ -67,7 +67,7 @@ class NeedResolver:
     def need(self, pod) -> Need:
         meta = pod.get("metadata") if isinstance(pod, dict) else None
         ann = meta.get("annotations") if isinstance(meta, dict) else None
-        if not isinstance(ann, dict):
+        if not isinstance(meta, dict) or not isinstance(ann, dict):
             return Need()
         namespace = meta.get("namespace") or "default"
         networks, default = ann.get(NETWORKS_ANNOTATION), ann.get(DEFAULT_NETWORK_ANNOTATION)
@@ -80,7 +80,8 @@ class NeedResolver:
                 selections.insert(0, parse_default_network(default, MULTUS_NAMESPACE))
         except AnnotationError as e:
             raise PodError(str(e)) from None
-        total, pfs, names = 0, {}, []
+        total, names = 0, []
+        pfs: dict[str, int] = {}
         for sel in selections:
             vf, pf = self._kind(sel.namespace, sel.name)
             if not vf:

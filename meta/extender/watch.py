@@ -51,7 +51,8 @@ class _Nodes(Informer):
 
     def __init__(self, kube, ledger):
         self.ledger = ledger
-        super().__init__("nodes", *kube.lister("/api/v1/nodes"), kube._count, transform=parse_free)
+        list_fn, watch_fn = kube.lister("/api/v1/nodes")
+        super().__init__("nodes", list_fn, watch_fn, kube._count, transform=parse_free)
 
     def changed(self, key, old, new, obj) -> None:
         if new is not old:
@@ -66,8 +67,8 @@ class _PendingPods(Informer):
 
     def __init__(self, kube, ledger, need):
         self.ledger, self.need = ledger, need
-        super().__init__("pending-pods", *kube.lister("/api/v1/pods", fieldSelector=PENDING), kube._count,
-                         transform=_pod_key)
+        list_fn, watch_fn = kube.lister("/api/v1/pods", fieldSelector=PENDING)
+        super().__init__("pending-pods", list_fn, watch_fn, kube._count, transform=_pod_key)
 
     def changed(self, key, old, new, obj) -> None:
         if new is None:
@@ -104,7 +105,8 @@ class ClusterView:
     def __init__(self, kube: Kube, ledger, need=None):
         """`need(pod) -> Need` holds the VFs of pods bound by someone else (meta/extender_need)."""
         self.kube, self.ledger, self.need = kube, ledger, need
-        self.nodes = self.pods = None
+        self.nodes: Informer | None = None
+        self.pods: Informer | None = None
 
     def start(self) -> ClusterView:
         kube = self.kube

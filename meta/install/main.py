@@ -78,8 +78,11 @@ class Installer:
         self.kube_path = a.kubeconfig or os.path.join(a.conf_dir, "netmeta.d", "netmeta.kubeconfig")
         self.kube_on = not a.no_kubeconfig and bool(env.get("KUBERNETES_SERVICE_HOST"))
         self.base = self._load_base() if a.config else None
-        self.sources = lib_sources() if a.lib_dir else None
-        self.lib = os.path.join(a.lib_dir, lib_name(self.sources)) if a.lib_dir else None
+        self.sources: list | None = None
+        self.lib: str | None = None
+        if a.lib_dir:
+            self.sources = lib_sources()
+            self.lib = os.path.join(a.lib_dir, lib_name(self.sources))
         self.shim = find_shim(a.shim)
         self.written: dict = {}       # path -> the bytes we put there (or found already right)
         self.lib_written = False
@@ -132,7 +135,9 @@ class Installer:
     def plan(self, wait: float = 0.0) -> list:
         """[(path, bytes, mode, is_ours)] in write order."""
         a, out = self.a, []
+        paths: list[str] | None
         if a.lib_dir:
+            assert self.lib is not None     # __init__ sets it with lib_dir
             paths = [self.lib] + (a.paths.split(":") if a.paths else [])
         else:
             paths = a.paths.split(":") if a.paths else None
@@ -191,6 +196,7 @@ class Installer:
             if os.path.isdir(self.lib) and not os.path.isfile(os.path.join(self.lib, LIB_MARK)):
                 shutil.rmtree(self.lib)   # --force (plan refused otherwise)
             if not os.path.isdir(self.lib):
+                assert self.sources is not None     # __init__ sets both with lib_dir
                 _write_lib(self.lib, self.sources)
                 _log(f"wrote {self.lib}")
                 changed += 1

@@ -244,7 +244,10 @@ def _refresh_locked(root: str, meta: dict[str, Any]) -> dict[str, str | None]:
     full = os.path.exists(marker)
     before = {k: None if full or r.get("away") is not None else r.get("name") for k, r in ports.items()}
     with _Rtnl() as rtnl:
-        peers = rtnl.links_in(rtnl.nsid(os.path.join("/run/netns", ns)))
+        ns_id = rtnl.nsid(os.path.join("/run/netns", ns))
+        if ns_id is None:   # asked to assign one, the kernel gave none
+            raise SimError(f"failed to get an id for netns {ns} of the sim NIC {pf}")
+        peers = rtnl.links_in(ns_id)
         # our own id; valid after the dump (the kernel allocates ids while filling it)
         self_id = rtnl.nsid("/proc/thread-self/ns/net", assign=False)
     for key, rec in ports.items():
@@ -267,12 +270,12 @@ def _refresh_locked(root: str, meta: dict[str, Any]) -> dict[str, str | None]:
             away[key] = [index, where]
     if away or dead:
         with IPRoute() as ipr:
-            for key, where in away.items():
+            for key, at in away.items():
                 # in a pod: learn its name there once per move, to revive it under it; a netns
                 # being torn down answers no name: keep the one learnt while away, if any
                 port = ports[key]
-                name = _name_in(ipr, where[1], where[0]) or (port.get("name") if port.get("away") else None)
-                port.update({"name": name, "ifindex": where[0], "away": where})
+                name = _name_in(ipr, at[1], at[0]) or (port.get("name") if port.get("away") else None)
+                port.update({"name": name, "ifindex": at[0], "away": at})
             if dead:
                 _, host_names, host_indexes = _host_ports(ipr, pf)
                 for key in dead:

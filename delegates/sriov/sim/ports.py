@@ -167,9 +167,9 @@ class _Rtnl:
         return out
 
 
-def _name_in(ipr: IPRoute, nsid: int | None, index: int) -> str | None:
+def _name_in(ipr: IPRoute, nsid: int | None, index: int | None) -> str | None:
     """Name of link `index` in the netns this netns calls `nsid` (None if unknown/gone)."""
-    if nsid is None or nsid in NSID_NONE:
+    if nsid is None or nsid in NSID_NONE or index is None:   # (a veth always has IFLA_LINK)
         return None
     try:
         return ipr.link("get", index=index, if_netnsid=nsid)[0].get_attr("IFLA_IFNAME")
