@@ -35,6 +35,7 @@ import json
 import random
 import threading
 import time
+from typing import NotRequired, TypedDict
 
 from cni import files, log
 from delegates.sriov.availability import pf_count
@@ -52,12 +53,24 @@ def _dumps(obj) -> str:
 
 # ---------------------------------------------------------------- pure state functions
 
-def count_pfs(pfs: list[dict]) -> tuple[int, dict]:
+class PFDetail(TypedDict):
+    """One PF's entry in count_pfs()'s detail (and the status file's)."""
+    total: int
+    free: int
+    allocated: int
+    pfAttached: bool
+    pods: list
+    error: NotRequired[str]     # the PF could not be read: it counts 0
+
+
+def count_pfs(pfs: list[dict]) -> tuple[int, dict[str, PFDetail]]:
     """(free VFs over all PFs, {pf: {total, free, allocated, pfAttached[, error]}}). A PF that
     cannot be read (gone, not SR-IOV, unreadable state) counts 0 and says why."""
-    free, detail = 0, {}
+    free = 0
+    detail: dict[str, PFDetail] = {}
     for pf in pfs:
         name = pf["master"]
+        entry: PFDetail
         try:
             c = pf_count(name, pf.get("sysfsRoot", "/sys"), pf.get("backend", "netlink"),
                          pf.get("stateDir", DEFAULT_STATE_DIR))
@@ -82,7 +95,9 @@ def pfs_of_nads(nads) -> list:
             conf = json.loads((nad.get("spec") or {}).get("config") or "{}")
         except (TypeError, ValueError, AttributeError):
             continue
-        plugins = conf.get("plugins") if isinstance(conf, dict) and isinstance(conf.get("plugins"), list) else [conf]
+        plugins = conf.get("plugins") if isinstance(conf, dict) else None
+        if not isinstance(plugins, list):
+            plugins = [conf]
         for p in plugins:
             if isinstance(p, dict) and p.get("type") == "sriov" and isinstance(p.get("master"), str) and p["master"]:
                 out.setdefault(p["master"], {"master": p["master"], "sysfsRoot": p.get("sysfsRoot", "/sys"),
@@ -171,6 +186,25 @@ class FileSink:
 
 # ---------------------------------------------------------------- the publisher
 
+class _Stats(TypedDict):
+    """NodeStatusPublisher's counters (stats() returns a copy with a few more keys)."""
+    patches: int
+    patch_failures: int
+    reads: int
+    read_failures: int
+    notifies: int
+    counts: int
+    reconciles: int
+    skipped_unchanged: int
+    last_publish: float | None      # epoch s
+    last_count: float | None        # epoch s
+    last_error: str | None
+    free: int | None
+    total: int | None
+    allocated: int | None
+    pfs: dict[str, PFDetail]
+
+
 class NodeStatusPublisher:
     """Publishes this node's free-VF count. `start()`, `notify()` after every VF change,
     `flush(timeout)`, `stop(timeout)`, `stats()`. See the module docstring."""
@@ -191,7 +225,12 @@ class NodeStatusPublisher:
         self.node = node_name
         self.pfs = [dict(p) for p in pfs]
         self.pf_sources: list = []   # callables -> PF entries to count too (see add_pf)
-        self.sink = KubeSink(kube, node_name) if kube is not None else FileSink(status_file)
+        self.sink: KubeSink | FileSink
+        if kube is not None:
+            self.sink = KubeSink(kube, node_name)
+        else:
+            assert status_file is not None      # checked above: exactly one of kube, status_file
+            self.sink = FileSink(status_file)
         self.window, self.period, self.node_resync = window, period, node_resync
         # A change of the count alone waits until min_interval after the last PATCH (a burst of
         # pods costs one PATCH per min_interval, not one per window); a change of the label (free VFs
@@ -216,7 +255,7 @@ class NodeStatusPublisher:
         self._retry_at: float | None = None
         self._failures_in_row = 0
         self._busy = False
-        self._stats = {"patches": 0, "patch_failures": 0, "reads": 0, "read_failures": 0,
+        self._stats: _Stats = {"patches": 0, "patch_failures": 0, "reads": 0, "read_failures": 0,
                        "notifies": 0, "counts": 0, "reconciles": 0, "skipped_unchanged": 0,
                        "last_publish": None, "last_count": None, "last_error": None,
                        "free": None, "total": None, "allocated": None, "pfs": {}}
@@ -290,7 +329,8 @@ class NodeStatusPublisher:
         last_publish (epoch s), last_error, free/total/allocated and per-PF detail, in_sync,
         pending_retry (s until the next attempt, or None)."""
         with self._cond:
-            s = dict(self._stats, pfs=dict(self._stats["pfs"]))
+            s: dict[str, object] = dict(self._stats)
+            s["pfs"] = dict(self._stats["pfs"])
             s["in_sync"] = self._desired is not None and self._desired == self._published
             s["pending_retry"] = (max(0.0, self._retry_at - time.monotonic())
                                   if self._retry_at is not None else None)
