@@ -83,9 +83,9 @@ def reclaim_from_pod(recs: Records, req) -> None:
         away.update({(pf, n): e for n, e in unresolved(recs, pf).items()})
     if not away:
         return
-    assert dev is not None      # `away` is filled only when there is a device
     tmp = f"nmv{secrets.token_hex(4)}"
     netdev.move(ifname, None, tmp, src_netns=ns)
+    assert dev is not None      # `away` is filled only when there is a device
     for (pf, n), entry in away.items():
         if dev.topo.vf_netdev(pf, n) != tmp:
             continue

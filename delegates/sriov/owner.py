@@ -22,11 +22,12 @@ def _path(state_dir: str, token: str) -> str:
 
 class Operation:
     """`with Operation(state_dir) as op:` — op.token is held (locked) until the block ends."""
+    _fd: int | None     # the token file's, locked, while the block runs
 
     def __init__(self, state_dir: str):
         self.state_dir = state_dir
         self.token = secrets.token_hex(8)
-        self._fd: int | None = None
+        self._fd = None
 
     def __enter__(self) -> "Operation":
         files.makedirs(os.path.join(self.state_dir, OWNERS))

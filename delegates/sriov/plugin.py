@@ -286,6 +286,7 @@ class SRIOVPlugin(Plugin):
         ns = rec.get("netns")
         host_name = None
         if netns_alive(rec):
+            assert ns       # netns_alive() found it
             for name in (rec["ifname"], rec["tmpName"]):
                 if netdev.lookup(name, ns) is not None and self._is_ours(name, ns, rec):
                     netdev.move(name, None, rec["tmpName"], src_netns=ns)
@@ -313,7 +314,7 @@ class SRIOVPlugin(Plugin):
         return f"VF {vf} no longer exists: {pf} has {n} VF(s) now" if vf >= n else None
 
     @staticmethod
-    def _is_ours(name: str, ns: str | None, rec: dict) -> bool:
+    def _is_ours(name: str, ns: str, rec: dict) -> bool:
         if rec.get("mac") is None:
             return True  # ADD died before it knew the MAC: the temp/if name is the evidence
         st = netdev.lookup(name, ns)
