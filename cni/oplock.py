@@ -53,7 +53,7 @@ class ContainerLock:
         self.dir = directory
         self.path = os.path.join(directory, f"{container_id}.lock")
         self.container_id = container_id
-        self.fd = None
+        self.fd: int | None = None
 
     def acquire(self, token: str, deadline: float) -> int:
         """Lock (polling, so the wait is bounded by `deadline`, time.time()); returns the fd."""

@@ -56,7 +56,7 @@ class IPConfig:
         return "6" if ":" in self.address else "4"
 
     def to_dict(self, legacy: bool) -> dict:
-        d = {}
+        d: dict[str, object] = {}
         if legacy:
             d["version"] = self.family
         if self.interface is not None:

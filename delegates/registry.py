@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 # name -> main: module whose main() is the executable; plugin: "module:Class" the daemon
 # serves; in_process: cni.invoke runs this type in the calling process instead of exec'ing it
-PLUGINS = {
+PLUGINS: dict[str, dict] = {
     "netmeta": {"main": "meta.main", "plugin": "meta.plugin:MetaPlugin", "in_process": False},
     "sriov": {"main": "delegates.sriov.main", "plugin": "delegates.sriov.plugin:SRIOVPlugin",
               "in_process": True},

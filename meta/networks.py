@@ -92,6 +92,7 @@ def from_nad(nad: dict, conf_dir: str) -> Network:
     meta = nad.get("metadata") or {}
     ns, name = meta.get("namespace", ""), meta.get("name", "")
     raw = (nad.get("spec") or {}).get("config")
+    conf: dict | None
     if raw:
         conf = _parse_conf(raw, f"network-attachment-definition {ns}/{name}")
     else:

@@ -2,6 +2,7 @@
 attachments (default network first). Everything is resolved and validated here, before the
 DEL cache is written and before any delegate runs, so bad input changes nothing."""
 import copy
+from typing import Any
 
 from cni import log
 from cni.errors import INVALID_CONFIG, NAMESPACE_DENIED, NETWORK_NOT_FOUND, POLICY_DENIED, CNIError
@@ -51,9 +52,10 @@ class Planner:
                            f"not a NetworkAttachmentDefinition in {self.cfg.multus_namespace} nor a conf in {self.cfg.conf_dir}")
         path = ref
         if os.path.isdir(ref):
-            path = networks.first_conf_in(ref)
-            if path is None:
+            found = networks.first_conf_in(ref)
+            if found is None:
                 raise CNIError(NETWORK_NOT_FOUND, f"no CNI config in directory {ref}")
+            path = found
         if not os.path.isfile(path):
             raise CNIError(NETWORK_NOT_FOUND, f"cluster network file {ref} does not exist")
         conf = networks.load_file(path)
@@ -110,7 +112,7 @@ class Planner:
         devices.assign(atts, req, self.cfg)   # resourceName -> the kubelet's devices
         return atts
 
-    def _isolation(self, target_ns: str, pod_ns: str) -> None:
+    def _isolation(self, target_ns: str, pod_ns: str | None) -> None:
         if not self.cfg.namespace_isolation or target_ns == pod_ns:
             return
         # Multus pkg/types/conf.go LoadNetConf: globalNamespaces, when set, replaces the default
@@ -129,7 +131,7 @@ class Planner:
         return tuple(out)
 
     def _selected(self, net, sel, ifname, base_args, vlan_o, rate_o) -> Attachment:
-        rc = {}
+        rc: dict[str, Any] = {}
         for src, cap in (("ips", "ips"), ("mac", "mac"), ("port_mappings", "portMappings"),
                          ("bandwidth", "bandwidth"), ("device_id", "deviceID"),
                          ("infiniband_guid", "infinibandGUID")):
