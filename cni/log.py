@@ -125,9 +125,9 @@ def setup(level: str | None = None, log_file: str | None = None, options: dict |
         fh.addFilter(_container_filter())
         if FROZEN:
             # the daemon: this file gets the config's level; stderr keeps the daemon's own
-            for h in root.handlers:
-                if not getattr(h, "baseFilename", None) and h.level == logging.NOTSET:
-                    h.setLevel(root.level)
+            for other in root.handlers:
+                if not getattr(other, "baseFilename", None) and other.level == logging.NOTSET:
+                    other.setLevel(root.level)
             fh.setLevel(lvl)
             root.setLevel(min(root.level, lvl))
         root.addHandler(fh)

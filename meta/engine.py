@@ -2,6 +2,8 @@
 (thin mode, the daemon) — see DESIGN.md "ADD, step by step"."""
 import os
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from cni import fault, log
 from cni.errors import (
@@ -23,13 +25,17 @@ from .networks import DirNADs
 from .plan import Planner
 from .podref import PodRef
 
+if TYPE_CHECKING:   # imported where used: thin mode without a kubeconfig never loads them
+    from .events import Recorder
+    from .kube.api import Kube
+
 _log = log.get("meta")
 ANNOTS_KEY = "io.kubernetes.cri.pod-annotations"
 # the daemon sets this to its StatusWriter.submit (with a short wait): the write lands before ADD
 # returns, or stays pending in the background past that wait
-STATUS_SINK = None
+STATUS_SINK: Callable[[str, str, str | None, str], object] | None = None   # (namespace, name, uid, value)
 # the daemon sets this to its events.Recorder (asynchronous); thin mode makes a synchronous one
-EVENTS = None
+EVENTS: "Recorder | None" = None
 
 
 class Engine:
@@ -38,8 +44,8 @@ class Engine:
     def __init__(self, cfg: config.MetaConfig):
         self.cfg = cfg
         log.setup(cfg.log_level, cfg.log_file, dict(cfg.log_options) or None)
-        self._kube = None
-        self._events = None
+        self._kube: "Kube | None" = None
+        self._events: "Recorder | None" = None
         if cfg.unknown_keys:
             # Multus ignores keys it does not know (json.Unmarshal into its NetConf): warn, go on
             _log.warning("ignoring unknown key(s) in the netmeta configuration: %s", ", ".join(cfg.unknown_keys))
@@ -128,6 +134,7 @@ class Engine:
         self._undo_previous(req)
         annots = self.pod_annotations(req, pod)
         try:
+            assert annots is not None   # None only on DEL (pod_annotations)
             atts = Planner(self.cfg, self.nad_source()).plan(req, pod.namespace, annots)
             for att in atts:
                 parallel.take_serial(att)
@@ -151,7 +158,9 @@ class Engine:
             _log.info("added %s on %s for pod %s/%s", att.network, att.ifname, pod.namespace, pod.name)
             return res
 
-        done, failed, started = {}, [], set()
+        done: dict[int, Result] = {}                    # filled by parallel.add
+        failed: list[tuple[int, BaseException]] = []
+        started: set[int] = set()
         try:
             # the cluster network alone first, then the others in waves (concurrently)
             parallel.add(atts, add_one, self.cfg.parallel, done, failed, started)
@@ -267,7 +276,7 @@ class Engine:
         # the CRI's second DEL carries no netns: use the path ADD saw only while it still names
         # the same namespace; another pod's netns may sit at that path now. Else DEL runs with an
         # empty CNI_NETNS, as the CNI spec allows ("plugins should ... clean up as much as possible").
-        netns = req.netns or (entry.get("netns") if netnsid.same(entry.get("netns"), entry.get("netnsId")) else "")
+        netns = req.netns or (entry.get("netns") or "" if netnsid.same(entry.get("netns"), entry.get("netnsId")) else "")
         return Request(command="DEL", container_id=req.container_id, netns=netns, ifname=req.ifname,
                        args=req.args, raw_args=req.raw_args, path=req.path or entry.get("cniPath", []),
                        config=req.config)

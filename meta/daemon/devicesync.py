@@ -7,6 +7,7 @@ does not count them. Refreshed at start-up and every reconcile period; a kubelet
 answer leaves the last view in place (safer than handing its VFs out)."""
 import threading
 import time
+from collections.abc import Iterable
 
 from cni import log
 from cni.errors import CNIError
@@ -16,7 +17,7 @@ _log = log.get("devicesync")
 
 
 class DeviceSync:
-    def __init__(self, pfs: list, socket: str, period: float, notify=None):
+    def __init__(self, pfs: Iterable[dict], socket: str, period: float, notify=None):
         self.pfs, self.socket, self.period, self.notify = list(pfs), socket, period, notify
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

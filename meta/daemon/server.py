@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 
 from cni import fault, hostroot, log, operation, oplock, skel, wire
 from cni.errors import DECODE_FAILURE, TRY_AGAIN, CNIError
@@ -24,6 +25,11 @@ from . import config as daemonconfig
 from . import httpd, requests, sockreader
 from .metrics import Metrics
 from .workers import FixedPool
+
+if TYPE_CHECKING:   # imported where used: only a daemon configured for them loads them
+    from .availability import NodeStatusPublisher
+    from .devicesync import DeviceSync
+    from .statuswriter import StatusWriter
 
 _log = log.get("daemon")
 READ_DEADLINE = 10.0      # seconds to receive a whole request
@@ -53,8 +59,10 @@ class Daemon:
         hostroot.set_root(cfg.host_root)   # exec'd delegates in the host's view (cni/hostroot.py)
         self.metrics = Metrics()
         self.plugins = {name: registry.load(name)() for name in registry.NAMES}
-        self.nested = self.workers = self.reaper = None   # started by start_pools()
-        self._reader = None
+        self.nested: FixedPool | None = None     # started by start_pools()
+        self.workers: FixedPool | None = None
+        self.reaper: requests.Reaper | None = None
+        self._reader: sockreader.RequestReader | None = None
         self.lock_dir = oplock.lock_dir(cfg.socket_path)
         self.allow_faults = os.environ.get("NETMETA_ALLOW_FAULTS") == "1"
         self._locks: dict = {}
@@ -63,12 +71,12 @@ class Daemon:
         self._jobs: dict = {}      # (plugin, container, ifname, command) -> Job queued or running
         self._ops_guard = threading.Lock()
         self._canary = (0.0, False, b"")
-        self._sock = None
-        self._http = None
+        self._sock: socket.socket | None = None
+        self._http: httpd.Server | None = None
         self._stopping = threading.Event()
-        self.publisher = None
-        self.devsync = None
-        self.status_writer = None
+        self.publisher: NodeStatusPublisher | None = None
+        self.devsync: DeviceSync | None = None
+        self.status_writer: StatusWriter | None = None
         self.ready = False
 
     # ---------------- lifecycle ----------------
@@ -190,6 +198,7 @@ class Daemon:
                     reply.send(1, _error(e.code, e.msg, e.details))
                     return
                 reply.send(*self._execute(name, env, stdin, op))
+            assert self.nested is not None      # start_pools() ran
             if not self.nested.offer(nested):
                 reply.send(1, _error(TRY_AGAIN, "the netmeta daemon is overloaded (nested calls)"))
             return
@@ -229,7 +238,8 @@ class Daemon:
         name = env.get("NETMETA_PLUGIN", "netmeta")
         if name not in self.plugins:
             return 1, _error(DECODE_FAILURE, f"unknown plugin {name[:32]!r}")
-        box, done = {}, threading.Event()
+        box: dict[str, Any] = {}
+        done = threading.Event()
 
         class _Sink:
             def send(self, code, out):
@@ -248,6 +258,7 @@ class Daemon:
             reply.send(1, _error(TRY_AGAIN, "the netmeta daemon is shutting down"))
             return
         key = (name, env.get("CNI_CONTAINERID", ""), env.get("CNI_IFNAME", ""), env.get("CNI_COMMAND", ""))
+        assert self.reaper is not None and self.workers is not None     # start_pools() ran
         self.reaper.watch(reply, deadline, f"netmeta daemon: {key[3]} did not finish within its deadline "
                                            f"(requestTimeout {self.cfg.request_timeout:.0f}s or the shim's)")
         with self._ops_guard:
@@ -267,8 +278,9 @@ class Daemon:
 
     def _finish(self, job, code: int, out: bytes) -> None:
         with self._ops_guard:
-            if self._jobs.get(job.key) is job:
-                del self._jobs[job.key]
+            key = job.key
+            if self._jobs.get(key) is job:
+                del self._jobs[key]
             replies = list(job.replies)
         self.metrics.inflight.dec()
         for r in replies:
@@ -344,8 +356,9 @@ class Daemon:
             try:
                 job.op.check(what)
             except CNIError:
-                if self._jobs.get(job.key) is job:
-                    del self._jobs[job.key]
+                key = job.key
+                if self._jobs.get(key) is job:
+                    del self._jobs[key]
                 raise
 
     def _execute(self, name: str, env: dict, stdin: bytes, op) -> tuple:
@@ -396,7 +409,7 @@ class Daemon:
         if not c.pfs and not (c.kubeconfig and c.node_name) and not c.status_file:
             return   # nothing listed, nowhere to publish
         from .availability import NodeStatusPublisher
-        opts = {"window": c.coalesce_window, "period": c.reconcile_period, "min_interval": c.min_publish_interval}
+        opts: dict[str, Any] = {"window": c.coalesce_window, "period": c.reconcile_period, "min_interval": c.min_publish_interval}
         kube = None
         if c.kubeconfig and c.node_name:
             from meta.kube import api as k8s
@@ -406,9 +419,10 @@ class Daemon:
             from . import nodesettings
             pfs, discover = nodesettings.apply(c.node_settings, c.node_name, self._node_labels(kube), pfs, discover)
         if kube is not None:
-            self.publisher = NodeStatusPublisher(c.node_name, pfs, kube=kube, **opts)
+            assert c.node_name      # kube is made only with a node name
+            self.publisher = pub = NodeStatusPublisher(c.node_name, pfs, kube=kube, **opts)
         elif c.status_file:
-            self.publisher = NodeStatusPublisher(c.node_name or "local", pfs, status_file=c.status_file, **opts)
+            self.publisher = pub = NodeStatusPublisher(c.node_name or "local", pfs, status_file=c.status_file, **opts)
         else:
             _log.warning("VF availability not published: set kubeconfig + nodeName, or statusFile")
             return
@@ -420,13 +434,13 @@ class Daemon:
                                                dp.get("exclude") or [], dp.get("backend", "netlink"),
                                                dp.get("stateDir", "/var/lib/cni/netmeta/sriov"))
         for pf in found:
-            self.publisher.add_pf(pf)
-        availability.on_pf_used(self.publisher.add_pf)   # the PFs the networks on this node use
+            pub.add_pf(pf)
+        availability.on_pf_used(pub.add_pf)   # the PFs the networks on this node use
         if kube is not None and kube.nad_cache is not None:   # and those the cluster's NADs name
             from .availability import pfs_of_nads
-            self.publisher.pf_sources.append(lambda: pfs_of_nads(kube.nad_cache.values()))
-        self.publisher.start()
-        self.metrics.watch_publisher(self.publisher)
+            pub.pf_sources.append(lambda: pfs_of_nads(kube.nad_cache.values()))
+        pub.start()
+        self.metrics.watch_publisher(pub)
 
     def canary(self) -> tuple:
         """(ok, why): a VERSION round trip on our own CNI socket, through the accept loop and a
@@ -504,14 +518,14 @@ def main(argv: list) -> int:
 
         from . import statuswriter
         pending = os.path.join(os.path.dirname(cfg.cni_dir.rstrip("/")), "status-pending")
-        d.status_writer = statuswriter.StatusWriter(kube, state_dir=pending).start()
-        d.status_writer.load()   # writes a previous daemon left pending
-        engine.STATUS_SINK = functools.partial(d.status_writer.submit,
+        d.status_writer = writer = statuswriter.StatusWriter(kube, state_dir=pending).start()
+        writer.load()   # writes a previous daemon left pending
+        engine.STATUS_SINK = functools.partial(writer.submit,
                                                wait=min(statuswriter.SYNC_WAIT, cfg.request_timeout / 4))
         engine.EVENTS = events.Recorder(kube, cfg.node_name)
         d.metrics.add_api_source(lambda: dict(kube.calls))
         d.metrics.add_api_error_source(lambda: dict(kube.errors))
-        d.metrics.watch_status_writer(d.status_writer)
+        d.metrics.watch_status_writer(writer)
         from delegates.fixipam import cluster, clustergc  # cluster-wide fixed IPs: the daemon's client
         fixipam_api = cluster.provide(kube.http, cfg.node_name, kube._count, kube._count_error)
         if fixipam_api is not None:

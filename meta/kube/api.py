@@ -13,7 +13,7 @@ from cni import fault, log
 from cni.errors import API_FAILED, NETWORK_NOT_FOUND, TRY_AGAIN, CNIError
 from cni.kube import client as kubeclient
 
-from .informer import PAGE
+from .informer import PAGE, Informer
 
 _log = log.get("k8s")
 NAD_GROUP, NAD_VERSION, NAD_PLURAL = "k8s.cni.cncf.io", "v1", "network-attachment-definitions"
@@ -43,8 +43,8 @@ class Kube:
         self.calls: dict = {}
         self.errors: dict = {}    # (verb, HTTP status | "unreachable") -> failed attempts
         self._lock = threading.Lock()
-        self.nad_cache = None   # Informers the daemon attaches (watch caches); None = always GET
-        self.pod_cache = None
+        self.nad_cache: Informer | None = None   # Informers the daemon attaches (watch caches); None = always GET
+        self.pod_cache: Informer | None = None
 
     def lister(self, path: str, **query):
         """(list_fn, watch_fn) of a collection for an Informer."""
@@ -59,12 +59,11 @@ class Kube:
 
     def start_caches(self, node_name: str | None) -> None:
         """Daemon only: watch NADs cluster-wide and the pods of this node."""
-        from .informer import Informer
-        self.nad_cache = Informer("nads", *self.lister(kubeclient.path(NAD_GROUP, NAD_VERSION, NAD_PLURAL)),
-                                  self._count).start()
+        list_fn, watch_fn = self.lister(kubeclient.path(NAD_GROUP, NAD_VERSION, NAD_PLURAL))
+        self.nad_cache = Informer("nads", list_fn, watch_fn, self._count).start()
         if node_name:
-            self.pod_cache = Informer("pods", *self.lister("/api/v1/pods", fieldSelector=f"spec.nodeName={node_name}"),
-                                      self._count).start()
+            list_fn, watch_fn = self.lister("/api/v1/pods", fieldSelector=f"spec.nodeName={node_name}")
+            self.pod_cache = Informer("pods", list_fn, watch_fn, self._count).start()
 
     def _count(self, verb: str) -> None:
         with self._lock:
@@ -150,7 +149,7 @@ class Kube:
         """Merge-patch only the given annotations (never a whole-object update); retried with
         backoff on conflicts and server errors. With `uid`, a recreated pod of the same name is
         not touched (metadata.uid in a patch is a precondition on a real API server)."""
-        body = {"metadata": {"annotations": annotations}}
+        body: dict = {"metadata": {"annotations": annotations}}
         if uid:
             body["metadata"]["uid"] = uid
         p = kubeclient.path("", "v1", "pods", namespace, name)
