@@ -5,9 +5,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
-# lint first (seconds): a finding fails the run, after the tests have run too
+# lint and type check first (seconds): a finding fails the run, after the tests have run too
 .venv/bin/ruff check .
 rc0=$?
+.venv/bin/mypy      # [tool.mypy] in pyproject.toml: cni, meta, delegates
+rcm=$?
 $py -m pytest -ra -p no:cacheprovider -m "not kernel" "$@"
 rc1=$?
 $py -m pytest -ra -s -p no:cacheprovider -m kernel "$@"
@@ -18,4 +20,5 @@ rc2=$?
 [ "$rc2" -eq 5 ] && rc2=0
 [ "$rc1" -ne 0 ] && exit "$rc1"
 [ "$rc0" -ne 0 ] && { echo "lint failed (ruff check .)" >&2; exit "$rc0"; }
+[ "$rcm" -ne 0 ] && { echo "type check failed (mypy)" >&2; exit "$rcm"; }
 exit "$rc2"
