@@ -130,7 +130,7 @@ def test_kubernetes_is_imported_only_for_the_credentials_that_need_it(api, tmp_p
     sub = tmp_path / "exec"
     sub.mkdir()
     kc = _exec_kubeconfig(api, sub, _exec_plugin(sub, f"lazy-{uid}", None))
-    code = ("import sys; from cni import kubeclient\n"
+    code = ("import sys; from cni.kube import client as kubeclient\n"
             "kubeclient.from_kubeconfig(sys.argv[1])\n"
             "print('kubernetes' in sys.modules)\n")
     out = [subprocess.run([sys.executable, "-c", code, p], cwd=REPO, capture_output=True, text=True, check=True,
