@@ -5,8 +5,8 @@ wireguard, plan9 ...), some 370 modules, although a plugin call uses IPRoute and
 `lean_pyroute2()` registers the package with its search path but without running __init__.py,
 so `from pyroute2 import IPRoute` loads pyroute2.iproute (what __init__ takes it from) only.
 Any other name first runs the real __init__.py into the module, so every use still works.
-Only the exec'd `sriov` entry calls it (delegates/sriov/main.py); the daemon and netmeta import
-pyroute2 as usual."""
+The exec'd `sriov` entry (delegates/sriov/main.py) and `netmeta daemon` (meta/main.py: ~6 MB
+less idle RSS) call it; netmeta's CNI entry imports pyroute2 as usual."""
 import sys
 
 # names netmeta takes from the package -> the submodule pyroute2/__init__.py takes them from
