@@ -134,7 +134,6 @@ def run_locked(in_process, stdin: bytes, socket_path: str) -> int:
     cid, cmd = os.environ.get("CNI_CONTAINERID", ""), os.environ.get("CNI_COMMAND", "")
     if cmd not in ("ADD", "DEL", "CHECK") or not cid:
         return in_process(stdin)
-    import secrets
 
     from . import operation, oplock
     from .errors import CNIError
@@ -145,7 +144,7 @@ def run_locked(in_process, stdin: bytes, socket_path: str) -> int:
             return in_process(stdin)
     try:
         lock = oplock.ContainerLock(directory, cid)
-        token = secrets.token_hex(16)
+        token = os.urandom(16).hex()
         fd = lock.acquire(token, time.time() + lock_wait(os.environ))
     except CNIError as e:
         if cmd != "DEL" or e.code != 11:

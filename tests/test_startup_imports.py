@@ -51,6 +51,8 @@ def test_fixipam_add_del_import_nothing_they_do_not_use(data_dir):
     assert not set(NEVER) & mods, sorted(set(NEVER) & mods)
     assert not any(m == "pyroute2" or m.startswith("pyroute2.") for m in mods)
     assert "subprocess" not in mods and "shutil" not in mods
+    # tokens from os.urandom, cluster-scope hashing imported where used: no OpenSSL in a node-scope call
+    assert not {"secrets", "hmac", "hashlib", "_hashlib"} & mods, sorted({"secrets", "hmac", "hashlib", "_hashlib"} & mods)
     # the lite logger's line is logging's format, tagged with the container
     assert [ln for ln in logs if "reserved 10.98.0.5" in ln], logs
     assert all(LINE.match(ln) for ln in logs), logs

@@ -10,7 +10,6 @@ raising an exception with `.status` for an HTTP error and an OSError when no ans
 (cni/kubeclient.Client is one). Without the daemon, a `kubeconfig` key in fixipam's config
 gives it its own client (`for_kubeconfig`); with neither, fixipam is node-local, as before.
 """
-import hashlib
 import ipaddress
 import os
 import re
@@ -160,6 +159,7 @@ def for_call(kubeconfig: str | None, node: str | None) -> Api | None:
 # ---------------- names ----------------
 def network_label(network: str) -> str:
     """A label value (<= 63 chars, [a-z0-9-]) unique per network name: readable prefix + hash."""
+    import hashlib   # here: a node-scope call (the exec'd fixipam's usual one) never needs it
     safe = re.sub(r"[^a-z0-9]+", "-", network.lower()).strip("-")[:40].strip("-") or "net"
     return f"{safe}-{hashlib.sha256(network.encode()).hexdigest()[:8]}"
 
@@ -167,6 +167,7 @@ def network_label(network: str) -> str:
 def node_label(node: str) -> str:
     if len(node) <= 63 and re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?", node):
         return node
+    import hashlib
     return "h-" + hashlib.sha256(node.encode()).hexdigest()[:40]
 
 

@@ -7,7 +7,8 @@ A DEL that finds no record for its attachment while such a VF is away, and the p
 attachment's interface, identifies the VF by its netns: the interface is moved to the host and
 the topology says which VF it is. Only then is the address released; a DEL never reports
 success while it knows the VF may still be in the pod. Callers hold the node lock."""
-import secrets
+
+import os
 
 from cni import log
 from cni.errors import CNIError
@@ -83,7 +84,7 @@ def reclaim_from_pod(recs: Records, req) -> None:
         away.update({(pf, n): e for n, e in unresolved(recs, pf).items()})
     if not away:
         return
-    tmp = f"nmv{secrets.token_hex(4)}"
+    tmp = f"nmv{os.urandom(4).hex()}"
     netdev.move(ifname, None, tmp, src_netns=ns)
     assert dev is not None      # `away` is filled only when there is a device
     for (pf, n), entry in away.items():

@@ -9,7 +9,6 @@ flock attempt on its token's file."""
 import contextlib
 import fcntl
 import os
-import secrets
 
 from cni import files
 
@@ -26,7 +25,7 @@ class Operation:
 
     def __init__(self, state_dir: str):
         self.state_dir = state_dir
-        self.token = secrets.token_hex(8)
+        self.token = os.urandom(8).hex()
         self._fd = None
 
     def __enter__(self) -> "Operation":

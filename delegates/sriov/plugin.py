@@ -7,7 +7,7 @@ a failed ADD, DEL, GC and the reclaim of a stale record are all the same `restor
 which undoes only the allocation the record names (its owner token), under the node lock.
 """
 import contextlib
-import secrets
+import os
 import time
 
 from cni import fault, invoke, log
@@ -165,7 +165,7 @@ class SRIOVPlugin(Plugin):
                 "pci": dev.topo.vf_pci(pf, vf) if vf is not None else dev.topo.pf_pci(pf),
                 "state": "allocated", "created": time.time(),
                 "owner": {"token": token, "netns": owner.netns_identity(req.netns), "containerID": req.container_id},
-                "tmpName": f"nmv{secrets.token_hex(4)}",
+                "tmpName": f"nmv{os.urandom(4).hex()}",
                 "saved": {"table": table, "netdev": state and {k: state[k] for k in ("name", "mac", "mtu", "up")}},
                 "userspace": userspace,
                 "sysfsRoot": cfg.sysfs_root, "backend": cfg.backend, "stateDir": cfg.state_dir,
@@ -288,7 +288,7 @@ class SRIOVPlugin(Plugin):
         if netns_alive(rec):
             assert ns       # netns_alive() found it
             for name in (rec["ifname"], rec["tmpName"]):
-                if netdev.lookup(name, ns) is not None and self._is_ours(name, ns, rec):
+                if self._is_ours(netdev.lookup(name, ns), rec):
                     netdev.move(name, None, rec["tmpName"], src_netns=ns)
                     fault.point("sriov.del.moved-back")
                     host_name = rec["tmpName"]
@@ -314,11 +314,13 @@ class SRIOVPlugin(Plugin):
         return f"VF {vf} no longer exists: {pf} has {n} VF(s) now" if vf >= n else None
 
     @staticmethod
-    def _is_ours(name: str, ns: str, rec: dict) -> bool:
+    def _is_ours(st: dict | None, rec: dict) -> bool:
+        """`st`: the netdev found in the pod under the record's name (netdev.lookup), or None."""
+        if st is None:
+            return False
         if rec.get("mac") is None:
             return True  # ADD died before it knew the MAC: the temp/if name is the evidence
-        st = netdev.lookup(name, ns)
-        return st is not None and st["mac"] == rec["mac"]
+        return st["mac"] == rec["mac"]
 
     @staticmethod
     def _host_name(dev: Device, rec: dict) -> str | None:
