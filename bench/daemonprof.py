@@ -113,12 +113,6 @@ def start_daemon(st: ExitStack, work: str, out: str) -> dict:
     return {"env": {"NETMETA_SOCKET": sock}, "stop": stop}
 
 
-def timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t) * 1000.0
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
@@ -155,19 +149,24 @@ def _run(a, out: str, walls: dict) -> None:
             cases += [("host-device+static", "host-device", hd, "net1", None),
                       ("sriov+fixipam via daemon", "sriov", sr, "net1", d["env"])]
         for _ in range(2):   # warm-up (bridge creation, first imports in the daemon)
-            for label, plugin, conf, ifn, env in cases:
+            for _label, plugin, conf, ifn, env in cases:
                 p = fixtures.pods(1)[0]
                 p.add(plugin, conf, ifname=ifn, env=env)
                 p.delete(plugin, conf, ifname=ifn, env=env)
                 fixtures.release([p])
                 if plugin == "host-device":
                     fixtures.restore_sim_aliases(frag, {0: vf0})
-        for i in range(a.runs):
+        for _ in range(a.runs):
             for label, plugin, conf, ifn, env in cases:
                 p = fixtures.pods(1)[0]
                 try:
-                    walls.setdefault(label + " ADD", []).append(timed(lambda: p.add(plugin, conf, ifname=ifn, env=env)))
-                    walls.setdefault(label + " DEL", []).append(timed(lambda: p.delete(plugin, conf, ifname=ifn, env=env)))
+                    t0 = time.perf_counter()
+                    p.add(plugin, conf, ifname=ifn, env=env)
+                    t1 = time.perf_counter()
+                    p.delete(plugin, conf, ifname=ifn, env=env)
+                    t2 = time.perf_counter()
+                    walls.setdefault(label + " ADD", []).append((t1 - t0) * 1000.0)
+                    walls.setdefault(label + " DEL", []).append((t2 - t1) * 1000.0)
                 finally:
                     fixtures.release([p])
                     if plugin == "host-device":
@@ -186,19 +185,19 @@ def _report(a, out: str, walls: dict) -> int:
     for t in stages:
         by.setdefault(f"{t['plugin']} {t['cmd']}", []).append(t)
     for k, ts in by.items():
-        med = lambda f: statistics.median([f(t) for t in ts]) * 1000.0   # noqa: E731
-        print(f"  {k:20} n={len(ts):3} queue {med(lambda t: t['start'] - t['queued']):6.2f}  "
-              f"locks {med(lambda t: t['exec0'] - t['start']):6.2f}  execute {med(lambda t: t['exec1'] - t['exec0']):7.2f}  "
-              f"answer {med(lambda t: t['sent'] - t['exec1']):6.2f}")
+        def med(a: str, b: str, ts=ts) -> float:
+            return statistics.median([t[b] - t[a] for t in ts]) * 1000.0
+        print(f"  {k:20} n={len(ts):3} queue {med('queued', 'start'):6.2f}  locks {med('start', 'exec0'):6.2f}  "
+              f"execute {med('exec0', 'exec1'):7.2f}  answer {med('exec1', 'sent'):6.2f}")
     st = pstats.Stats(out + ".prof")
     n = len(stages) + 4 * (2 if a.case == "both" else 1)   # warm-up requests are profiled too
     print(f"\ncProfile of every _execute ({n} requests incl. warm-up), ms per request, by cumulative:")
     rows = sorted(st.stats.items(), key=lambda kv: kv[1][3], reverse=True)
-    for (fname, line, func), (cc, nc, tt, ct, callers) in rows[:a.top]:
+    for (fname, line, func), (_cc, nc, tt, ct, _callers) in rows[:a.top]:
         where = f"{os.path.relpath(fname, REPO) if fname.startswith('/') else fname}:{line}"
         print(f"  {ct * 1000 / n:8.2f} cum {tt * 1000 / n:7.2f} self {nc / n:6.1f} calls  {func}  ({where[-55:]})")
     print("\nby self time:")
-    for (fname, line, func), (cc, nc, tt, ct, callers) in sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:25]:
+    for (fname, line, func), (_cc, nc, tt, _ct, _callers) in sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:25]:
         where = f"{os.path.relpath(fname, REPO) if fname.startswith('/') else fname}:{line}"
         print(f"  {tt * 1000 / n:7.2f} self {nc / n:6.1f} calls  {func}  ({where[-55:]})")
     if os.path.exists(out + ".nl.txt"):

@@ -159,7 +159,7 @@ def for_call(kubeconfig: str | None, node: str | None) -> Api | None:
 # ---------------- names ----------------
 def network_label(network: str) -> str:
     """A label value (<= 63 chars, [a-z0-9-]) unique per network name: readable prefix + hash."""
-    import hashlib   # here: a node-scope call (the exec'd fixipam's usual one) never needs it
+    import hashlib  # here: a node-scope call (the exec'd fixipam's usual one) never needs it
     safe = re.sub(r"[^a-z0-9]+", "-", network.lower()).strip("-")[:40].strip("-") or "net"
     return f"{safe}-{hashlib.sha256(network.encode()).hexdigest()[:8]}"
 
