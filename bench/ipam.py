@@ -4,6 +4,7 @@ cluster scope (a second daemon with a kubeconfig for the test API server, tests/
 the FixedIPReservation CRD from conf/). Also prints the API requests per cluster-scope ADD/DEL."""
 import os
 import shutil
+import subprocess
 import tempfile
 from contextlib import ExitStack
 
@@ -15,13 +16,16 @@ from bench.stats import Report, interleave, table
 
 STATIC = "static ADD+DEL (Debian)"
 NO_DAEMON = "fixipam ADD+DEL, no daemon"
+FLOOR = "floor: 2 x `python3 -I -S -c pass` (the entries' interpreter)"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def report(runs: int = 30) -> Report:
     text, res = measure(runs)
     r = res[NO_DAEMON]["median"] / res[STATIC]["median"]
-    rep = Report("fixipam vs static (IPAM only, no netns)", text, f"ipam: fixipam {r:.1f}x static")
+    floor = res[FLOOR]["median"] / res[STATIC]["median"]
+    rep = Report("fixipam vs static (IPAM only, no netns)", text,
+                 f"ipam: fixipam {r:.1f}x static (two bare interpreter starts alone: {floor:.1f}x)")
     rep.target("1. fixipam without daemon / Debian static (ADD+DEL)", r, 3)
     return rep
 
@@ -38,6 +42,23 @@ def _api(stack: ExitStack, tmp: str):
 
 def run(runs: int = 60) -> str:
     return measure(runs)[0]
+
+
+def _interpreter() -> str:
+    """The python of the fixipam entry script's #! line (what the no-daemon call runs)."""
+    with open(os.path.join(REPO, ".venv", "libexec", "netmeta", "fixipam")) as f:
+        return f.readline()[2:].split()[0]
+
+
+def _bare_starts():
+    """What any CPython entry pays for an ADD+DEL before importing anything: two starts of
+    the entries' interpreter with the entries' flags (-I -S), exec'd like a plugin."""
+    argv = [_interpreter(), "-I", "-S", "-c", "pass"]
+
+    def go():
+        for _ in range(2):
+            subprocess.run(argv, check=True, start_new_session=True)
+    return go
 
 
 def measure(runs: int) -> tuple:
@@ -60,7 +81,7 @@ def measure(runs: int) -> tuple:
                     assert a.ok and d.ok, (a.stdout, d.stdout)
                 return go
 
-            cases = {STATIC: add_del("static", sta), NO_DAEMON: add_del("fixipam", fix)}
+            cases = {STATIC: add_del("static", sta), NO_DAEMON: add_del("fixipam", fix), FLOOR: _bare_starts()}
             d = daemon.start(stack)
             api = None
             if d:

@@ -60,10 +60,14 @@ def makedirs(d: str) -> None:
         pass
 
 
-def atomic_write(path: str, data: bytes | str, mode: int = 0o600) -> None:
+def atomic_write(path: str, data: bytes | str, mode: int = 0o600, durable: bool = True) -> None:
     """Write `data` so a reader sees the old file or the new one, never a torn one, even after a
     crash: write a temp file in the same directory, fsync it, rename over, fsync the directory.
-    Any failure (a full disk included) raises and leaves the old file and no temp file."""
+    Any failure (a full disk included) raises and leaves the old file and no temp file.
+    `durable=False` skips both fsyncs: readers still see the old file or the new one (rename is
+    atomic; a killed process loses nothing, the page cache has it), but after a power loss or
+    kernel crash the file may hold either version or, on some file systems, be empty. Only for
+    writes whose caller has argued that the state every such outcome leaves is recovered."""
     if isinstance(data, str):
         data = data.encode()
     d = os.path.dirname(path) or "."
@@ -74,7 +78,8 @@ def atomic_write(path: str, data: bytes | str, mode: int = 0o600) -> None:
         try:
             os.fchmod(fd, mode)  # umask must not widen or narrow what we asked for
             _write_all(fd, data, tmp)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         fault.point("files.atomic-write")   # written, not yet renamed: the old file stays
@@ -83,6 +88,8 @@ def atomic_write(path: str, data: bytes | str, mode: int = 0o600) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    if not durable:
+        return
     dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(dfd)
@@ -121,8 +128,8 @@ def stale_tmp(directory: str, name: str) -> bool:
     return True
 
 
-def write_json(path: str, obj) -> None:
-    atomic_write(path, json.dumps(obj, sort_keys=True, separators=(",", ":")))
+def write_json(path: str, obj, durable: bool = True) -> None:
+    atomic_write(path, json.dumps(obj, sort_keys=True, separators=(",", ":")), durable=durable)
 
 
 def read_json(path: str):

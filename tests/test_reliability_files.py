@@ -368,3 +368,21 @@ def test_netmeta_gc_reclaims_a_cache_whose_netns_path_was_reused(tmp_path, netns
     assert files_in(tmp_path / "cache") == ["gb1-eth0.json"]
     assert pod_links(name) == ["eth0"] and a_ip not in leases(tmp_path)
     assert delete(conf, "gb1", name, args("pb")).ok and leases(tmp_path) == []
+
+
+def test_atomic_write_durable_flag_only_skips_the_fsyncs(tmp_path, monkeypatch):
+    """durable=False (the sriov "ready" record rewrite, see delegates/sriov/plugin.py _attach)
+    writes the same file the same way (temp + rename, 0600, no temp left), minus both fsyncs;
+    the default still fsyncs the file and its directory."""
+    from cni import files
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real(fd)))
+    p = tmp_path / "d" / "rec.json"
+    files.write_json(str(p), {"a": 1})
+    assert synced == [str(p) + f".tmp.{os.getpid()}", str(p.parent)]
+    synced.clear()
+    files.write_json(str(p), {"a": 2}, durable=False)
+    assert synced == []
+    assert json.loads(p.read_text()) == {"a": 2} and oct(p.stat().st_mode & 0o777) == "0o600"
+    assert os.listdir(p.parent) == ["rec.json"]

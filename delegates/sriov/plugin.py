@@ -198,7 +198,15 @@ class SRIOVPlugin(Plugin):
         rec.update(state="ready", mac=state["mac"])
         with recs.lock():   # every record write holds the lock (see Records.of_pf)
             self._step("sriov.add.ready", recs, rec)
-            recs.write(rec)
+            # Not fsync'd (two fsyncs less inside the node lock, on every ADD). Readers see the
+            # "allocated" record (fsync'd above, before the device was touched) or this one,
+            # never a torn one: rename is atomic, and a killed process loses nothing (the page
+            # cache has the file). Only a power loss / kernel crash can lose it, and then every
+            # pod netns is gone with it (they live on tmpfs and in the kernel): whichever
+            # version is on disk, the next ADD, DEL or reconcile finds its netns dead (ready)
+            # or its owner dead (allocated) and restores the VF; an empty file (possible on
+            # some file systems) is set aside as damaged and the VF reclaimed (damaged.py).
+            recs.write(rec, durable=False)
         devinfo.write(req.config.get("runtimeConfig"), rec["pci"], _pf_pci(dev, pf), None)
         return res
 

@@ -91,9 +91,11 @@ class Records:
             self.set_aside(pf, os.path.basename(path), "damaged", why)
         return None
 
-    def write(self, rec: dict) -> None:
+    def write(self, rec: dict, durable: bool = True) -> None:
+        """`durable=False`: see files.atomic_write (the caller argues why a lost or empty
+        record after a power loss is recovered)."""
         rec = dict(rec, updated=time.time())
-        files.write_json(self.path(rec["pf"], rec["vf"]), rec)
+        files.write_json(self.path(rec["pf"], rec["vf"]), rec, durable=durable)
 
     def remove(self, pf: str, vf: int | None) -> None:
         files.remove(self.path(pf, vf))
