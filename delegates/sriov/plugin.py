@@ -52,6 +52,22 @@ def is_stale(rec: dict, state_dir: str) -> bool:
     return not owner.alive(state_dir, token)
 
 
+def _must_sync(rec: dict) -> bool:
+    """Whether an ADD's record write is fsync'd (files.atomic_write durable). Not for a VF with
+    a netdev: its two writes per ADD then cost no fsync (four, under the node lock for the
+    first). Readers always see a whole record (rename is atomic), and a killed process loses
+    nothing (the page cache has the file); only a power loss or kernel crash can lose a write,
+    and then nothing the record describes survives either: the pod netns are gone (tmpfs and
+    kernel state), the VF netdev is back in the host, the NIC's VF table is reset by the
+    driver when sriov_numvfs is set again. So on disk there is: no record (the VF is free,
+    which it is), the "allocated" one (owner token dead: stale, restored), the "ready" one
+    (netns gone: stale, restored), or on some file systems an empty file, which is set aside
+    as damaged and the VF reclaimed once it is back in the host (damaged.reclaim_returned);
+    DEL's unlink was never fsync'd either. A PF (pfOnly) or a userspace-driver VF has no
+    netdev that proves it is back, so a damaged record would keep it: those stay durable."""
+    return rec.get("vf") is None or rec.get("userspace") is not None
+
+
 class SRIOVPlugin(Plugin):
     type_name = "sriov"
 
@@ -69,7 +85,7 @@ class SRIOVPlugin(Plugin):
             with recs.lock():
                 pf, vf = self._select(cfg, dev, recs, req)
                 rec = self._record(cfg, dev, req, pf, vf, op.token)
-                recs.write(rec)
+                recs.write(rec, durable=_must_sync(rec))
             try:
                 self._step("sriov.add.recorded", recs, rec)
                 result = self._attach(cfg, dev, rec, req, recs)
@@ -198,15 +214,7 @@ class SRIOVPlugin(Plugin):
         rec.update(state="ready", mac=state["mac"])
         with recs.lock():   # every record write holds the lock (see Records.of_pf)
             self._step("sriov.add.ready", recs, rec)
-            # Not fsync'd (two fsyncs less inside the node lock, on every ADD). Readers see the
-            # "allocated" record (fsync'd above, before the device was touched) or this one,
-            # never a torn one: rename is atomic, and a killed process loses nothing (the page
-            # cache has the file). Only a power loss / kernel crash can lose it, and then every
-            # pod netns is gone with it (they live on tmpfs and in the kernel): whichever
-            # version is on disk, the next ADD, DEL or reconcile finds its netns dead (ready)
-            # or its owner dead (allocated) and restores the VF; an empty file (possible on
-            # some file systems) is set aside as damaged and the VF reclaimed (damaged.py).
-            recs.write(rec, durable=False)
+            recs.write(rec, durable=_must_sync(rec))   # see _must_sync
         devinfo.write(req.config.get("runtimeConfig"), rec["pci"], _pf_pci(dev, pf), None)
         return res
 
