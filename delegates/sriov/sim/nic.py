@@ -85,7 +85,8 @@ def _load_meta(root: str, pf: str) -> dict[str, Any] | None:
 
 
 def _save_meta(root: str, meta: dict[str, Any]) -> None:
-    atomic_write(_meta_path(root, meta["pf"]), json.dumps(meta, indent=1) + "\n")
+    # not fsync'd, like the VF table (sim/vftable.py _write): a power loss ends the sim NIC
+    atomic_write(_meta_path(root, meta["pf"]), json.dumps(meta, indent=1) + "\n", durable=False)
 
 
 # ---------------------------------------------------------------- create / destroy

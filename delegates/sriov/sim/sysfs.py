@@ -85,7 +85,7 @@ def _classnet_target(pci: str, name: str) -> str:
 
 
 def _write_count(path: str, value: int) -> None:
-    atomic_write(path, f"{value}\n")
+    atomic_write(path, f"{value}\n", durable=False)   # sysfs itself is no file on disk
 
 
 def _alloc_bus(root: str) -> int:

@@ -41,7 +41,9 @@ def init_state(root: str, pf: str, totalvfs: int) -> None:
 
 def _write(root: str, pf: str, vfs: list[VFState]) -> None:
     doc = {"pf": pf, "vfs": [s.to_dict() for s in vfs]}
-    atomic_write(state_path(root, pf), json.dumps(doc, indent=1) + "\n")
+    # the NIC's registers: hardware keeps them in no file, and a power loss takes the sim's
+    # veths and netns with it (the sim is created again): atomic, not fsync'd
+    atomic_write(state_path(root, pf), json.dumps(doc, indent=1) + "\n", durable=False)
 
 
 class SimVFTable(VFTable):
