@@ -78,7 +78,7 @@ class Rtnl:
         self.seq += 1
         seq = self.seq
         self.sock.send(_HDR.pack(16 + len(body), kind, flags, seq, 0) + body)
-        out = []
+        out: list[bytes] = []
         while True:
             data = self.sock.recv(1 << 16)
             off = 0
