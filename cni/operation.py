@@ -1,11 +1,14 @@
 """The CNI operation this thread is serving: its deadline, its token and its container lock.
 
+The environment variables it travels in are named by the caller (`EnvNames(prefix)`; netmeta's
+prefix is NETMETA_, from delegates/registry.py's SHIM): cni/ names no product.
+
 - deadline: absolute, in seconds since the epoch (time.time(), so it means the same in every
-  process on the node). The shim puts it in the request (NETMETA_DEADLINE); the daemon refuses a
+  process on the node). The shim puts it in the request (<prefix>DEADLINE); the daemon refuses a
   request whose deadline passed before it started and checks again before each delegate step of
   an ADD or CHECK (cni/invoke.py), so a request the shim gave up on (and whose work the auto
   fallback may have done meanwhile) never runs later. A DEL that has started runs to its end.
-- token: a random name of the operation. Every plugin we exec gets it (NETMETA_OP) with the
+- token: a random name of the operation. Every plugin we exec gets it (<prefix>OP) with the
   deadline; a call of ours that such a plugin makes (macvlan -> fixipam) presents it, and is
   served as part of this operation instead of queueing behind its container lock.
 - lock_fd: the container lock (cni/oplock.py). Exec'd delegates inherit it: if the daemon is
@@ -18,15 +21,22 @@ import time
 
 from .errors import TRY_AGAIN, CNIError
 
-ENV_DEADLINE = "NETMETA_DEADLINE"
-ENV_OP = "NETMETA_OP"
 _local = threading.local()
+
+
+class EnvNames:
+    """The environment variables of an operation, under the product's `prefix`."""
+    def __init__(self, prefix: str):
+        self.op = prefix + "OP"              # the operation's token
+        self.deadline = prefix + "DEADLINE"  # its deadline (time.time())
+        self.socket = prefix + "SOCKET"      # the daemon socket its nested calls must reach
 
 
 class Op:
     def __init__(self, token: str, container_id: str = "", deadline: float | None = None, lock_fd: int | None = None,
-                 socket: str | None = None):
+                 socket: str | None = None, *, env: EnvNames):
         self.token = token
+        self.env = env                # the names delegate_env() passes it under
         self.socket = socket          # the daemon socket its nested calls must reach
         self.container_id = container_id
         self.deadline = deadline      # a joined retry may move it later (meta/daemon/server.py)
@@ -83,11 +93,11 @@ def delegate_env() -> dict:
     op = current()
     if op is None:
         return {}
-    env = {ENV_OP: op.token}
+    env = {op.env.op: op.token}
     if op.socket:
-        env["NETMETA_SOCKET"] = op.socket
+        env[op.env.socket] = op.socket
     if op.deadline is not None:
-        env[ENV_DEADLINE] = f"{op.deadline:.3f}"
+        env[op.env.deadline] = f"{op.deadline:.3f}"
     return env
 
 

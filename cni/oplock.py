@@ -48,8 +48,9 @@ def _holder(fd: int) -> str:
 
 
 class ContainerLock:
-    def __init__(self, directory: str, container_id: str):
+    def __init__(self, directory: str, container_id: str, product: str = ""):
         validate_container_id(container_id)
+        self.who = f"{product} call" if product else "call"   # in the message when it waits too long
         self.dir = directory
         self.path = os.path.join(directory, f"{container_id}.lock")
         self.container_id = container_id
@@ -68,7 +69,7 @@ class ContainerLock:
                 os.close(fd)
                 if time.time() >= deadline:
                     pid = holder.split(" ")[1] if " " in holder else "?"
-                    raise CNIError(TRY_AGAIN, f"container {self.container_id[:12]} is locked by another netmeta call "
+                    raise CNIError(TRY_AGAIN, f"container {self.container_id[:12]} is locked by another {self.who} "
                                    f"(pid {pid}) that did not finish in time: it may be hung",
                                    f"lock {self.path}; the runtime retries this call") from None
                 time.sleep(min(pause, max(0.0, deadline - time.time())))

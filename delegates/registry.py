@@ -32,6 +32,20 @@ OWN = SimpleNamespace(
     markers=(MARKER.encode(),) + tuple(f"from {m} import main".encode() for m in MAIN.values()),
 )
 
+# What the protocol library's start-up and locking code (cni/shim.py, cni/operation.py,
+# cni/oplock.py) needs to know about netmeta, handed to it by our entries (`shim.run(name,
+# in_process, SHIM)`) and the daemon: cni/ names no product. The environment variables are
+# env_prefix + OP, DEADLINE, SOCKET, MODE, PLUGIN, SHIM_TIMEOUT, FAULT, DAEMON_FAULT.
+SHIM = SimpleNamespace(
+    product="netmeta",                     # in messages: "netmeta shim: ...", "the netmeta daemon ..."
+    socket="/run/netmeta/netmeta.sock",    # the daemon's socket unless the config or env names one
+    env_prefix="NETMETA_",
+    mode_key="mode",                       # config keys: auto | daemon | thin (only in `modal` plugins'
+    socket_key="socketPath",               # configs: a delegate's own "mode" must not count)
+    modal=("netmeta",),
+    daemon_hint="start the daemon (netmeta daemon) or set mode auto to run in-process",
+)
+
 
 # The sriov plugin's VF-table backends (its config's `backend`): the VF table's class and the
 # sysfs topology that goes with it. Loaded by name, so the product path imports no backend it

@@ -77,7 +77,8 @@ def _in_process(stdin: bytes) -> int:
 def main() -> int:
     if os.environ.get("CNI_COMMAND"):
         from cni import shim
-        return shim.run("netmeta", _in_process)
+        from delegates.registry import SHIM
+        return shim.run("netmeta", _in_process, SHIM)
     return _cli(sys.argv[1:])
 
 

@@ -94,6 +94,40 @@ def test_cni_names_no_module_of_ours_in_its_code():
     assert not bad, bad
 
 
+def _code_strings(path: str):
+    """(line, text) of every string/bytes constant in the code of `path`, docstrings excepted."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    docs = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Constant) and isinstance(n.value, (str, bytes)) and id(n) not in docs:
+            yield n.lineno, n.value.decode("latin-1") if isinstance(n.value, bytes) else n.value
+
+
+# cni/ code that still names the product (logger names, NETMETA_LOG_LEVEL, the test fault
+# variable, the kube client's User-Agent and temp-dir prefixes, the pip extra's name): left for a
+# later step; this list may only shrink. The shim, operation and lock code take theirs from
+# delegates/registry.py's SHIM.
+PRODUCT_NAMES_LEFT = {
+    "cni.log": {"netmeta", "netmeta.", "NETMETA_LOG_LEVEL"},
+    "cni.fault": {"NETMETA_FAULT"},
+    "cni.kube.client": {"netmeta", "netmeta-kube-"},
+    "cni.kube.creds": {"netmeta-kubecreds-",
+                       ": its credentials need the `kubernetes` Python package (pip install 'netmeta[kube-credentials]')"},
+}
+
+
+def test_cni_names_no_product_in_its_code():
+    """Nor the product: "netmeta" / NETMETA_* (socket path, env variables, config keys' owner,
+    messages) come from the caller's profile (delegates/registry.py SHIM)."""
+    bad = []
+    for name, path in _modules("cni").items():
+        for line, v in _code_strings(path):
+            if "netmeta" in v.lower() and v not in PRODUCT_NAMES_LEFT.get(name, ()):
+                bad.append((name, line, v[:60]))
+    assert not bad, bad
+
+
 def test_delegates_never_import_meta():
     bad = {(name, m) for name, path in _modules("delegates").items() for m in imports(name, path)
            if m.split(".")[0] == "meta"}

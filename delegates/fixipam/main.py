@@ -11,7 +11,8 @@ def _in_process(stdin: bytes) -> int:
 
 def main() -> int:
     from cni import shim
-    return shim.run("fixipam", _in_process)
+    from delegates.registry import SHIM
+    return shim.run("fixipam", _in_process, SHIM)
 
 
 if __name__ == "__main__":

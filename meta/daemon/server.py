@@ -36,6 +36,7 @@ READ_DEADLINE = 10.0      # seconds to receive a whole request
 READ_BACKLOG = 512        # queued requests per pool; more are refused (11)
 LOCKED = ("ADD", "DEL", "CHECK")   # the commands that take the container lock
 CANARY_TTL = 1.0          # seconds a health canary's result is reused
+OP_ENV = operation.EnvNames(registry.SHIM.env_prefix)   # NETMETA_OP, NETMETA_DEADLINE, NETMETA_SOCKET
 CHANGES_VFS = {("netmeta", "ADD"), ("netmeta", "DEL"), ("netmeta", "GC"), ("sriov", "ADD"),
                ("sriov", "DEL"), ("sriov", "GC")}
 
@@ -190,7 +191,8 @@ class Daemon:
         parent = self._parent_of(env)
         if parent is not None:   # part of the operation in progress: no lock, no queue (see _parent_of)
             op = operation.Op(parent.token, parent.container_id,
-                              parent.deadline if parent.deadline is not None else deadline, socket=self.cfg.socket_path)
+                              parent.deadline if parent.deadline is not None else deadline, socket=self.cfg.socket_path,
+                              env=OP_ENV)
             def nested():
                 try:
                     op.check(env.get("CNI_COMMAND", "?"))
@@ -207,7 +209,7 @@ class Daemon:
     def _deadline(self, env: dict) -> float:
         """The shim's deadline, capped by requestTimeout."""
         cap = time.time() + self.cfg.request_timeout
-        d = operation.parse_deadline(env.get(operation.ENV_DEADLINE))
+        d = operation.parse_deadline(env.get(OP_ENV.deadline))
         return cap if d is None else min(d, cap)
 
     def _parent_of(self, env: dict):
@@ -222,7 +224,7 @@ class Daemon:
         nothing its parent holds, and the locks it does take are free of any cycle with the
         parent. The in-memory table knows the daemon's own operations; the lock file names the
         holder's token for an in-process parent (the shim's fallback or thin mode)."""
-        token, cid = env.get(operation.ENV_OP, ""), env.get("CNI_CONTAINERID", "")
+        token, cid = env.get(OP_ENV.op, ""), env.get("CNI_CONTAINERID", "")
         if not token or not cid:
             return None
         with self._ops_guard:
@@ -230,7 +232,7 @@ class Daemon:
         if op is not None and op.container_id == cid:
             return op
         if oplock.held_by(self.lock_dir, cid, token):
-            return operation.Op(token, cid, None)
+            return operation.Op(token, cid, None, env=OP_ENV)
         return None
 
     def submit(self, env: dict, stdin: bytes) -> tuple:
@@ -270,7 +272,7 @@ class Daemon:
                 _log.info("%s %s for %s: a retry joins the request in flight", name, key[3], key[1][:12])
                 return
             job = requests.Job(key, env, stdin, operation.Op(secrets.token_hex(16), key[1], deadline,
-                                                            socket=self.cfg.socket_path), reply)
+                                                            socket=self.cfg.socket_path, env=OP_ENV), reply)
             self._jobs.setdefault(key, job)
         self.metrics.inflight.inc()
         if not self.workers.offer(self._work, name, job):
@@ -323,7 +325,7 @@ class Daemon:
                 raise CNIError(TRY_AGAIN, f"{cmd} waited {waited:.1f}s for a free worker (maxWait {self.cfg.max_wait:g}s)",
                                f"{self.cfg.max_concurrency} requests at once (maxConcurrency)")
             with self._container_lock(cid, min(op.remaining(), self.cfg.max_wait)):
-                lock = oplock.ContainerLock(self.lock_dir, cid) if cid and cmd in LOCKED else None
+                lock = oplock.ContainerLock(self.lock_dir, cid, registry.SHIM.product) if cid and cmd in LOCKED else None
                 if lock is not None:
                     op.lock_fd = lock.acquire(op.token, time.time() + min(op.remaining(), self.cfg.max_wait))
                 try:
