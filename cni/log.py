@@ -39,7 +39,6 @@ def current_container() -> str:
     return getattr(_current, "cid", "-")
 
 
-FROZEN = False        # the daemon owns stderr's level: a config's logLevel applies to its logFile only
 MAX_FILE_HANDLERS = 8   # and each distinct logFile costs an fd for the daemon's life
 
 
@@ -92,21 +91,23 @@ def _level_of(level: str | None) -> int:
 
 
 def setup(level: str | None = None, log_file: str | None = None, options: dict | None = None,
-          lite: bool = False):
+          lite: bool = False, file_level_only: bool = False):
     """Configure the "netmeta" logger (stderr + `log_file`). lite=True (exec'd plugins): no
-    `logging` import until something needs it; returns None while lite."""
+    `logging` import until something needs it; returns None while lite. file_level_only=True
+    (a config's logging inside the daemon, which owns stderr's level): `level` applies to
+    `log_file` only."""
     if lite and not log_file and "logging" not in sys.modules:
         _lite["on"] = True
         _lite["level"] = _level_of(level)
         return None
-    if _lite["on"] and not log_file and not FROZEN:
+    if _lite["on"] and not log_file and not file_level_only:
         _lite["level"] = _level_of(level)
         return None
     _lite["on"] = False
     import logging
     root = logging.getLogger("netmeta")
     lvl = getattr(logging, (level or os.environ.get("NETMETA_LOG_LEVEL") or "info").upper(), logging.INFO)
-    if not FROZEN:
+    if not file_level_only:
         root.setLevel(lvl)
     if log_file and sum(1 for h in root.handlers if getattr(h, "baseFilename", None)) >= MAX_FILE_HANDLERS:
         log_file = None
@@ -123,7 +124,7 @@ def setup(level: str | None = None, log_file: str | None = None, options: dict |
         fh = _rotating(log_file, options) if options else logging.FileHandler(log_file)
         fh.setFormatter(logging.Formatter(_FMT))
         fh.addFilter(_container_filter())
-        if FROZEN:
+        if file_level_only:
             # the daemon: this file gets the config's level; stderr keeps the daemon's own
             for other in root.handlers:
                 if not getattr(other, "baseFilename", None) and other.level == logging.NOTSET:

@@ -3,6 +3,7 @@
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cni import fault, log
@@ -31,19 +32,34 @@ if TYPE_CHECKING:   # imported where used: thin mode without a kubeconfig never 
 
 _log = log.get("meta")
 ANNOTS_KEY = "io.kubernetes.cri.pod-annotations"
-# the daemon sets this to its StatusWriter.submit (with a short wait): the write lands before ADD
-# returns, or stays pending in the background past that wait
-STATUS_SINK: Callable[[str, str, str | None, str], object] | None = None   # (namespace, name, uid, value)
-# the daemon sets this to its events.Recorder (asynchronous); thin mode makes a synchronous one
-EVENTS: "Recorder | None" = None
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the process hosting the engine lends it. The defaults are thin mode's (the exec'd
+    plugin): a kube client per kubeconfig, network-status PATCHed at once, events posted
+    synchronously, the config's logLevel for stderr too. The daemon passes its own
+    (meta/daemon/server.py main)."""
+    kube: "Kube | None" = None     # the client for every request, whatever kubeconfig a config names
+    # (namespace, name, uid, value): the daemon's StatusWriter.submit with a short wait (the write
+    # lands before ADD returns, or stays pending in the background past that wait)
+    status_sink: Callable[[str, str, str | None, str], object] | None = None
+    events: "Recorder | None" = None   # an events.Recorder (the daemon's is asynchronous)
+    file_log_level_only: bool = False   # a config's logLevel applies to its logFile only (the daemon
+    #                                     owns stderr's level)
+
+
+THIN = Services()
 
 
 class Engine:
     """One per config; the daemon keeps them warm (the kube client inside is reused)."""
 
-    def __init__(self, cfg: config.MetaConfig):
+    def __init__(self, cfg: config.MetaConfig, services: Services = THIN):
         self.cfg = cfg
-        log.setup(cfg.log_level, cfg.log_file, dict(cfg.log_options) or None)
+        self.services = services
+        log.setup(cfg.log_level, cfg.log_file, dict(cfg.log_options) or None,
+                  file_level_only=services.file_log_level_only)
         self._kube: "Kube | None" = None
         self._events: "Recorder | None" = None
         if cfg.unknown_keys:
@@ -54,8 +70,11 @@ class Engine:
     @property
     def kube(self):
         if self._kube is None and self.cfg.kubeconfig:
-            from .kube import api as k8s
-            self._kube = k8s.client(self.cfg.kubeconfig)
+            if self.services.kube is not None:
+                self._kube = self.services.kube
+            else:
+                from .kube import api as k8s
+                self._kube = k8s.client(self.cfg.kubeconfig)
         return self._kube
 
     def nad_source(self):
@@ -106,7 +125,7 @@ class Engine:
     def event(self, pod: PodRef, type_: str, reason: str, message: str) -> None:
         if not (self.cfg.kubeconfig and pod.name and pod.namespace):
             return
-        rec = EVENTS
+        rec = self.services.events
         if rec is None:
             try:
                 if self._events is None:
@@ -216,8 +235,9 @@ class Engine:
 
     def _publish_status(self, pod: PodRef, entries: list, container_id: str) -> None:
         value = status.annotation(entries)
-        if self.cfg.kubeconfig and pod.name and pod.namespace and STATUS_SINK is not None:
-            STATUS_SINK(pod.namespace, pod.name, pod.uid, value)
+        sink = self.services.status_sink
+        if self.cfg.kubeconfig and pod.name and pod.namespace and sink is not None:
+            sink(pod.namespace, pod.name, pod.uid, value)
         elif self.cfg.kubeconfig and pod.name and pod.namespace:
             try:
                 self.kube.patch_pod_annotations(pod.namespace, pod.name, {status.ANNOTATION: value}, uid=pod.uid)

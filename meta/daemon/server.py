@@ -27,6 +27,8 @@ from .metrics import Metrics
 from .workers import FixedPool
 
 if TYPE_CHECKING:   # imported where used: only a daemon configured for them loads them
+    from meta.kube.api import Kube
+
     from .availability import NodeStatusPublisher
     from .devicesync import DeviceSync
     from .statuswriter import StatusWriter
@@ -77,6 +79,7 @@ class Daemon:
         self._stopping = threading.Event()
         self.publisher: NodeStatusPublisher | None = None
         self.devsync: DeviceSync | None = None
+        self.kube: Kube | None = None   # the node's kube client (main() sets it when there is a kubeconfig)
         self.status_writer: StatusWriter | None = None
         self.ready = False
 
@@ -95,7 +98,7 @@ class Daemon:
         self._start_publisher()
         if self.cfg.pfs:   # the device plugin's VFs are kept out of netmeta's allocator
             from .devicesync import DeviceSync
-            self.devsync = DeviceSync(self.cfg.pfs, self.cfg.podresources_socket, self.cfg.reconcile_period,
+            self.devsync = DeviceSync(list(self.cfg.pfs), self.cfg.podresources_socket, self.cfg.reconcile_period,
                                       self.publisher.notify if self.publisher else None).start()
         self._listen()
         if self.cfg.http_addr:
@@ -415,7 +418,7 @@ class Daemon:
         kube = None
         if c.kubeconfig and c.node_name:
             from meta.kube import api as k8s
-            kube = k8s.client(c.kubeconfig)
+            kube = self.kube or k8s.client(c.kubeconfig)
         pfs, discover = list(c.pfs), c.discover_pfs
         if c.node_settings:
             from . import nodesettings
@@ -502,18 +505,20 @@ def main(argv: list) -> int:
     ap.add_argument("--socket")
     a = ap.parse_args(argv)
     log.setup()
-    log.FROZEN = True
     try:
         cfg = daemonconfig.load(a.config, {"socketPath": a.socket})
     except CNIError as e:
         print(f"netmeta daemon: {e}", flush=True, file=__import__("sys").stderr)
         return 2
     d = Daemon(cfg)
+    # the engine's services: the daemon owns stderr's level (a config's logLevel applies to its
+    # logFile only) and, with a kubeconfig, lends its client, status writer and event recorder
+    services = engine.Services(file_log_level_only=True)
     if cfg.kubeconfig:   # a warm kube client with watch caches, before the first pod needs it
         from meta.kube import api as k8s
         kube = k8s.client(cfg.kubeconfig)
         kube.start_caches(cfg.node_name)
-        k8s.use_node_client(kube)
+        d.kube = kube
         from delegates.sriov import podannotations  # stand-alone sriov calls read pods through it
         podannotations.register_lookup(kube.get_pod)
         from meta import events
@@ -522,9 +527,15 @@ def main(argv: list) -> int:
         pending = os.path.join(os.path.dirname(cfg.cni_dir.rstrip("/")), "status-pending")
         d.status_writer = writer = statuswriter.StatusWriter(kube, state_dir=pending).start()
         writer.load()   # writes a previous daemon left pending
-        engine.STATUS_SINK = functools.partial(writer.submit,
-                                               wait=min(statuswriter.SYNC_WAIT, cfg.request_timeout / 4))
-        engine.EVENTS = events.Recorder(kube, cfg.node_name)
+        # one identity and one set of caches per node: this client serves every request,
+        # whatever kubeconfig a CNI config names
+        services = engine.Services(
+            kube=kube, file_log_level_only=True, events=events.Recorder(kube, cfg.node_name),
+            status_sink=functools.partial(writer.submit,
+                                          wait=min(statuswriter.SYNC_WAIT, cfg.request_timeout / 4)))
+    from meta.plugin import MetaPlugin
+    d.plugins["netmeta"] = MetaPlugin(services)   # the daemon's engines get its services
+    if cfg.kubeconfig:
         d.metrics.add_api_source(lambda: dict(kube.calls))
         d.metrics.add_api_error_source(lambda: dict(kube.errors))
         d.metrics.watch_status_writer(writer)

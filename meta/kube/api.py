@@ -188,20 +188,11 @@ class Kube:
 
 
 _clients: dict = {}
-_node_client = None
-
-
-def use_node_client(kube: Kube) -> None:
-    """The daemon's client (its node identity, its watch caches) serves every request, whatever
-    kubeconfig a CNI config names: one identity and one set of caches per node."""
-    global _node_client
-    _node_client = kube
 
 
 def client(kubeconfig: str) -> Kube:
-    """One warm client per kubeconfig (the daemon reuses it across requests)."""
-    if _node_client is not None:
-        return _node_client
+    """One warm client per kubeconfig. (The daemon's engines take its node client instead,
+    whatever kubeconfig a CNI config names: meta/engine.py Services.kube.)"""
     if kubeconfig not in _clients:
         _clients[kubeconfig] = Kube(kubeconfig)
     return _clients[kubeconfig]
