@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 
 MAX_ANNOTATION_BYTES = 64 * 1024
-_INT64_MAX = 2**63 - 1
+INT64_MAX = 2**63 - 1
 # unicode.IsSpace, what Go's strings.TrimSpace strips
-_GO_SPACE = ("\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+GO_SPACE = ("\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
              "\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 
 
@@ -19,31 +19,31 @@ class AnnotationError(ValueError):
     the rule: `failed to parse <annotation>: <item>: <rule>`."""
 
 
-def _q(text: str, limit: int = 80) -> str:
+def quote(text: str, limit: int = 80) -> str:
     """Quote untrusted text for a message: JSON-escaped (no control characters), truncated."""
     if len(text) > limit:
         text = text[:limit] + "..."
     return json.dumps(text)
 
 
-def _fail(annot: str, where: str, rule: str) -> AnnotationError:
+def fail(annot: str, where: str, rule: str) -> AnnotationError:
     return AnnotationError(f"failed to parse {annot}: {where}: {rule}")
 
 
-class _Obj(list):
+class JSONPairs(list):
     """A JSON object as its (key, value) pairs, in document order (json object_pairs_hook)."""
 
 
-def _no_constant(name: str):
+def no_constant(name: str):
     raise ValueError(f"invalid JSON literal {name}")
 
 
-def _loads(text: str):
+def go_loads(text: str):
     """json.loads as Go's decoder: objects kept as ordered pairs, NaN/Infinity refused."""
-    return json.loads(text, object_pairs_hook=_Obj, parse_constant=_no_constant)
+    return json.loads(text, object_pairs_hook=JSONPairs, parse_constant=no_constant)
 
 
-def _json_kind(v) -> str:
+def json_kind(v) -> str:
     if v is None:
         return "null"
     if isinstance(v, bool):
@@ -52,6 +52,6 @@ def _json_kind(v) -> str:
         return "number"
     if isinstance(v, str):
         return "string"
-    if isinstance(v, _Obj):
+    if isinstance(v, JSONPairs):
         return "object"
     return "array"

@@ -13,7 +13,7 @@ from .request import from_env
 _log = log.get("skel")
 
 
-def _error_version(stdin: bytes) -> str:
+def error_version(stdin: bytes) -> str:
     try:
         v = version.of_config(json.loads(stdin))
         return v if v in version.SUPPORTED else version.CURRENT
@@ -30,17 +30,17 @@ def handle(plugin: Plugin, environ, stdin: bytes) -> tuple[int, bytes]:
     except CNIError as e:
         _log.error("%s %s failed: code %d: %s", environ.get("CNI_COMMAND", "?"),
                    plugin.type_name, e.code, e)
-        return 1, json.dumps(e.to_dict(_error_version(stdin))).encode() + b"\n"
+        return 1, json.dumps(e.to_dict(error_version(stdin))).encode() + b"\n"
     except OSError as e:   # a state file or directory we cannot write: an I/O failure, not a bug
         _log.error("%s %s failed: I/O error: %s", environ.get("CNI_COMMAND", "?"), plugin.type_name, e)
         err = CNIError(IO_FAILURE, f"I/O failure in {plugin.type_name}: {e.strerror or e}", str(e)[:500])
-        return 1, json.dumps(err.to_dict(_error_version(stdin))).encode() + b"\n"
+        return 1, json.dumps(err.to_dict(error_version(stdin))).encode() + b"\n"
     except Exception as e:  # a bug, still answered in the protocol
         import traceback
         _log.error("internal error in %s: %s", plugin.type_name, traceback.format_exc())
         err = CNIError(INTERNAL, f"internal error in {plugin.type_name}: {type(e).__name__}",
                        str(e)[:1000])
-        return 1, json.dumps(err.to_dict(_error_version(stdin))).encode() + b"\n"
+        return 1, json.dumps(err.to_dict(error_version(stdin))).encode() + b"\n"
 
 
 def main(plugin: Plugin, stdin: bytes | None = None) -> int:

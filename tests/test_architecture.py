@@ -134,6 +134,55 @@ def test_delegates_never_import_meta():
     assert not bad, f"delegates must run without meta: {sorted(bad)}"
 
 
+def private_uses(name: str, path: str) -> list:
+    """(line, module, name) for each private name (`_x`, not dunder) of another module of ours
+    that `name` uses: `from mod import _x`, or `mod._x` on a module of ours it imported."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    pkg = name if path.endswith("__init__.py") else name.rpartition(".")[0]
+    mods = _all_modules()
+    private = re.compile(r"^_(?!_)")
+    aliases, out = {}, []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = ".".join(pkg.split(".")[:len(pkg.split(".")) - node.level + 1])
+                mod = f"{base}.{node.module}" if node.module else base
+            else:
+                mod = node.module or ""
+            if not _ours(mod):
+                continue
+            for a in node.names:
+                if f"{mod}.{a.name}" in mods:
+                    aliases[a.asname or a.name] = f"{mod}.{a.name}"
+                elif private.match(a.name) and mod != name:
+                    out.append((node.lineno, mod, a.name))
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if _ours(a.name):
+                    aliases[a.asname or a.name.partition(".")[0]] = a.asname and a.name or a.name.partition(".")[0]
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                and private.match(node.attr) and aliases[node.value.id] != name):
+            out.append((node.lineno, aliases[node.value.id], node.attr))
+    return out
+
+
+def test_private_names_stay_in_their_module():
+    """A `_name` is its module's own: another module of ours that needs it gets a public name
+    (tests/ may reach into privates)."""
+    bad = [(name, *use) for name, path in _all_modules().items() for use in private_uses(name, path)]
+    assert not bad, bad
+
+
+def test_the_private_name_rule_sees_both_forms(tmp_path):
+    src = tmp_path / "m.py"
+    src.write_text("from .errors import _fail, quote\nfrom cni import skel\nimport cni.log as lg\n"
+                   "def f():\n    return skel._error_version(b''), lg._lite, skel.main\n")
+    uses = {(m, n) for _, m, n in private_uses("meta.annotations.x", str(src))}
+    assert uses == {("meta.annotations.errors", "_fail"), ("cni.skel", "_error_version"), ("cni.log", "_lite")}
+
+
 def _names_in_literals(path: str) -> list:
     """(line, names) of every list/tuple/set/dict literal naming two or more of our plugins."""
     with open(path, encoding="utf-8") as f:

@@ -39,9 +39,9 @@ def _int(key: str, raw: str, hi: int) -> int:
     return int(raw)
 
 
-def _mac(raw: str) -> str:
+def check_mac(raw: str) -> str:
     try:
-        return config._mac(raw, "MAC")
+        return config.check_mac(raw, "MAC")
     except CNIError as e:
         raise _bad("MAC", raw, e.msg.split(": ", 1)[-1]) from None
 
@@ -56,7 +56,7 @@ def parse(args: dict) -> dict:
     if "MAC" in args:
         if not args["MAC"]:
             raise _bad("MAC", "", "empty")
-        out["mac"] = _mac(args["MAC"])
+        out["mac"] = check_mac(args["MAC"])
     return out
 
 

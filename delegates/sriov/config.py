@@ -77,7 +77,7 @@ def _onoff(conf, key):
     raise config_error(key, f"{v!r} must be \"on\", \"off\" or a boolean")
 
 
-def _mac(v, key):
+def check_mac(v, key):
     if v in (None, ""):
         return None
     if not isinstance(v, str) or not MAC_RE.match(v):
@@ -129,7 +129,7 @@ def load(conf: dict) -> SriovConfig:
     link_state = conf.get("link_state")
     if link_state not in (None, "", "auto", "enable", "disable"):
         raise config_error("link_state", f"{str(link_state)[:20]!r} must be auto, enable or disable")
-    mac = _mac(rc.get("mac") or conf.get("mac"), "mac")
+    mac = check_mac(rc.get("mac") or conf.get("mac"), "mac")
     ipam = conf.get("ipam")
     if ipam == {}:   # the operator's template emits "ipam":{} for none (sriov-cni: IPAM.Type == "")
         ipam = None

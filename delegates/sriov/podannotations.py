@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from types import SimpleNamespace
 
 from cni import log
-from cni.annotjson import _GO_SPACE, _INT64_MAX, MAX_ANNOTATION_BYTES, AnnotationError, _fail, _json_kind, _loads, _Obj, _q
+from cni.annotjson import GO_SPACE, INT64_MAX, MAX_ANNOTATION_BYTES, AnnotationError, JSONPairs, fail, go_loads, json_kind, quote
 from cni.errors import API_FAILED, INVALID_CONFIG, CNIError
 
 from . import podoverrides
@@ -62,48 +62,48 @@ def parse_override(value: str, network_names: Iterable,
     the pod and refuses other names; a stand-alone sriov plugin knows only its own
     (`other_networks_ok`: entries for other networks are syntax-checked and skipped)."""
     if value is None or not isinstance(value, str):
-        raise _fail(key, "annotation", "must be a string")
+        raise fail(key, "annotation", "must be a string")
     if len(value) > MAX_ANNOTATION_BYTES:
-        raise _fail(key, "annotation", f"larger than {MAX_ANNOTATION_BYTES} bytes")
-    text = value.strip(_GO_SPACE)
-    where = _q(text)
+        raise fail(key, "annotation", f"larger than {MAX_ANNOTATION_BYTES} bytes")
+    text = value.strip(GO_SPACE)
+    where = quote(text)
     if not text:
-        raise _fail(key, where, "empty value (a non-negative integer or a JSON object)")
+        raise fail(key, where, "empty value (a non-negative integer or a JSON object)")
     if text[0] != "{":
         if text.isascii() and text.isdigit():
             if len(text) > 1 and text[0] == "0":
-                raise _fail(key, where, "leading zeros are not allowed")
-            if len(text) > 19 or int(text) > _INT64_MAX:
-                raise _fail(key, where, "integer out of range")
+                raise fail(key, where, "leading zeros are not allowed")
+            if len(text) > 19 or int(text) > INT64_MAX:
+                raise fail(key, where, "integer out of range")
             return {"*": int(text)}
         if text[0] == "-" and text[1:].isascii() and text[1:].isdigit():
-            raise _fail(key, where, "must not be negative")
-        raise _fail(key, where, "must be a non-negative integer (for every SR-IOV network) or a "
+            raise fail(key, where, "must not be negative")
+        raise fail(key, where, "must be a non-negative integer (for every SR-IOV network) or a "
                     'JSON object such as {"my-net": 100}')
     try:
-        doc = _loads(text)
+        doc = go_loads(text)
     except RecursionError:
-        raise _fail(key, "annotation", "invalid JSON: nested too deeply") from None
+        raise fail(key, "annotation", "invalid JSON: nested too deeply") from None
     except ValueError as e:
-        raise _fail(key, "annotation", f"invalid JSON: {e}") from None
-    if not isinstance(doc, _Obj):
-        raise _fail(key, where, f"must be a JSON object, not JSON {_json_kind(doc)}")
+        raise fail(key, "annotation", f"invalid JSON: {e}") from None
+    if not isinstance(doc, JSONPairs):
+        raise fail(key, where, f"must be a JSON object, not JSON {json_kind(doc)}")
     known = _known_names(network_names)
     out: dict[str, int] = {}
     for name, v in doc:
-        w = _q(name)
+        w = quote(name)
         if name in out:
-            raise _fail(key, w, "network given twice")
+            raise fail(key, w, "network given twice")
         if name not in known and not other_networks_ok:
             shown = ", ".join(sorted(known)) or "none"
-            raise _fail(key, w, f"not one of this pod's networks ({_q(shown, 200)})")
+            raise fail(key, w, f"not one of this pod's networks ({quote(shown, 200)})")
         if isinstance(v, bool) or not isinstance(v, int):
-            raise _fail(key, w, f"value must be a non-negative integer, not JSON {_json_kind(v)}"
+            raise fail(key, w, f"value must be a non-negative integer, not JSON {json_kind(v)}"
                         + (f" {v!r}" if isinstance(v, float) else ""))
         if v < 0:
-            raise _fail(key, w, f"value must not be negative ({v})")
-        if v > _INT64_MAX:
-            raise _fail(key, w, "value out of range")
+            raise fail(key, w, f"value must not be negative ({v})")
+        if v > INT64_MAX:
+            raise fail(key, w, "value out of range")
         out[name] = v
     return out
 

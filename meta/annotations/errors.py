@@ -4,6 +4,6 @@ and the quoting of untrusted text in its messages. They live in cni/annotjson.py
 the stand-alone sriov plugin (delegates never import meta)."""
 from __future__ import annotations
 
-from cni.annotjson import MAX_ANNOTATION_BYTES, AnnotationError, _fail, _q
+from cni.annotjson import MAX_ANNOTATION_BYTES, AnnotationError, fail, quote
 
-__all__ = ["MAX_ANNOTATION_BYTES", "AnnotationError", "_fail", "_q"]
+__all__ = ["MAX_ANNOTATION_BYTES", "AnnotationError", "fail", "quote"]

@@ -1,14 +1,14 @@
 """JSON decoded as Go's encoding/json decodes it, which is how Multus reads the JSON form of the
 annotations (into its NetworkSelectionElement, multus-cni pkg/types/types.go):
-- objects are kept as their (key, value) pairs in document order (`_Obj`), so that keys can be
-  matched onto a struct's fields as Go does (`_fields`): exact name first, else
+- objects are kept as their (key, value) pairs in document order (`JSONPairs`), so that keys can be
+  matched onto a struct's fields as Go does (`fold_fields`): exact name first, else
   case-insensitively (simple Unicode folding); the last duplicate wins; unknown keys are
   ignored (returned separately, so the caller can report them);
 - a JSON `null` value is the same as an absent key, a value of the wrong JSON type is an error
-  (the callers check types with `_json_kind`); Go integers are int64 (`_go_int`);
+  (the callers check types with `json_kind`); Go integers are int64 (`is_go_int`);
 - NaN / Infinity are refused (Go has no such literals);
 - an `interface{}` value (`cni-args`) gets lone surrogates replaced by U+FFFD as Go's decoder
-  does, and numbers that do not fit a float64 are refused, as Go refuses them (`_cni_value`).
+  does, and numbers that do not fit a float64 are refused, as Go refuses them (`cni_value`).
 Stdlib only."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import json
 import math
 import re
 
-from cni.annotjson import _INT64_MAX, _json_kind, _loads, _no_constant, _Obj, _q  # noqa: F401 (re-exported)
+from cni.annotjson import INT64_MAX, JSONPairs, go_loads, json_kind, no_constant, quote  # noqa: F401 (re-exported)
 
 from .selection import JSONObject
 
@@ -35,7 +35,7 @@ def _fold(key: str) -> str | None:
 
 
 
-def _fields(pairs: _Obj, table: dict) -> tuple[dict, list]:
+def fold_fields(pairs: JSONPairs, table: dict) -> tuple[dict, list]:
     """Map an object's keys onto a Go struct's fields: the last duplicate wins; unknown keys are
     returned separately (Go ignores them)."""
     out: dict = {}
@@ -50,17 +50,17 @@ def _fields(pairs: _Obj, table: dict) -> tuple[dict, list]:
     return out, unknown
 
 
-def _go_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and -2**63 <= v <= _INT64_MAX
+def is_go_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and -2**63 <= v <= INT64_MAX
 
 
-def _cni_value(v):
+def cni_value(v):
     """One value of `cni-args` (Go: interface{}): frozen; lone surrogates become U+FFFD as Go's
     decoder does; a number beyond float64 is refused as Go refuses it."""
-    if isinstance(v, _Obj):
-        return JSONObject({_fix_str(k): _cni_value(x) for k, x in v})
+    if isinstance(v, JSONPairs):
+        return JSONObject({_fix_str(k): cni_value(x) for k, x in v})
     if isinstance(v, list):
-        return tuple(_cni_value(x) for x in v)
+        return tuple(cni_value(x) for x in v)
     if isinstance(v, str):
         return _fix_str(v)
     if isinstance(v, float):
@@ -76,13 +76,13 @@ def _fix_str(s: str) -> str:
 
 
 
-def _short_json(v) -> str:
+def short_json(v) -> str:
     """A JSON value, shown briefly in a message."""
     if v is None or isinstance(v, bool):
         return json.dumps(v)
     if isinstance(v, (int, float)):
-        return _q(repr(v), 40)[1:-1]
+        return quote(repr(v), 40)[1:-1]
     if isinstance(v, str):
-        return _q(v, 40)
-    return f"a JSON {_json_kind(v)}"
+        return quote(v, 40)
+    return f"a JSON {json_kind(v)}"
 

@@ -52,20 +52,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
-from .errors import MAX_ANNOTATION_BYTES, AnnotationError, _fail, _q
-from .gojson import _cni_value, _fields, _go_int, _json_kind, _loads, _Obj, _short_json
+from .errors import MAX_ANNOTATION_BYTES, AnnotationError, fail, quote
+from .gojson import JSONPairs, cni_value, fold_fields, go_loads, is_go_int, json_kind, short_json
 from .govalues import (
-    _GO_SPACE,
-    _IFNAME_OK,
-    _LABEL,
-    _SUBDOMAIN,
-    _canonical_ip,
-    _check_ifname,
-    _check_namespace,
-    _is_v4,
-    _parse_ip,
-    _parse_mac,
-    _valid_ip_or_cidr,
+    GO_SPACE,
+    IFNAME_OK,
+    LABEL,
+    SUBDOMAIN,
+    canonical_ip,
+    check_ifname,
+    check_namespace,
+    is_v4,
+    parse_ip,
+    parse_mac,
+    valid_ip_or_cidr,
 )
 from .selection import JSONObject, Selection
 from .sriov import SRIOV_TXRATE_ANNOTATION, SRIOV_VLAN_ANNOTATION, override_for, parse_override
@@ -76,7 +76,7 @@ DEFAULT_NETWORK_ANNOTATION = "v1.multus-cni.io/default-network"
 MAX_ATTACHMENTS = 64
 _PROTOCOLS = frozenset(("", "tcp", "udp", "sctp"))
 
-# The Go structs' fields (NetworkSelectionElement, PortMapEntry, BandwidthEntry), as `_fields`
+# The Go structs' fields (NetworkSelectionElement, PortMapEntry, BandwidthEntry), as `fold_fields`
 # matches JSON keys onto them.
 _ELEMENT_FIELDS = {f.lower(): f for f in (
     "name", "namespace", "ips", "mac", "infiniband-guid", "interface", "interfaceRequest",
@@ -92,32 +92,32 @@ _BANDWIDTH_FIELDS = {f.lower(): f for f in ("ingressRate", "ingressBurst", "egre
 
 def _parse_item(index: int, item: str, default_namespace: str, annot: str) -> Selection:
     """One comma-form item: [namespace/]name[@ifname] (Multus parsePodNetworkObjectName)."""
-    item = item.strip(_GO_SPACE)
-    where = _q(item) if item else f"item {index} (empty)"
+    item = item.strip(GO_SPACE)
+    where = quote(item) if item else f"item {index} (empty)"
 
     def bad(rule: str) -> AnnotationError:
-        return _fail(annot, where, rule)
+        return fail(annot, where, rule)
 
     parts = item.split("/")
     if len(parts) > 2:
         raise bad("more than one '/' (expected [namespace/]name[@interface])")
-    namespace = parts[0].strip(_GO_SPACE) if len(parts) == 2 else ""
+    namespace = parts[0].strip(GO_SPACE) if len(parts) == 2 else ""
     at = parts[-1].split("@")
     if len(at) > 2:
         raise bad("more than one '@' (expected [namespace/]name[@interface])")
-    name = at[0].strip(_GO_SPACE)
-    ifname = at[1].strip(_GO_SPACE) if len(at) == 2 else ""
+    name = at[0].strip(GO_SPACE)
+    ifname = at[1].strip(GO_SPACE) if len(at) == 2 else ""
     if namespace:  # "/name" keeps an empty namespace, which defaults (as in Multus)
-        problem = _check_namespace(namespace)
+        problem = check_namespace(namespace)
         if problem:
             raise bad(problem)
     if not name:
         raise bad("empty network name (from ',,', a leading or trailing ',', or 'namespace/')")
-    if len(name) > 253 or not _LABEL.fullmatch(name):
-        raise bad(f"network name {_q(name)} is not valid (lower-case alphanumerics or '-', "
+    if len(name) > 253 or not LABEL.fullmatch(name):
+        raise bad(f"network name {quote(name)} is not valid (lower-case alphanumerics or '-', "
                   "starting and ending with an alphanumeric; at most 253 characters)")
     if ifname:  # "name@" means no interface request, as in Multus
-        problem = _check_ifname(ifname)
+        problem = check_ifname(ifname)
         if problem:
             raise bad(problem)
     return Selection(name=name, namespace=namespace or default_namespace, interface=ifname or None)
@@ -126,50 +126,50 @@ def _parse_item(index: int, item: str, default_namespace: str, annot: str) -> Se
 def _parse_element(index: int, obj, default_namespace: str, annot: str) -> Selection:
     """One JSON-form element (Multus NetworkSelectionElement + parsePodNetworkAnnotation)."""
     where = f"element {index}"
-    if not isinstance(obj, _Obj):
-        raise _fail(annot, where, "must be a JSON object (got JSON "
-                    f"{_json_kind(obj)}), e.g. {{\"name\": \"my-net\"}}")
-    raw, ignored = _fields(obj, _ELEMENT_FIELDS)
+    if not isinstance(obj, JSONPairs):
+        raise fail(annot, where, "must be a JSON object (got JSON "
+                    f"{json_kind(obj)}), e.g. {{\"name\": \"my-net\"}}")
+    raw, ignored = fold_fields(obj, _ELEMENT_FIELDS)
     name = raw.get("name")
     if isinstance(name, str) and name:
-        where = f"element {index} ({_q(name)})"
+        where = f"element {index} ({quote(name)})"
 
     def bad(rule: str) -> AnnotationError:
-        return _fail(annot, where, rule)
+        return fail(annot, where, rule)
 
     def text(key: str) -> str:
         v = raw.get(key)
         if v is None:  # Go: null leaves the string empty
             return ""
         if not isinstance(v, str):
-            raise bad(f"{key} must be a string, not JSON {_json_kind(v)}")
+            raise bad(f"{key} must be a string, not JSON {json_kind(v)}")
         return v
 
     def str_list(key: str) -> list | None:
         v = raw.get(key)
         if v is None:
             return None
-        if isinstance(v, _Obj) or not isinstance(v, list):
-            raise bad(f"{key} must be a list of strings, not JSON {_json_kind(v)}")
+        if isinstance(v, JSONPairs) or not isinstance(v, list):
+            raise bad(f"{key} must be a list of strings, not JSON {json_kind(v)}")
         out = []
         for x in v:
             if x is None:
                 x = ""  # Go: null into a string element leaves it empty
             elif not isinstance(x, str):
-                raise bad(f"{key} must be a list of strings (found JSON {_json_kind(x)})")
+                raise bad(f"{key} must be a list of strings (found JSON {json_kind(x)})")
             out.append(x)
         return out
 
     name = text("name")
     if not name:
         raise bad("name is required")
-    if len(name) > 253 or not _SUBDOMAIN.fullmatch(name):
-        raise bad(f"name {_q(name)} is not a valid network name (a DNS-1123 subdomain: at most "
+    if len(name) > 253 or not SUBDOMAIN.fullmatch(name):
+        raise bad(f"name {quote(name)} is not a valid network name (a DNS-1123 subdomain: at most "
                   "253 lower-case alphanumerics, '-' or '.', each part starting and ending with an "
                   "alphanumeric)")
     namespace = text("namespace")
     if namespace:
-        problem = _check_namespace(namespace)
+        problem = check_namespace(namespace)
         if problem:
             raise bad(problem)
 
@@ -177,59 +177,59 @@ def _parse_element(index: int, obj, default_namespace: str, annot: str) -> Selec
     if not interface:  # deprecated alias, only when "interface" is empty (as Multus)
         interface = text("interfaceRequest")
     if interface:
-        problem = _check_ifname(interface)
+        problem = check_ifname(interface)
         if problem:
             raise bad(problem)
 
     mac = text("mac")
     if mac:
-        norm = _parse_mac(mac)
+        norm = parse_mac(mac)
         if norm is None:
-            raise bad(f"mac {_q(mac)} is not a valid MAC address")
+            raise bad(f"mac {quote(mac)} is not a valid MAC address")
         mac = norm
     guid = text("infiniband-guid")
     if guid:
-        norm = _parse_mac(guid)
+        norm = parse_mac(guid)
         if norm is None:
-            raise bad(f"infiniband-guid {_q(guid)} is not a valid InfiniBand GUID")
+            raise bad(f"infiniband-guid {quote(guid)} is not a valid InfiniBand GUID")
         guid = norm
 
     ips = str_list("ips") or []
     for ip in ips:
-        if not _valid_ip_or_cidr(ip):
+        if not valid_ip_or_cidr(ip):
             kind = "CIDR" if "/" in ip else "IP address"
-            raise bad(f"ips: {_q(ip)} is not a valid {kind}")
+            raise bad(f"ips: {quote(ip)} is not a valid {kind}")
 
     routes = str_list("default-route")
     if routes is not None:
         canon = []
         for gw in routes:
-            ip = _parse_ip(gw)
+            ip = parse_ip(gw)
             if ip is None:
-                raise bad(f"default-route: {_q(gw)} is not a valid IP address")
-            canon.append(_canonical_ip(ip))
+                raise bad(f"default-route: {quote(gw)} is not a valid IP address")
+            canon.append(canonical_ip(ip))
         routes = canon
 
     device_id = text("deviceID")
-    if device_id and (len(device_id) > 256 or not _IFNAME_OK.fullmatch(device_id)
+    if device_id and (len(device_id) > 256 or not IFNAME_OK.fullmatch(device_id)
                       or "/" in device_id):
-        raise bad(f"deviceID {_q(device_id)} is not valid (printable ASCII without '/' or "
+        raise bad(f"deviceID {quote(device_id)} is not valid (printable ASCII without '/' or "
                   "white space)")
 
     cni_args = raw.get("cni-args")
     if cni_args is not None:
-        if not isinstance(cni_args, _Obj):
-            raise bad(f"cni-args must be a JSON object, not JSON {_json_kind(cni_args)}")
+        if not isinstance(cni_args, JSONPairs):
+            raise bad(f"cni-args must be a JSON object, not JSON {json_kind(cni_args)}")
         try:
-            cni_args = _cni_value(cni_args)
+            cni_args = cni_value(cni_args)
         except (ValueError, OverflowError):
             raise bad("cni-args holds a number out of range") from None
 
     port_mappings = raw.get("portMappings")
     if port_mappings is not None:
-        if isinstance(port_mappings, _Obj) or not isinstance(port_mappings, list):
+        if isinstance(port_mappings, JSONPairs) or not isinstance(port_mappings, list):
             raise bad(f"portMappings must be a list of objects, not JSON "
-                      f"{_json_kind(port_mappings)}")
+                      f"{json_kind(port_mappings)}")
         port_mappings = tuple(_port_mapping(pm, bad) for pm in port_mappings)
 
     bandwidth = raw.get("bandwidth")
@@ -245,28 +245,28 @@ def _parse_element(index: int, obj, default_namespace: str, annot: str) -> Selec
 
 
 def _port_mapping(obj, bad) -> JSONObject:
-    if not isinstance(obj, _Obj):
-        raise bad(f"portMappings entries must be objects, not JSON {_json_kind(obj)}")
-    raw, _ = _fields(obj, _PORTMAP_FIELDS)
+    if not isinstance(obj, JSONPairs):
+        raise bad(f"portMappings entries must be objects, not JSON {json_kind(obj)}")
+    raw, _ = fold_fields(obj, _PORTMAP_FIELDS)
     ports = []
     for key in ("hostPort", "containerPort"):
         v = raw.get(key)
         v = 0 if v is None else v
-        if not _go_int(v) or not 1 <= v <= 65535:
-            raise bad(f"portMappings: {key} must be an integer 1..65535, not {_short_json(v)}")
+        if not is_go_int(v) or not 1 <= v <= 65535:
+            raise bad(f"portMappings: {key} must be an integer 1..65535, not {short_json(v)}")
         ports.append(v)
     strs = []
     for key in ("protocol", "hostIP"):
         v = raw.get(key)
         v = "" if v is None else v
         if not isinstance(v, str):
-            raise bad(f"portMappings: {key} must be a string, not JSON {_json_kind(v)}")
+            raise bad(f"portMappings: {key} must be a string, not JSON {json_kind(v)}")
         strs.append(v)
     protocol, host_ip = strs
     if protocol.lower() not in _PROTOCOLS:
-        raise bad(f"portMappings: protocol {_q(protocol)} is not tcp, udp or sctp")
-    if host_ip and _parse_ip(host_ip) is None:
-        raise bad(f"portMappings: hostIP {_q(host_ip)} is not a valid IP address")
+        raise bad(f"portMappings: protocol {quote(protocol)} is not tcp, udp or sctp")
+    if host_ip and parse_ip(host_ip) is None:
+        raise bad(f"portMappings: hostIP {quote(host_ip)} is not a valid IP address")
     out = {"hostPort": ports[0], "containerPort": ports[1]}
     if protocol:
         out["protocol"] = protocol
@@ -276,15 +276,15 @@ def _port_mapping(obj, bad) -> JSONObject:
 
 
 def _bandwidth(obj, bad) -> JSONObject:
-    if not isinstance(obj, _Obj):
-        raise bad(f"bandwidth must be a JSON object, not JSON {_json_kind(obj)}")
-    raw, _ = _fields(obj, _BANDWIDTH_FIELDS)
+    if not isinstance(obj, JSONPairs):
+        raise bad(f"bandwidth must be a JSON object, not JSON {json_kind(obj)}")
+    raw, _ = fold_fields(obj, _BANDWIDTH_FIELDS)
     out = {}
     for key in ("ingressRate", "ingressBurst", "egressRate", "egressBurst"):
         v = raw.get(key)
         v = 0 if v is None else v
-        if not _go_int(v) or v < 0:
-            raise bad(f"bandwidth: {key} must be a non-negative integer, not {_short_json(v)}")
+        if not is_go_int(v) or v < 0:
+            raise bad(f"bandwidth: {key} must be a non-negative integer, not {short_json(v)}")
         out[key] = v
     return JSONObject(out)
 
@@ -293,36 +293,36 @@ def _bandwidth(obj, bad) -> JSONObject:
 def _parse(value: str, default_namespace: str, annot: str) -> list[Selection]:
     size = len(value)
     if size > MAX_ANNOTATION_BYTES or len(value.encode("utf-8", "surrogatepass")) > MAX_ANNOTATION_BYTES:
-        raise _fail(annot, "annotation", f"larger than {MAX_ANNOTATION_BYTES} bytes")
+        raise fail(annot, "annotation", f"larger than {MAX_ANNOTATION_BYTES} bytes")
     if any(c in value for c in '[{"'):  # Multus's test for the JSON form
         try:
-            doc = _loads(value)
+            doc = go_loads(value)
         except RecursionError:
-            raise _fail(annot, "annotation", "invalid JSON: nested too deeply") from None
+            raise fail(annot, "annotation", "invalid JSON: nested too deeply") from None
         except ValueError as e:  # JSONDecodeError, NaN/Infinity, over-long integers
-            raise _fail(annot, "annotation", f"invalid JSON: {e}") from None
-        if isinstance(doc, _Obj) or not isinstance(doc, list):
-            raise _fail(annot, "annotation", "the JSON form must be a list of objects, "
-                        f"e.g. [{{\"name\": \"my-net\"}}] (got JSON {_json_kind(doc)})")
+            raise fail(annot, "annotation", f"invalid JSON: {e}") from None
+        if isinstance(doc, JSONPairs) or not isinstance(doc, list):
+            raise fail(annot, "annotation", "the JSON form must be a list of objects, "
+                        f"e.g. [{{\"name\": \"my-net\"}}] (got JSON {json_kind(doc)})")
         if len(doc) > MAX_ATTACHMENTS:
-            raise _fail(annot, "annotation",
+            raise fail(annot, "annotation",
                         f"more than {MAX_ATTACHMENTS} networks ({len(doc)})")
         try:
             out = [_parse_element(i, obj, default_namespace, annot) for i, obj in enumerate(doc)]
         except RecursionError:
-            raise _fail(annot, "annotation", "cni-args nested too deeply") from None
+            raise fail(annot, "annotation", "cni-args nested too deeply") from None
     else:
         items = value.split(",")
         if len(items) > MAX_ATTACHMENTS:
-            raise _fail(annot, "annotation", f"more than {MAX_ATTACHMENTS} networks ({len(items)})")
+            raise fail(annot, "annotation", f"more than {MAX_ATTACHMENTS} networks ({len(items)})")
         out = [_parse_item(i, item, default_namespace, annot) for i, item in enumerate(items)]
     seen: dict[str, str] = {}
     for sel in out:
         if sel.interface is not None:
             if sel.interface in seen:
-                raise _fail(annot, _q(sel.key), f"interface name {_q(sel.interface)} is "
+                raise fail(annot, quote(sel.key), f"interface name {quote(sel.interface)} is "
                             f"requested twice (also by {seen[sel.interface]})")
-            seen[sel.interface] = _q(sel.key)
+            seen[sel.interface] = quote(sel.key)
     return out
 
 
@@ -349,12 +349,12 @@ def parse_default_network(value: str, default_namespace: str) -> Selection:
     validated here and left to the caller to ignore.
     """
     if not value:
-        raise _fail(DEFAULT_NETWORK_ANNOTATION, "annotation", "empty value (name one network)")
+        raise fail(DEFAULT_NETWORK_ANNOTATION, "annotation", "empty value (name one network)")
     nets = _parse(value, default_namespace, DEFAULT_NETWORK_ANNOTATION)
     if not nets:  # "[]": Multus indexes networks[0] and panics
-        raise _fail(DEFAULT_NETWORK_ANNOTATION, "annotation", "no network given (name one network)")
+        raise fail(DEFAULT_NETWORK_ANNOTATION, "annotation", "no network given (name one network)")
     if len(nets) > 1:
-        raise _fail(DEFAULT_NETWORK_ANNOTATION, "annotation",
+        raise fail(DEFAULT_NETWORK_ANNOTATION, "annotation",
                     f"more than one default network is specified ({len(nets)})")
     return nets[0]
 
@@ -378,10 +378,10 @@ def check_gateways(selections: Iterable[Selection | None]) -> None:
     v4: list[str] = []
     v6: list[str] = []
     for sel, gw in _routes(selections):
-        (v4 if _is_v4(gw) else v6).append(f"{gw} ({sel.key})")
+        (v4 if is_v4(gw) else v6).append(f"{gw} ({sel.key})")
     for family, gws in (("IPv4", v4), ("IPv6", v6)):
         if len(gws) > 1:
-            raise _fail(NETWORKS_ANNOTATION, "default-route",
+            raise fail(NETWORKS_ANNOTATION, "default-route",
                         f"ECMP for default-route is not supported: more than one {family} "
                         f"gateway: {', '.join(gws)}")
 
@@ -400,7 +400,7 @@ def gateway_filters(selections: Sequence[Selection | None]) -> list[tuple[bool, 
     for sel in selections:
         drop4 = drop6 = True
         for gw in sel.default_route if sel is not None else ():
-            if _is_v4(gw):
+            if is_v4(gw):
                 drop4 = False
             else:
                 drop6 = False
@@ -428,10 +428,10 @@ def assign_interfaces(selections: Sequence[Selection], first_index: int = 1, *,
     for pos, sel in enumerate(selections, first_index):
         ifname = getattr(sel, "interface", None) or f"net{pos}"
         key = getattr(sel, "key", None)
-        who = f"{_q(key)} (position {pos})" if key else f"the network at position {pos}"
+        who = f"{quote(key)} (position {pos})" if key else f"the network at position {pos}"
         if ifname in taken:
-            raise _fail(NETWORKS_ANNOTATION, _q(key) if key else f"position {pos}",
-                        f"interface name {_q(ifname)} is already used by {taken[ifname]}")
+            raise fail(NETWORKS_ANNOTATION, quote(key) if key else f"position {pos}",
+                        f"interface name {quote(ifname)} is already used by {taken[ifname]}")
         taken[ifname] = who
         names.append(ifname)
     return names

@@ -346,7 +346,7 @@ class Daemon:
             if e.code == TRY_AGAIN:
                 _log.warning("%s %s for %s refused: %s", name, cmd, cid[:12], e)
             self.metrics.errors.labels(plugin=name, command=cmd, code=str(e.code)).inc()
-            code, out = 1, json.dumps(e.to_dict(skel._error_version(job.stdin))).encode() + b"\n"
+            code, out = 1, json.dumps(e.to_dict(skel.error_version(job.stdin))).encode() + b"\n"
             self.metrics.request(name, cmd, code, out, job.stdin)
         except OSError as e:
             code, out = 1, _error(5, f"netmeta daemon: container lock: {e}")

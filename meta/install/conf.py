@@ -7,14 +7,14 @@ import os
 
 from cni.errors import CNIError
 
-from .files import KUBECONFIG_MARK, InstallError, _read, is_our_conf
+from .files import KUBECONFIG_MARK, InstallError, is_our_conf, read_text
 
 POD_ANNOTATIONS = "io.kubernetes.cri.pod-annotations"
 CONF_EXT = (".conf", ".conflist", ".json")   # what libcni (containerd, CRI-O) loads, by name
 
 
 # ---------------- the CNI config ----------------
-def _conf_names(conf_dir: str) -> list:
+def conf_names(conf_dir: str) -> list:
     try:
         names = sorted(os.listdir(conf_dir))
     except FileNotFoundError:
@@ -26,9 +26,9 @@ def find_primary(conf_dir: str, own_name: str, name: str | None = None) -> tuple
     """(path, conf) of the cluster's primary CNI config: `name`, else the first by name that is
     not ours; None when there is none (yet)."""
     from meta.networks import load_file
-    for n in ([name] if name else _conf_names(conf_dir)):
+    for n in ([name] if name else conf_names(conf_dir)):
         path = os.path.join(conf_dir, n)
-        data = _read(path)
+        data = read_text(path)
         if n == own_name or data is None or (is_our_conf(data) and not name):
             continue
         if is_our_conf(data):
@@ -45,7 +45,7 @@ def find_primary(conf_dir: str, own_name: str, name: str | None = None) -> tuple
     return None
 
 
-def _capabilities(delegate: dict) -> dict:
+def capabilities(delegate: dict) -> dict:
     plugins = delegate["plugins"] if isinstance(delegate.get("plugins"), list) else [delegate]
     caps = {}
     for p in plugins:
@@ -56,11 +56,11 @@ def _capabilities(delegate: dict) -> dict:
 
 
 def needs_primary(base: dict | None) -> bool:
-    plugin = _split(base or {})[1]
+    plugin = split_conf(base or {})[1]
     return "delegates" not in plugin and "clusterNetwork" not in plugin
 
 
-def _split(base: dict) -> tuple:
+def split_conf(base: dict) -> tuple:
     """(outer keys, plugin conf) of a netmeta conf or one-plugin conflist."""
     base = dict(base)
     if "plugins" in base:
@@ -77,7 +77,7 @@ def generate(base: dict | None, primary: dict | None, kubeconfig: str | None) ->
     kubeconfig path and the capabilities; validated by meta/config.load."""
     from cni import version
     from meta.config import load
-    outer, plugin = _split(base or {})
+    outer, plugin = split_conf(base or {})
     if plugin.setdefault("type", "netmeta") != "netmeta":
         raise InstallError(f"--config: type is {str(plugin['type'])[:40]!r}, not netmeta")
     if "delegates" not in plugin and "clusterNetwork" not in plugin:
@@ -91,7 +91,7 @@ def generate(base: dict | None, primary: dict | None, kubeconfig: str | None) ->
         caps = {POD_ANNOTATIONS: True}
         for d in plugin.get("delegates") or []:
             if isinstance(d, dict):
-                caps.update(_capabilities(d))
+                caps.update(capabilities(d))
         caps = dict(sorted(caps.items()))
     delegates = plugin.get("delegates") or [{}]
     cni_version = outer.pop("cniVersion", None) or (delegates[0] or {}).get("cniVersion") or version.CURRENT

@@ -18,12 +18,12 @@ class InstallError(Exception):
     pass
 
 
-def _log(msg: str) -> None:
+def say(msg: str) -> None:
     sys.stderr.write(f"netmeta install: {msg}\n")
     sys.stderr.flush()
 
 
-def _read(path: str) -> bytes | None:
+def read_text(path: str) -> bytes | None:
     try:
         with open(path, "rb") as f:
             return f.read()
@@ -59,7 +59,7 @@ def find_shim(choice: str) -> bytes | None:
     paths = [choice] if choice != "auto" else [os.path.join(sys.prefix, "bin", "netmeta"),
                                                os.path.join(sys.prefix, "libexec", "netmeta-shim")]
     for p in paths:
-        data = _read(p)
+        data = read_text(p)
         if data is not None and data[:4] == ELF and is_our_exe(data):
             return data
         if choice != "auto":

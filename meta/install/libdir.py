@@ -7,7 +7,7 @@ import os
 import shutil
 import time
 
-from .files import _log
+from .files import say
 
 LIB_MARK = ".netmeta-lib"
 RETIRED = ".retired"
@@ -37,7 +37,7 @@ def lib_name(sources: list) -> str:
     return "lib-" + h.hexdigest()[:16]
 
 
-def _write_lib(final: str, sources: list) -> None:
+def write_lib(final: str, sources: list) -> None:
     tmp = os.path.join(os.path.dirname(final), f".tmp-{os.getpid()}-{os.path.basename(final)}")
     shutil.rmtree(tmp, ignore_errors=True)
     for rel, data in sources + [(LIB_MARK, b"netmeta install\n")]:
@@ -65,7 +65,7 @@ def _write_lib(final: str, sources: list) -> None:
         os.close(dfd)
 
 
-def _retire_old(lib_dir: str, current: str, after: float | None = None) -> None:
+def retire_old(lib_dir: str, current: str, after: float | None = None) -> None:
     """Old copies are marked, and removed RETIRE_AFTER (or `after`) seconds later (shims that
     started before the switch still import from them); half-written temp copies likewise."""
     if after is None:
@@ -84,6 +84,6 @@ def _retire_old(lib_dir: str, current: str, after: float | None = None) -> None:
         try:
             if now - os.stat(os.path.join(p, RETIRED)).st_mtime > after:
                 shutil.rmtree(p, ignore_errors=True)
-                _log(f"removed old library {p}")
+                say(f"removed old library {p}")
         except FileNotFoundError:
             open(os.path.join(p, RETIRED), "w").close()

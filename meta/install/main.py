@@ -54,16 +54,16 @@ from delegates import registry
 from . import entrypoints
 from .conf import CONF_EXT as CONF_EXT
 from .conf import POD_ANNOTATIONS as POD_ANNOTATIONS
-from .conf import _capabilities as _capabilities
-from .conf import _conf_names, find_primary, generate, kubeconfig_text, needs_primary
-from .conf import _split as _split
+from .conf import capabilities as capabilities
+from .conf import conf_names, find_primary, generate, kubeconfig_text, needs_primary
+from .conf import split_conf as split_conf
 from .files import ELF as ELF
 from .files import KUBECONFIG_MARK as KUBECONFIG_MARK
-from .files import InstallError, _log, _read, find_shim, is_our_conf, is_our_exe, is_our_kubeconfig
+from .files import InstallError, find_shim, is_our_conf, is_our_exe, is_our_kubeconfig, read_text, say
 
 # The Installer looks lib_sources and RETIRE_AFTER up here, in this module, at each use: tests
 # patch install.lib_sources and install.RETIRE_AFTER.
-from .libdir import LIB_MARK, RETIRE_AFTER, RETIRED, _retire_old, _write_lib, lib_name, lib_sources
+from .libdir import LIB_MARK, RETIRE_AFTER, RETIRED, lib_name, lib_sources, retire_old, write_lib
 from .libdir import PACKAGES as PACKAGES
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -112,7 +112,7 @@ class Installer:
             found = find_primary(self.a.conf_dir, self.a.conf_name, self.a.primary)
             end = time.monotonic() + wait
             if found is None and wait > 0:
-                _log(f"waiting up to {wait:.0f}s for the cluster network's CNI config in {self.a.conf_dir}")
+                say(f"waiting up to {wait:.0f}s for the cluster network's CNI config in {self.a.conf_dir}")
             while found is None and time.monotonic() < end and not self.stopping:
                 self._sleep(1.0)
                 found = find_primary(self.a.conf_dir, self.a.conf_name, self.a.primary)
@@ -121,7 +121,7 @@ class Installer:
                     raise InstallError("stopped while waiting for the primary CNI config")
                 if self.conf_path in self.written:   # refresh: the primary went away, keep ours
                     if not self.kept:
-                        _log(f"no primary CNI config in {self.a.conf_dir} any more; keeping {self.conf_path}")
+                        say(f"no primary CNI config in {self.a.conf_dir} any more; keeping {self.conf_path}")
                     self.kept = True
                     return None
                 where = self.a.primary or f"no *.conf / *.conflist / *.json in {self.a.conf_dir} but ours"
@@ -158,19 +158,19 @@ class Installer:
         if not a.no_config:
             conf = self.config(wait)
             if conf is not None:
-                first = next((n for n in _conf_names(a.conf_dir) if n != a.conf_name), None)
+                first = next((n for n in conf_names(a.conf_dir) if n != a.conf_name), None)
                 if first is not None and first < a.conf_name:
                     raise InstallError(f"{first} sorts before {a.conf_name} in {a.conf_dir}: the runtime uses the "
                                        "first config by name and would never call netmeta; pass a --conf-name "
                                        "that sorts first")
                 out.append((self.conf_path, (json.dumps(conf, indent=2) + "\n").encode(), 0o600, is_our_conf))
         for path, _, _, ours in out:
-            current = _read(path)
+            current = read_text(path)
             if current is not None and current != self.written.get(path) and not ours(current):
                 if not a.force:
                     raise InstallError(f"refusing to replace {path}: netmeta install did not write it "
                                        "(move it away, or pass --force)")
-                _log(f"replacing {path}, which netmeta install did not write (--force)")
+                say(f"replacing {path}, which netmeta install did not write (--force)")
         if self.lib and os.path.isdir(self.lib) and not os.path.isfile(os.path.join(self.lib, LIB_MARK)) \
                 and not a.force:
             raise InstallError(f"refusing to replace {self.lib}: netmeta install did not write it (--force)")
@@ -197,8 +197,8 @@ class Installer:
                 shutil.rmtree(self.lib)   # --force (plan refused otherwise)
             if not os.path.isdir(self.lib):
                 assert self.sources is not None     # __init__ sets both with lib_dir
-                _write_lib(self.lib, self.sources)
-                _log(f"wrote {self.lib}")
+                write_lib(self.lib, self.sources)
+                say(f"wrote {self.lib}")
                 changed += 1
             with_retired = os.path.join(self.lib, RETIRED)
             if os.path.exists(with_retired):
@@ -207,34 +207,34 @@ class Installer:
         for path, data, mode, _ in plan:
             self._mkdirs(os.path.dirname(path), 0o700 if path == self.kube_path else 0o755)
             st = os.stat(path) if os.path.exists(path) else None
-            if st is None or _read(path) != data or stat.S_IMODE(st.st_mode) != mode:
+            if st is None or read_text(path) != data or stat.S_IMODE(st.st_mode) != mode:
                 atomic_write(path, data, mode=mode)
-                _log(f"wrote {path}")
+                say(f"wrote {path}")
                 changed += 1
             self.written[path] = data
         if self.lib:
-            _retire_old(self.a.lib_dir, self.lib, RETIRE_AFTER)
+            retire_old(self.a.lib_dir, self.lib, RETIRE_AFTER)
         return changed
 
     def cleanup(self) -> None:
         """Remove what we wrote (config first, so the runtime stops selecting netmeta), but not
         a file someone changed since; then the library copy and the directories we created."""
         for path, data in reversed(list(self.written.items())):
-            current = _read(path)
+            current = read_text(path)
             if current is None:
                 continue
             if current != data:
-                _log(f"left {path}: changed since netmeta install wrote it")
+                say(f"left {path}: changed since netmeta install wrote it")
                 continue
             os.unlink(path)
-            _log(f"removed {path}")
+            say(f"removed {path}")
         self.written.clear()
         if self.lib_written:
             for n in os.listdir(self.a.lib_dir):
                 p = os.path.join(self.a.lib_dir, n)
                 if p == self.lib or (n.startswith("lib-") and os.path.isfile(os.path.join(p, RETIRED))):
                     shutil.rmtree(p, ignore_errors=True)
-                    _log(f"removed {p}")
+                    say(f"removed {p}")
             self.lib_written = False
         for d in reversed(self.created_dirs):
             try:
@@ -256,7 +256,7 @@ class Installer:
             if self.stopping:
                 return 0
             self._ready(True)
-            _log(f"installed; cleaning up on SIGTERM/SIGINT (refresh every {self.a.refresh:g}s)")
+            say(f"installed; cleaning up on SIGTERM/SIGINT (refresh every {self.a.refresh:g}s)")
             if command:
                 try:
                     child = subprocess.Popen(command)
@@ -270,13 +270,13 @@ class Installer:
                     try:
                         self.install()
                     except (InstallError, OSError) as e:
-                        _log(f"refresh failed (will retry): {e}")
+                        say(f"refresh failed (will retry): {e}")
             if child is not None:
                 if child.poll() is None:
                     child.send_signal(self.stopping)
                 rc = child.wait()
                 rc = 128 - rc if rc < 0 else rc
-                _log(f"{command[0]} exited with {rc}")
+                say(f"{command[0]} exited with {rc}")
             return rc
         finally:
             self._ready(False)
@@ -370,7 +370,7 @@ def main(argv: list) -> int:
         inst = Installer(a, os.environ)
         if a.dry_run:
             for path, data, mode, _ in inst.plan(a.wait_primary):
-                _log(f"would write {path} ({len(data)} bytes, mode {mode:o})")
+                say(f"would write {path} ({len(data)} bytes, mode {mode:o})")
                 if path == inst.conf_path:
                     sys.stdout.write(data.decode())
             return 0
@@ -380,10 +380,10 @@ def main(argv: list) -> int:
         inst._ready(True)
         return 0
     except InstallError as e:
-        _log(f"error: {e}")
+        say(f"error: {e}")
         return 1
     except OSError as e:
-        _log(f"error: failed to install: {e}")
+        say(f"error: failed to install: {e}")
         return 1
 
 

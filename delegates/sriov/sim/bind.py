@@ -15,8 +15,8 @@ import os
 from delegates.sriov.vftable import VFTableError
 
 from .names import SimError
-from .ports import _in_netns
-from .sysfs import DRIVER, PCI_DIR, _symlink, _tree_lock, set_netdev_name
+from .ports import in_netns
+from .sysfs import DRIVER, PCI_DIR, replace_symlink, set_netdev_name, tree_lock
 from .vftable import SimVFTable, flocked
 
 USERSPACE = ("vfio-pci", "uio_pci_generic", "igb_uio")
@@ -41,7 +41,7 @@ def bind(root: str, meta: dict, vf: int, driver: str) -> dict:
         _set_driver_link(root, pci, driver)
         port["driver"] = driver
         return {"vf": vf, "pci": pci, "driver": driver, "netdev": None}
-    with IPRoute() as ipr, _in_netns(ns) as nsr:
+    with IPRoute() as ipr, in_netns(ns) as nsr:
         if driver != "net":
             idx = ipr.link_lookup(ifname=port["name"]) if not port.get("away") else []
             if not idx:
@@ -69,7 +69,7 @@ def bind(root: str, meta: dict, vf: int, driver: str) -> dict:
             new = ipr.link_lookup(ifname=name)
             port.update({"driver": None, "name": name, "ifindex": new[0] if new else None, "away": None})
         _set_driver_link(root, pci, driver)
-    with flocked(_tree_lock(root)):
+    with flocked(tree_lock(root)):
         set_netdev_name(root, pci, name)
     return {"vf": vf, "pci": pci, "driver": driver, "netdev": name}
 
@@ -85,4 +85,4 @@ def _move(ipr, index: int, name: str, dest: str) -> None:
 def _set_driver_link(root: str, pci: str, driver: str) -> None:
     drv = DRIVER if driver == "net" else driver
     os.makedirs(os.path.join(root, *PCI_DIR[:2], "drivers", drv), mode=0o755, exist_ok=True)
-    _symlink(f"../../drivers/{drv}", os.path.join(root, *PCI_DIR, pci, "driver"))
+    replace_symlink(f"../../drivers/{drv}", os.path.join(root, *PCI_DIR, pci, "driver"))

@@ -30,11 +30,11 @@ def vf_netdev_name(pf: str, n: int) -> str:
     return f"{pf}v{n}"
 
 
-def _port_keys(total: int) -> list[str]:
+def port_keys(total: int) -> list[str]:
     return ["pf"] + [str(n) for n in range(total)]
 
 
-def _peer_name(key: str) -> str:
+def peer_name(key: str) -> str:
     return "pf" if key == "pf" else f"vf{key}"
 
 

@@ -44,15 +44,15 @@ from .names import (
     MAX_VFS,
     NETNS_PREFIX,
     SimError,
-    _peer_name,
-    _port_keys,
     netns_name,
+    peer_name,
     port_alias,
+    port_keys,
     validate,
     vf_netdev_name,
 )
-from .ports import BRIDGE, NSID_NONE, _add_port, _host_ports, _in_netns, _name_in, _plug_peers, _Rtnl
-from .sysfs import DRIVER, PCI_DIR, _remove_tree, _tree_lock, set_netdev_name, write_tree
+from .ports import BRIDGE, NSID_NONE, Rtnl, add_port, host_ports, in_netns, name_in, plug_peers
+from .sysfs import DRIVER, PCI_DIR, remove_tree, set_netdev_name, tree_lock, write_tree
 from .vftable import STATE_DIR, SimVFTable, flocked, init_state, lock_path, state_path
 
 __all__ = [
@@ -128,7 +128,7 @@ def create(pf: str, vfs: int, root: str = DEFAULT_ROOT) -> dict[str, Any]:
 def _check_free(root: str, pf: str, vfs: int) -> None:
     names = [pf] + [vf_netdev_name(pf, n) for n in range(vfs)]
     with IPRoute() as ipr:
-        _, host_names, _ = _host_ports(ipr, pf)
+        _, host_names, _ = host_ports(ipr, pf)
     clash = sorted(set(names) & host_names)
     if clash:
         raise SimError(f"failed to create sim NIC {pf}: netdev {clash[0]} exists")
@@ -145,13 +145,13 @@ def _build(root: str, pf: str, vfs: int) -> None:
     netns.create(ns)
     ports: dict[str, Any] = {}
     with IPRoute() as ipr:
-        for key in _port_keys(vfs):
+        for key in port_keys(vfs):
             name = pf if key == "pf" else vf_netdev_name(pf, int(key))
-            index = _add_port(ipr, pf, key, name, ns, up=(key == "pf"))
+            index = add_port(ipr, pf, key, name, ns, up=(key == "pf"))
             ports[key] = {"ifindex": index, "name": name, "away": None}
-    _plug_peers(ns, list(ports))               # creates the bridge, enslaves the peers
+    plug_peers(ns, list(ports))               # creates the bridge, enslaves the peers
     pf_pci, vf_pcis = write_tree(root, pf, vfs)
-    for key, pci in zip(_port_keys(vfs), [pf_pci] + vf_pcis):
+    for key, pci in zip(port_keys(vfs), [pf_pci] + vf_pcis):
         ports[key]["pci"] = pci
     init_state(root, pf, vfs)
     _save_meta(root, {"pf": pf, "netns": ns, "pci": pf_pci, "totalvfs": vfs, "ports": ports})
@@ -179,14 +179,14 @@ def _destroy_locked(root: str, pf: str, meta: dict[str, Any]) -> None:
     if ns in netns.listnetns():
         # deleting a veth end deletes its peer wherever it is (host, a pod): do it explicitly
         # rather than rely on the netns teardown, which runs asynchronously in the kernel
-        with _in_netns(ns) as nsr:
+        with in_netns(ns) as nsr:
             for msg in nsr.link("dump"):
                 if msg.get_attr("IFLA_IFNAME") != "lo":
                     with contextlib.suppress(NetlinkError):
                         nsr.link("del", index=msg["index"])
         netns.remove(ns)
     with IPRoute() as ipr:                 # leftovers whose peer was already gone
-        for _, index in _host_ports(ipr, pf)[0].values():
+        for _, index in host_ports(ipr, pf)[0].values():
             with contextlib.suppress(NetlinkError):
                 ipr.link("del", index=index)
     pcis = [p["pci"] for p in meta.get("ports", {}).values() if p.get("pci")]
@@ -198,7 +198,7 @@ def _destroy_locked(root: str, pf: str, meta: dict[str, Any]) -> None:
             pcis = [os.path.basename(pdir)] + [
                 os.path.basename(os.readlink(os.path.join(pdir, n)))
                 for n in os.listdir(pdir) if n.startswith("virtfn")]
-    _remove_tree(root, pcis)
+    remove_tree(root, pcis)
     for path in (_meta_path(root, pf), state_path(root, pf), lock_path(root, pf),
                  _meta_path(root, pf) + ".tree-dirty"):
         with contextlib.suppress(FileNotFoundError):
@@ -208,9 +208,9 @@ def _destroy_locked(root: str, pf: str, meta: dict[str, Any]) -> None:
 def _prune_state_dir(root: str) -> None:
     d = os.path.join(root, STATE_DIR)
     with contextlib.suppress(FileNotFoundError):
-        if set(os.listdir(d)) <= {os.path.basename(_tree_lock(root))}:
+        if set(os.listdir(d)) <= {os.path.basename(tree_lock(root))}:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(_tree_lock(root))
+                os.unlink(tree_lock(root))
             os.rmdir(d)
 
 
@@ -244,7 +244,7 @@ def _refresh_locked(root: str, meta: dict[str, Any]) -> dict[str, str | None]:
     marker = _meta_path(root, pf) + ".tree-dirty"
     full = os.path.exists(marker)
     before = {k: None if full or r.get("away") is not None else r.get("name") for k, r in ports.items()}
-    with _Rtnl() as rtnl:
+    with Rtnl() as rtnl:
         ns_id = rtnl.nsid(os.path.join("/run/netns", ns))
         if ns_id is None:   # asked to assign one, the kernel gave none
             raise SimError(f"failed to get an id for netns {ns} of the sim NIC {pf}")
@@ -254,10 +254,10 @@ def _refresh_locked(root: str, meta: dict[str, Any]) -> dict[str, str | None]:
     for key, rec in ports.items():
         if rec.get("driver"):   # bound to a userspace driver (simbind): no netdev, end parked
             continue
-        if _peer_name(key) not in peers:  # the veth died, with the netns its end was in
+        if peer_name(key) not in peers:  # the veth died, with the netns its end was in
             dead.append(key)
             continue
-        index, where = peers[_peer_name(key)]
+        index, where = peers[peer_name(key)]
         name = None
         if where == self_id and index:
             with contextlib.suppress(OSError):    # ENXIO: it left after the dump
@@ -275,15 +275,15 @@ def _refresh_locked(root: str, meta: dict[str, Any]) -> dict[str, str | None]:
                 # in a pod: learn its name there once per move, to revive it under it; a netns
                 # being torn down answers no name: keep the one learnt while away, if any
                 port = ports[key]
-                name = _name_in(ipr, at[1], at[0]) or (port.get("name") if port.get("away") else None)
+                name = name_in(ipr, at[1], at[0]) or (port.get("name") if port.get("away") else None)
                 port.update({"name": name, "ifindex": at[0], "away": at})
             if dead:
-                _, host_names, host_indexes = _host_ports(ipr, pf)
+                _, host_names, host_indexes = host_ports(ipr, pf)
                 for key in dead:
                     here[key] = _revive(ipr, root, meta, key, host_names, host_indexes)
         dirty = True
     if dead:
-        _plug_peers(ns, dead)
+        plug_peers(ns, dead)
     # rewrite only the ports that changed: a refresh with nothing to do touches no file, so
     # concurrent ADDs (each refreshing under the node lock) do not listdir every VF in turn
     changed = [k for k in ports if full or before[k] != here.get(k)]
@@ -313,7 +313,7 @@ def _revive(ipr: IPRoute, root: str, meta: dict[str, Any], key: str,
     # a real VF keeps its ifindex across netns moves while it is free: reuse the last known
     index = rec.get("ifindex") if rec.get("ifindex") not in host_indexes else 0
     tmp = "nmsim" + secrets.token_hex(5)
-    index = _add_port(ipr, pf, key, tmp, meta["netns"], mac=mac, up=(key == "pf"),
+    index = add_port(ipr, pf, key, tmp, meta["netns"], mac=mac, up=(key == "pf"),
                       index=index or 0)
     name = rec.get("name") if rec.get("away") else None
     if not name or name in host_names or not valid_ifname(name):

@@ -8,8 +8,8 @@ netns `netmeta-sim-P`, enslaved to the bridge `esw` there: the NIC's embedded sw
 and the PF of one NIC reach each other. The PF end is a veth, not the bridge, because a
 bridge cannot change netns (NETIF_F_NETNS_LOCAL) and pfOnly moves the PF.
 
-Here: creating a port (`_add_port`) and plugging peers into the bridge (`_plug_peers`), finding
-ports by alias (`_host_ports`), and `_Rtnl`, the bare rtnetlink socket refresh reads the
+Here: creating a port (`add_port`) and plugging peers into the bridge (`plug_peers`), finding
+ports by alias (`host_ports`), and `Rtnl`, the bare rtnetlink socket refresh reads the
 private netns with.
 """
 from __future__ import annotations
@@ -26,13 +26,13 @@ from pyroute2.netlink.rtnl import RTM_GETLINK
 from cni import netns as nsock
 from delegates.sriov.vftable import ZERO_MAC
 
-from .names import SimError, _peer_name, port_alias
+from .names import SimError, peer_name, port_alias
 
 BRIDGE = "esw"
 NSID_NONE = (-1, 0xFFFFFFFF)
 
 
-def _host_ports(ipr: IPRoute, pf: str) -> tuple[dict[str, tuple[str, int]], set[str], set[int]]:
+def host_ports(ipr: IPRoute, pf: str) -> tuple[dict[str, tuple[str, int]], set[str], set[int]]:
     """One dump of this netns: {port key: (name, ifindex)} by alias, all names, all indexes."""
     prefix = port_alias(pf, "")
     ports: dict[str, tuple[str, int]] = {}
@@ -73,7 +73,7 @@ def _attrs(data: bytes, offset: int) -> Iterator[tuple[int, bytes]]:
         offset += (length + 3) & ~3
 
 
-class _Rtnl:
+class Rtnl:
     """A bare NETLINK_ROUTE socket: RTM_GETNSID/NEWNSID and a 3-attribute RTM_GETLINK dump."""
 
     def __init__(self) -> None:
@@ -82,7 +82,7 @@ class _Rtnl:
         self.sock.bind((0, 0))
         self.seq = 0
 
-    def __enter__(self) -> "_Rtnl":
+    def __enter__(self) -> "Rtnl":
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -167,7 +167,7 @@ class _Rtnl:
         return out
 
 
-def _name_in(ipr: IPRoute, nsid: int | None, index: int | None) -> str | None:
+def name_in(ipr: IPRoute, nsid: int | None, index: int | None) -> str | None:
     """Name of link `index` in the netns this netns calls `nsid` (None if unknown/gone)."""
     if nsid is None or nsid in NSID_NONE or index is None:   # (a veth always has IFLA_LINK)
         return None
@@ -177,11 +177,11 @@ def _name_in(ipr: IPRoute, nsid: int | None, index: int | None) -> str | None:
         return None
 
 
-def _add_port(ipr: IPRoute, pf: str, key: str, name: str, ns: str,
+def add_port(ipr: IPRoute, pf: str, key: str, name: str, ns: str,
               mac: str | None = None, up: bool = False, index: int = 0) -> int:
     """Create port `key` as a veth: `name` here (ifindex `index` if given and free), its
     peer in netns `ns`. Returns the ifindex."""
-    peer = {"ifname": _peer_name(key), "net_ns_fd": ns}
+    peer = {"ifname": peer_name(key), "net_ns_fd": ns}
     try:
         ipr.link("add", ifname=name, kind="veth", index=index, peer=dict(peer))
     except NetlinkError as e:
@@ -199,19 +199,19 @@ def _add_port(ipr: IPRoute, pf: str, key: str, name: str, ns: str,
     return index
 
 
-def _in_netns(ns: str) -> IPRoute:
+def in_netns(ns: str) -> IPRoute:
     """rtnetlink in the named netns, opened without a fork (see cni/netns.py)."""
     return nsock.rtnl(os.path.join(netns.NETNS_RUN_DIR, ns))
 
 
-def _plug_peers(ns: str, keys: list[str]) -> None:
+def plug_peers(ns: str, keys: list[str]) -> None:
     """In the private netns: enslave the ports' peer ends to the bridge, set them up."""
-    with _in_netns(ns) as nsr:
+    with in_netns(ns) as nsr:
         br = nsr.link_lookup(ifname=BRIDGE)
         if not br:
             nsr.link("add", ifname=BRIDGE, kind="bridge")
             br = nsr.link_lookup(ifname=BRIDGE)
             nsr.link("set", index=br[0], state="up")
         for key in keys:
-            idx = nsr.link_lookup(ifname=_peer_name(key))[0]
+            idx = nsr.link_lookup(ifname=peer_name(key))[0]
             nsr.link("set", index=idx, master=br[0], state="up")

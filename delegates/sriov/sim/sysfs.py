@@ -32,7 +32,7 @@ DRIVER = "netmeta-sim"
 PCI_DIR = ("bus", "pci", "devices")
 
 
-def _tree_lock(root: str) -> str:
+def tree_lock(root: str) -> str:
     return os.path.join(root, STATE_DIR, ".tree.lock")
 
 
@@ -40,7 +40,7 @@ def _pci_path(root: str, pci: str) -> str:
     return os.path.join(root, *PCI_DIR, pci)
 
 
-def _symlink(target: str, path: str) -> None:
+def replace_symlink(target: str, path: str) -> None:
     """Create or atomically replace the symlink `path`."""
     tmp = f"{path}.{secrets.token_hex(4)}.tmp"
     os.symlink(target, tmp)
@@ -74,7 +74,7 @@ def set_netdev_name(root: str, pci: str, name: str | None) -> bool:
         else:
             os.mkdir(os.path.join(net, name))
             os.symlink(f"../../../{pci}", os.path.join(net, name, "device"))
-        _symlink(_classnet_target(pci, name), os.path.join(classnet, name))
+        replace_symlink(_classnet_target(pci, name), os.path.join(classnet, name))
     for o in old:
         shutil.rmtree(os.path.join(net, o))
     return True
@@ -111,7 +111,7 @@ def write_tree(root: str, pf: str, vfs: int,
     _makedirs(root, STATE_DIR)
     os.chmod(os.path.join(root, STATE_DIR), 0o700)
     names = vf_netdevs if vf_netdevs is not None else [vf_netdev_name(pf, n) for n in range(vfs)]
-    with flocked(_tree_lock(root)):
+    with flocked(tree_lock(root)):
         if os.path.exists(os.path.join(root, "class", "net", pf)):
             raise SimError(f"failed to create sim NIC {pf}: {root}/class/net/{pf} exists")
         bus = _alloc_bus(root)
@@ -132,7 +132,7 @@ def write_tree(root: str, pf: str, vfs: int,
     return pf_pci, vf_pcis
 
 
-def _remove_tree(root: str, pcis: list[str]) -> None:
+def remove_tree(root: str, pcis: list[str]) -> None:
     classnet = os.path.join(root, "class", "net")
     for pci in pcis:
         if os.path.isdir(_pci_path(root, pci)):
