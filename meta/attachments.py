@@ -19,7 +19,8 @@ class Attachment:
     conf: dict                   # conf or conflist, as resolved
     default: bool = False        # the cluster default network (eth0, primary result)
     runtime_config: dict = field(default_factory=dict)   # capability values for this attachment
-    cni_args: str = ""
+    cni_args: str = ""           # the CNI_ARGS its delegates get (an annotation's "cni-args" object
+    #                              goes into `conf`'s args.cni instead: meta/plan.py)
     gateways: list = field(default_factory=list)         # default-route request
     drop_default: list = field(default_factory=list)     # families ("4"/"6") whose default route goes
     resource_name: str | None = None
@@ -44,9 +45,9 @@ class Attachment:
     def _plugin_conf(self, p: dict, prev: dict | None) -> dict:
         conf = copy.deepcopy(p)
         caps = conf.get("capabilities") or {}
-        rc = {k: v for k, v in self.runtime_config.items() if caps.get(k)}
-        if rc:
-            conf["runtimeConfig"] = dict(conf.get("runtimeConfig") or {}, **rc)
+        runtime = {k: v for k, v in self.runtime_config.items() if caps.get(k)}
+        if runtime:
+            conf["runtimeConfig"] = dict(conf.get("runtimeConfig") or {}, **runtime)
         if prev is not None:
             conf["prevResult"] = prev
         if conf.get("type") == "sriov":   # the plan applied (or refused) the pod's SR-IOV overrides:
@@ -59,7 +60,7 @@ def _run(att: Attachment, req: Request, command: str, conf: dict, timeout: float
                            cni_args=att.cni_args, own=registry.OWN)
 
 
-def add(att: Attachment, req: Request, timeout: float) -> Result:
+def add(att: Attachment, req: Request, timeout: float) -> Result | None:
     deviceinfo.before_add(att)
     prev = None
     res = None

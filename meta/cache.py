@@ -1,6 +1,8 @@
-"""The DEL cache: what an ADD attached, written atomically (0600) BEFORE the first delegate
-runs and updated after each one, so DEL can undo everything from it alone, without today's
-annotations, NADs or even the pod."""
+"""The DEL cache: what an ADD attaches, written atomically (0600) BEFORE the first delegate
+runs (state "adding", listing every attachment) and written again once all have succeeded
+(state "ready", with their results); not per delegate: every delegate's DEL is idempotent, so
+DEL can undo everything from it alone, without today's annotations, NADs or even the pod
+(meta/engine.py add)."""
 import os
 
 from cni import files

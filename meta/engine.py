@@ -86,10 +86,10 @@ class Engine:
 
     def pod_annotations(self, req: Request, pod: PodRef, is_del: bool = False) -> dict | None:
         """The pod's annotations; None on DEL when the pod is gone or is another pod now."""
-        rc = req.config.get("runtimeConfig") or {}
-        if ANNOTS_KEY in rc and isinstance(rc[ANNOTS_KEY], (dict, type(None))):
+        runtime = req.config.get("runtimeConfig") or {}
+        if ANNOTS_KEY in runtime and isinstance(runtime[ANNOTS_KEY], (dict, type(None))):
             # the runtime passed them (containerd sends null for a pod without any): no API call
-            return {str(k): str(v) for k, v in (rc[ANNOTS_KEY] or {}).items()}
+            return {str(k): str(v) for k, v in (runtime[ANNOTS_KEY] or {}).items()}
         if not (pod.name and pod.namespace and self.kube):
             return {}
         from .kube import api as k8s

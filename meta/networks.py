@@ -4,7 +4,7 @@ NetworkAttachmentDefinitions from the API or, in Kubernetes-free mode, from a di
 network from files, as Multus does."""
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cni import log
 from cni.errors import INVALID_CONFIG, NETWORK_NOT_FOUND, CNIError
@@ -19,7 +19,6 @@ class Network:
     name: str                    # "namespace/name" for a NAD, the conf's name otherwise
     conf: dict                   # a CNI conf, or a conflist (has "plugins")
     resource_name: str | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def is_list(self) -> bool:
@@ -96,10 +95,11 @@ def from_nad(nad: dict, conf_dir: str) -> Network:
     if raw:
         conf = _parse_conf(raw, f"network-attachment-definition {ns}/{name}")
     else:
-        conf = conf_by_name(conf_dir, name)
-        if conf is None:
+        found = conf_by_name(conf_dir, name)
+        if found is None:
             raise CNIError(NETWORK_NOT_FOUND, f"network-attachment-definition {ns}/{name} has no config",
                            f"and no file in {conf_dir} has name {name!r}")
+        conf = found
     # Multus v4.1.4 (vendor network-attachment-definition-client utils GetCNIConfigFromSpec) names
     # the config after the NAD only when it has no name: the name keys the delegate's state
     # (host-local's lease directory), which must stay where Multus left it

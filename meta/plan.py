@@ -14,8 +14,6 @@ from .attachments import Attachment
 _log = log.get("plan")
 NETWORKS_ANNOT = "k8s.v1.cni.cncf.io/networks"
 DEFAULT_NET_ANNOT = "v1.multus-cni.io/default-network"
-CAP_KEYS = {"ips": "ips", "mac": "mac", "portMappings": "portMappings", "bandwidth": "bandwidth",
-            "deviceID": "deviceID", "infiniband-guid": "infinibandGUID"}
 
 
 class Planner:
@@ -83,10 +81,10 @@ class Planner:
             default_net = self.nad(default_sel.namespace, default_sel.name)
         else:
             default_net = self.cluster_default()
-        rc = {k: v for k, v in (req.config.get("runtimeConfig") or {}).items()
+        runtime = {k: v for k, v in (req.config.get("runtimeConfig") or {}).items()
               if k != "io.kubernetes.cri.pod-annotations"}
         atts.append(Attachment(default_net.name, req.ifname, default_net.conf, default=True,
-                               runtime_config=rc, cni_args=_base_args(req, keep_addresses=True),
+                               runtime_config=runtime, cni_args=_base_args(req, keep_addresses=True),
                                resource_name=default_net.resource_name))
         extra = [] if system else [self.by_name(n) for n in self.cfg.default_networks]
         sels = []
@@ -131,29 +129,29 @@ class Planner:
         return tuple(out)
 
     def _selected(self, net, sel, ifname, base_args, vlan_o, rate_o) -> Attachment:
-        rc: dict[str, Any] = {}
+        runtime: dict[str, Any] = {}
         for src, cap in (("ips", "ips"), ("mac", "mac"), ("port_mappings", "portMappings"),
                          ("bandwidth", "bandwidth"), ("device_id", "deviceID"),
                          ("infiniband_guid", "infinibandGUID")):
             v = getattr(sel, src, None)
             if v:
-                rc[cap] = list(v) if isinstance(v, tuple) else v
+                runtime[cap] = list(v) if isinstance(v, tuple) else v
         conf = copy.deepcopy(net.conf)
         caps = _capabilities(conf)
         args = base_args
         # CNI_ARGS IP=/MAC= for delegates that do not declare the capability (e.g. static)
-        if rc.get("ips") and not caps.get("ips"):
-            args += ";IP=" + ",".join(rc["ips"])
-        if rc.get("mac") and not caps.get("mac"):
-            args += ";MAC=" + rc["mac"]
+        if runtime.get("ips") and not caps.get("ips"):
+            args += ";IP=" + ",".join(runtime["ips"])
+        if runtime.get("mac") and not caps.get("mac"):
+            args += ";MAC=" + runtime["mac"]
         if sel.cni_args:
-            _merge_cni_args(conf, dict(sel.cni_args))
-        if rc.get("deviceID"):
-            _first_plugin(conf)["deviceID"] = rc["deviceID"]
+            _merge_annotation_args(conf, dict(sel.cni_args))
+        if runtime.get("deviceID"):
+            _first_plugin(conf)["deviceID"] = runtime["deviceID"]
         vlan, rate = ann.override_for(vlan_o, sel), ann.override_for(rate_o, sel)
         explicit = any(k in o for o in (vlan_o, rate_o) for k in (sel.key, sel.name))
         conf = _with_overrides(conf, net.name, vlan, rate, explicit)
-        return Attachment(net.name, ifname, conf, runtime_config=rc, cni_args=args,
+        return Attachment(net.name, ifname, conf, runtime_config=runtime, cni_args=args,
                           gateways=list(sel.default_route or ()), resource_name=net.resource_name)
 
 
@@ -190,11 +188,12 @@ def _capabilities(conf: dict) -> dict:
     return _first_plugin(conf).get("capabilities") or {}
 
 
-def _merge_cni_args(conf: dict, cni_args: dict) -> None:
+def _merge_annotation_args(conf: dict, values: dict) -> None:
+    """The selection's "cni-args" object (not CNI_ARGS) into each plugin's args.cni, as Multus does."""
     targets = conf["plugins"] if isinstance(conf.get("plugins"), list) else [conf]
     for p in targets:
         args = p.setdefault("args", {})
-        args["cni"] = dict(args.get("cni") or {}, **cni_args)
+        args["cni"] = dict(args.get("cni") or {}, **values)
 
 
 def _with_overrides(conf: dict, network: str, vlan, rate, explicit: bool) -> dict:

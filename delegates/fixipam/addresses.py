@@ -34,9 +34,9 @@ def _strings(val, field: str) -> list:
 
 def requested(conf: dict, cni_args: dict) -> tuple[str, list]:
     """(source, [address strings]) of the highest-precedence non-empty source."""
-    rc = conf.get("runtimeConfig") or {}
-    if isinstance(rc, dict) and rc.get("ips"):
-        return "runtimeConfig.ips", _strings(rc["ips"], "runtimeConfig.ips")
+    runtime = conf.get("runtimeConfig") or {}
+    if isinstance(runtime, dict) and runtime.get("ips"):
+        return "runtimeConfig.ips", _strings(runtime["ips"], "runtimeConfig.ips")
     args = conf.get("args") or {}
     cni = args.get("cni") if isinstance(args, dict) else None
     if isinstance(cni, dict) and cni.get("ips"):

@@ -79,16 +79,16 @@ def apply(conf: dict, args: dict) -> dict:
     if not extra:
         return conf
     out = dict(conf)
-    rc = conf.get("runtimeConfig")
-    if not isinstance(rc, dict):
-        rc = {}
+    runtime = conf.get("runtimeConfig")
+    if not isinstance(runtime, dict):
+        runtime = {}
     if conf.get("pfOnly") is True:
         for key, field in (("VF", "vf"), ("VLAN", "vlan")):
             if field in extra:
                 raise CNIError(INVALID_ENV, f"CNI_ARGS {key}= is not allowed with pfOnly (it moves the whole PF)",
                                f"argument={key}")
     if "vf" in extra:
-        dev = conf.get("deviceID") or rc.get("deviceID") or conf.get("pciBusID")
+        dev = conf.get("deviceID") or runtime.get("deviceID") or conf.get("pciBusID")
         if dev:
             raise _conflict("VF", extra["vf"], "deviceID", dev)
         if conf.get("vf") is not None and conf["vf"] != extra["vf"]:
@@ -100,7 +100,7 @@ def apply(conf: dict, args: dict) -> dict:
                             conf["vlan"])
         out["vlan"] = extra["vlan"]
     if "mac" in extra:
-        for what, other in (("runtimeConfig.mac", rc.get("mac")), ("the config's mac", conf.get("mac"))):
+        for what, other in (("runtimeConfig.mac", runtime.get("mac")), ("the config's mac", conf.get("mac"))):
             if isinstance(other, str) and other and other.lower() != extra["mac"]:
                 raise _conflict("MAC", extra["mac"], what, other)
         out["mac"] = extra["mac"]

@@ -99,13 +99,13 @@ def load(conf: dict) -> SriovConfig:
         raise config_error("kubeconfig", "must be a path")
     from .podoverrides import policy_of
     policy_of(conf, conf.get("name", ""))   # its syntax, whether or not a pod asks
-    rc = conf.get("runtimeConfig")
-    if not isinstance(rc, dict):
-        rc = {}
+    runtime = conf.get("runtimeConfig")
+    if not isinstance(runtime, dict):
+        runtime = {}
     master = conf.get("master")
     if master is not None and (not isinstance(master, str) or not 0 < len(master) <= 15 or "/" in master):
         raise config_error("master", f"{str(master)[:40]!r} is not an interface name")
-    device_id = conf.get("deviceID") or rc.get("deviceID") or conf.get("pciBusID")
+    device_id = conf.get("deviceID") or runtime.get("deviceID") or conf.get("pciBusID")
     if device_id is not None and (not isinstance(device_id, str) or not PCI_RE.match(device_id)):
         raise config_error("deviceID", f"{str(device_id)[:40]!r} is not a PCI address (dddd:bb:dd.f)")
     pf_only = conf.get("pfOnly", False)
@@ -129,7 +129,7 @@ def load(conf: dict) -> SriovConfig:
     link_state = conf.get("link_state")
     if link_state not in (None, "", "auto", "enable", "disable"):
         raise config_error("link_state", f"{str(link_state)[:20]!r} must be auto, enable or disable")
-    mac = check_mac(rc.get("mac") or conf.get("mac"), "mac")
+    mac = check_mac(runtime.get("mac") or conf.get("mac"), "mac")
     ipam = conf.get("ipam")
     if ipam == {}:   # the operator's template emits "ipam":{} for none (sriov-cni: IPAM.Type == "")
         ipam = None

@@ -10,8 +10,8 @@ from cni import files, log
 _log = log.get("sriov")
 
 
-def write(rc: dict, pci: str, pf_pci: str | None, driver: str | None) -> None:
-    path = rc.get("CNIDeviceInfoFile") if isinstance(rc, dict) else None
+def write(runtime: dict, pci: str, pf_pci: str | None, driver: str | None) -> None:
+    path = runtime.get("CNIDeviceInfoFile") if isinstance(runtime, dict) else None
     if not isinstance(path, str) or not path.startswith("/") or os.path.exists(path):
         return
     info = {"pci-address": pci}

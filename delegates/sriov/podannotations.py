@@ -140,9 +140,9 @@ def pod_annotations(conf: dict, args: dict) -> dict | None:
     ns, name = args.get("K8S_POD_NAMESPACE"), args.get("K8S_POD_NAME")
     if not ns or not name:
         return None
-    rc = conf.get("runtimeConfig")
-    if isinstance(rc, dict) and isinstance(rc.get(CRI_ANNOTATIONS), dict):
-        return rc[CRI_ANNOTATIONS]
+    runtime = conf.get("runtimeConfig")
+    if isinstance(runtime, dict) and isinstance(runtime.get(CRI_ANNOTATIONS), dict):
+        return runtime[CRI_ANNOTATIONS]
     uid = args.get("K8S_POD_UID") or None
     if _lookup is not None:
         pod = _lookup(ns, name, uid)

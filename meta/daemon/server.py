@@ -47,15 +47,6 @@ def _error(code: int, msg: str, details: str = "") -> bytes:
     return json.dumps(CNIError(code, msg, details).to_dict("1.1.0")).encode() + b"\n"
 
 
-def _child_default_signals() -> None:
-    """After a fork (pyroute2 forks to open a socket inside a pod netns), the child must not run
-    the daemon's Python SIGTERM handler: it may wait forever on a lock another thread held at
-    fork time, while the parent waits for the child with the VF locks held."""
-    with contextlib.suppress(ValueError, OSError):
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 class Daemon:
     def __init__(self, cfg: daemonconfig.DaemonConfig):
         self.cfg = cfg
@@ -135,9 +126,9 @@ class Daemon:
         _log.info("stopped")
 
     def serve_forever(self) -> None:
-        import pyroute2.config
-        pyroute2.config.disable_mp_signal = True      # its forked children: default SIGTERM
-        os.register_at_fork(after_in_child=_child_default_signals)
+        # No fork to guard (the daemon once reset SIGTERM in forked children): netns sockets are
+        # opened by setns in a thread (cni/netns.py), and delegates are exec'd by subprocess, whose
+        # child runs no Python before exec (no preexec_fn).
         done = threading.Event()
 
         def on_signal(signum, _frame):

@@ -4,7 +4,6 @@ client in cni/kube/client.py (why not the `kubernetes` package: see there). The 
 one warm; the thin path pays only when it really talks to the API.
 
 Every call is counted by verb (for metrics and for the tests that count API requests)."""
-import json
 import random
 import threading
 import time
@@ -197,6 +196,3 @@ def client(kubeconfig: str) -> Kube:
         _clients[kubeconfig] = Kube(kubeconfig)
     return _clients[kubeconfig]
 
-
-def dumps(obj) -> str:
-    return json.dumps(obj, separators=(",", ":"))
