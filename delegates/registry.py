@@ -9,7 +9,7 @@ Copies it cannot read, checked equal by tests/test_architecture.py: pyproject's
 It lives in `delegates/` because every reader may import it cheaply: plain strings, stdlib
 only, no import of `meta` (delegates never import meta) and none of `cni` (the shim path).
 """
-from types import SimpleNamespace
+
 
 # name -> main: module whose main() is the executable; plugin: "module:Class" the daemon
 # serves; in_process: cni.invoke runs this type in the calling process instead of exec'ing it
@@ -25,26 +25,29 @@ MAIN = {name: p["main"] for name, p in PLUGINS.items()}
 # in our entry scripts (meta/install/entrypoints.py) and the native shim's binary (shim/netmeta-shim.c)
 MARKER = "netmeta-plugin"
 
-# what cni.invoke.delegate(own=...) needs: the types it may run in-process, and the bytes that
-# mark an executable in CNI_PATH as ours (our marker, or the import line of pip's console scripts)
-OWN = SimpleNamespace(
-    in_process={name: p["plugin"] for name, p in PLUGINS.items() if p["in_process"]},
-    markers=(MARKER.encode(),) + tuple(f"from {m} import main".encode() for m in MAIN.values()),
-)
 
-# What the protocol library's start-up and locking code (cni/shim.py, cni/operation.py,
-# cni/oplock.py) needs to know about netmeta, handed to it by our entries (`shim.run(name,
-# in_process, SHIM)`) and the daemon: cni/ names no product. The environment variables are
-# env_prefix + OP, DEADLINE, SOCKET, MODE, PLUGIN, SHIM_TIMEOUT, FAULT, DAEMON_FAULT.
-SHIM = SimpleNamespace(
-    product="netmeta",                     # in messages: "netmeta shim: ...", "the netmeta daemon ..."
-    socket="/run/netmeta/netmeta.sock",    # the daemon's socket unless the config or env names one
-    env_prefix="NETMETA_",
-    mode_key="mode",                       # config keys: auto | daemon | thin (only in `modal` plugins'
-    socket_key="socketPath",               # configs: a delegate's own "mode" must not count)
-    modal=("netmeta",),
-    daemon_hint="start the daemon (netmeta daemon) or set mode auto to run in-process",
-)
+# OWN and SHIM are classes used as namespaces (not types.SimpleNamespace: `types` is one more
+# import on the exec'd entries' start-up path).
+
+class OWN:
+    """What cni.invoke.delegate(own=...) needs: the types it may run in-process, and the bytes that
+    mark an executable in CNI_PATH as ours (our marker, or the import line of pip's console scripts)."""
+    in_process = {name: p["plugin"] for name, p in PLUGINS.items() if p["in_process"]}
+    markers = (MARKER.encode(),) + tuple(f"from {m} import main".encode() for m in MAIN.values())
+
+
+class SHIM:
+    """What the protocol library's start-up and locking code (cni/shim.py, cni/operation.py,
+    cni/oplock.py) needs to know about netmeta, handed to it by our entries (`shim.run(name,
+    in_process, SHIM)`) and the daemon: cni/ names no product. The environment variables are
+    env_prefix + OP, DEADLINE, SOCKET, MODE, PLUGIN, SHIM_TIMEOUT, FAULT, DAEMON_FAULT."""
+    product = "netmeta"                    # in messages: "netmeta shim: ...", "the netmeta daemon ..."
+    socket = "/run/netmeta/netmeta.sock"   # the daemon's socket unless the config or env names one
+    env_prefix = "NETMETA_"
+    mode_key = "mode"                      # config keys: auto | daemon | thin (only in `modal` plugins'
+    socket_key = "socketPath"              # configs: a delegate's own "mode" must not count)
+    modal = ("netmeta",)
+    daemon_hint = "start the daemon (netmeta daemon) or set mode auto to run in-process"
 
 
 # The sriov plugin's VF-table backends (its config's `backend`): the VF table's class and the
