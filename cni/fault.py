@@ -1,18 +1,28 @@
-"""Test-only fault points. With NETMETA_FAULT=<point> (or <point>:fail) in the environment the
+"""Test-only fault points. With P+FAULT=<point> (or <point>:fail) in the environment the
 process is killed with SIGKILL (or raises, or stops itself with SIGSTOP for a test to resume
 with SIGCONT) when it reaches that point, so tests can prove that
-a crash at any step leaves nothing a later DEL/GC cannot undo. Costs one dict lookup."""
+a crash at any step leaves nothing a later DEL/GC cannot undo. Costs one dict lookup.
+
+The variable's name (P+FAULT; netmeta's NETMETA_FAULT) comes from the process's entry
+(`watch`: cni/shim.py run with its profile, meta/main.py); unnamed, only the daemon's
+per-request value (for_request) counts."""
 import os
 from _thread import _local, allocate_lock
 
 from .errors import INTERNAL, CNIError
 
 _request = _local()   # threading.local, without importing threading
+_env = {"name": ""}   # the process's fault variable, named by its entry (watch)
+
+
+def watch(env_name: str) -> None:
+    """Read the fault point from environment variable `env_name` (the entry's profile's)."""
+    _env["name"] = env_name
 
 
 def for_request(value: str | None) -> None:
-    """The daemon passes a request's NETMETA_FAULT here (only when started with
-    NETMETA_ALLOW_FAULTS=1), so a test can crash the daemon at a chosen step."""
+    """The daemon passes a request's fault variable here (only when started with
+    P+ALLOW_FAULTS=1), so a test can crash the daemon at a chosen step."""
     _request.value = value
 
 
@@ -26,8 +36,8 @@ _hits_lock = allocate_lock()   # threading.Lock; a pod's attachments reach the s
 
 
 def point(name: str) -> None:
-    """NETMETA_FAULT=<name>[#N][:fail|:stop]: at the Nth time (default 1st) this process reaches it."""
-    want = getattr(_request, "value", None) or os.environ.get("NETMETA_FAULT")
+    """P+FAULT=<name>[#N][:fail|:stop]: at the Nth time (default 1st) this process reaches it."""
+    want = getattr(_request, "value", None) or (os.environ.get(_env["name"]) if _env["name"] else None)
     if not want:
         return
     target, _, mode = want.partition(":")

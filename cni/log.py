@@ -4,7 +4,11 @@ every line is tagged with the container ID being served.
 An exec'd plugin (cni/skel.py) logs "lite": lines in the same format written straight to
 stderr, without importing `logging` (~10 ms of a ~40 ms call). The first call that needs more
 (a log file, exc_info, any Logger attribute) switches the process to `logging` for good; the
-daemon and everything else use `logging` from the start."""
+daemon and everything else use `logging` from the start.
+
+The product's names come from the process's entry, not from here: `name_root(root, level_env)`
+names the root logger ("<root>.<name>" for `get(name)`) and the variable holding the default
+level; netmeta's entries pass delegates/registry.py SHIM's (cni/shim.py run, meta/main.py)."""
 import os
 import sys
 from _thread import _local
@@ -84,15 +88,34 @@ def _gzip_rotate(source: str, dest: str) -> None:
 
 
 _lite = {"on": False, "level": 20}
+# the process's root logger and default-level variable: named once by its entry (name_root);
+# like `logging`'s own handlers, a property of the process
+_names = {"root": "", "level_env": ""}
+
+
+def name_root(root: str, level_env: str) -> None:
+    """Name this process's root logger (`get(x)` logs as "<root>.<x>") and the environment
+    variable that gives the level when setup() is given none. Called by the process's entry
+    before anything logs."""
+    _names["root"], _names["level_env"] = root, level_env
+
+
+def _full(name: str) -> str:
+    return f"{_names['root']}.{name}" if _names["root"] else name
+
+
+def _level_name(level: str | None) -> str:
+    env = _names["level_env"]
+    return (level or (os.environ.get(env) if env else None) or "info").upper()
 
 
 def _level_of(level: str | None) -> int:
-    return _LEVELS.get((level or os.environ.get("NETMETA_LOG_LEVEL") or "info").upper(), 20)
+    return _LEVELS.get(_level_name(level), 20)
 
 
 def setup(level: str | None = None, log_file: str | None = None, options: dict | None = None,
           lite: bool = False, file_level_only: bool = False):
-    """Configure the "netmeta" logger (stderr + `log_file`). lite=True (exec'd plugins): no
+    """Configure the process's root logger (name_root; stderr + `log_file`). lite=True (exec'd plugins): no
     `logging` import until something needs it; returns None while lite. file_level_only=True
     (a config's logging inside the daemon, which owns stderr's level): `level` applies to
     `log_file` only."""
@@ -105,8 +128,8 @@ def setup(level: str | None = None, log_file: str | None = None, options: dict |
         return None
     _lite["on"] = False
     import logging
-    root = logging.getLogger("netmeta")
-    lvl = getattr(logging, (level or os.environ.get("NETMETA_LOG_LEVEL") or "info").upper(), logging.INFO)
+    root = logging.getLogger(_names["root"])
+    lvl = getattr(logging, _level_name(level), logging.INFO)
     if not file_level_only:
         root.setLevel(lvl)
     if log_file and sum(1 for h in root.handlers if getattr(h, "baseFilename", None)) >= MAX_FILE_HANDLERS:
@@ -143,12 +166,17 @@ def _to_logging() -> None:
 
 
 class Logger:
-    """logging.getLogger("netmeta.<name>") for the methods netmeta calls; anything else (and
-    every call when not lite) goes to the real Logger."""
-    __slots__ = ("name",)
+    """logging.getLogger("<root>.<name>") for the methods netmeta calls; anything else (and
+    every call when not lite) goes to the real Logger. The full name is taken at each call:
+    modules make their loggers at import, before the entry names the root."""
+    __slots__ = ("sub",)
 
-    def __init__(self, name: str):
-        self.name = name
+    def __init__(self, sub: str):
+        self.sub = sub
+
+    @property
+    def name(self) -> str:
+        return _full(self.sub)
 
     def _log(self, level: int, lname: str, msg, args, kw) -> None:
         if not _lite["on"] or kw:
@@ -199,4 +227,4 @@ class Logger:
 
 
 def get(name: str) -> Logger:
-    return Logger(f"netmeta.{name}")
+    return Logger(name)

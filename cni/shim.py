@@ -129,6 +129,9 @@ def run(plugin: str, in_process, profile) -> int:
             return answer[0]
         if mode == "daemon":
             return _try_again(profile, stdin, f"the {product} daemon is not running (no answer on {path})")
+    from . import fault, log  # this process runs the plugin: the product's log root and fault variable
+    log.name_root(product, P + "LOG_LEVEL")
+    fault.watch(P + "FAULT")
     return run_locked(in_process, stdin, path, profile)
 
 

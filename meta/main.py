@@ -35,6 +35,10 @@ def _cli(argv: list) -> int:
         sys.stderr.write(USAGE)
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
+    from cni import fault, log  # the product's log root and fault variable (cni/ names no product)
+    from delegates.registry import SHIM
+    log.name_root(SHIM.product, SHIM.env_prefix + "LOG_LEVEL")
+    fault.watch(SHIM.env_prefix + "FAULT")
     if cmd == "version":
         from importlib.metadata import version
         print(f"netmeta {version('netmeta')}")

@@ -8,6 +8,11 @@ import pytest
 
 def pytest_configure(config):
     os.environ.setdefault("NETMETA_LOG_LEVEL", "debug")
+    # in-process tests run product code as an entry would: name the log root and fault variable
+    from cni import fault, log
+    from delegates.registry import SHIM
+    log.name_root(SHIM.product, SHIM.env_prefix + "LOG_LEVEL")
+    fault.watch(SHIM.env_prefix + "FAULT")
 
 
 @pytest.fixture

@@ -181,3 +181,14 @@ def test_unreachable_server_is_an_oserror(tmp_path):
     srv.stop()
     with pytest.raises(kubeclient.Unreachable):
         c.request("GET", "/api/v1/pods")
+
+
+def test_the_product_names_itself_to_the_api(api, tmp_path):
+    """cni/ names no product: netmeta's callers pass their name (delegates/registry.py SHIM) for
+    the User-Agent header; the library alone sends urllib3's."""
+    from delegates.fixipam import cluster
+    from meta.kube.api import Kube
+    kc = api.kubeconfig(str(tmp_path / "kc"), token="admin-token")
+    assert Kube(kc).http.user_agent == "netmeta"
+    assert cluster.for_kubeconfig(kc, "node-ua").http.user_agent == "netmeta"
+    assert kubeclient.Client(kubeclient.from_kubeconfig(kc)).user_agent is None

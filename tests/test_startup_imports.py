@@ -98,6 +98,8 @@ def test_log_file_and_tracebacks_switch_to_logging(tmp_path):
     code = r"""
 import sys
 from cni import log
+from delegates.registry import SHIM
+log.name_root(SHIM.product, SHIM.env_prefix + "LOG_LEVEL")   # as the entries do (cni/shim.py run)
 log.setup(lite=True)
 log.set_container("abc")
 lg = log.get("t")

@@ -108,7 +108,7 @@ def _token_file(path: str):
     return read
 
 
-def _tls(ca_file=None, ca_data=None, insecure=False, cert=None, key=None) -> ssl.SSLContext:
+def _tls(ca_file=None, ca_data=None, insecure=False, cert=None, key=None, product: str = "") -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=ca_file, cadata=ca_data)
     if insecure:
         ctx.check_hostname = False
@@ -116,7 +116,7 @@ def _tls(ca_file=None, ca_data=None, insecure=False, cert=None, key=None) -> ssl
     if cert:
         # load_cert_chain wants files: PEM data from a kubeconfig goes through a private
         # 0700 directory that is gone before this returns
-        with tempfile.TemporaryDirectory(prefix="netmeta-kube-") as d:
+        with tempfile.TemporaryDirectory(prefix=f"{product}-kube-" if product else "kube-") as d:
             paths = []
             for name, (kind, val) in (("cert", cert), ("key", key)):
                 if kind == "data":
@@ -137,12 +137,14 @@ def _named(items, name: object, kind: str) -> dict:
     raise ConfigError(f"kubeconfig: no {kind} named {name!r}")
 
 
-def from_kubeconfig(path: str, context: str | None = None) -> Endpoint:
+def from_kubeconfig(path: str, context: str | None = None, product: str = "") -> Endpoint:
     """`path`: one file, or several joined by ':' (KUBECONFIG); `context`: a chosen context
     instead of the current-context. Those two, and the users in OFFICIAL_USER_KEYS, are read by
-    the `kubernetes` package's loader (cni/kube/creds.py)."""
+    the `kubernetes` package's loader (cni/kube/creds.py). `product` (the caller's name, e.g.
+    netmeta's delegates/registry.py SHIM.product) prefixes the private temp directories and
+    names the pip extra in the message when `kubernetes` is missing."""
     if os.pathsep in path or context:
-        return _from_official_loader(path, context)
+        return _from_official_loader(path, context, product)
     try:
         with open(path, encoding="utf-8") as f:
             doc = yaml.safe_load(f)
@@ -158,7 +160,7 @@ def from_kubeconfig(path: str, context: str | None = None) -> Endpoint:
     cluster = _named(doc.get("clusters"), current.get("cluster"), "cluster")
     user = _named(doc.get("users"), current.get("user"), "user") if current.get("user") else {}
     if any(user.get(k) for k in OFFICIAL_USER_KEYS):
-        return _from_official_loader(path, None)
+        return _from_official_loader(path, None, product)
     server = cluster.get("server")
     if not isinstance(server, str) or not server.startswith(("https://", "http://")):
         raise ConfigError(f"kubeconfig {path}: cluster server {server!r} is not an http(s) URL")
@@ -182,7 +184,8 @@ def from_kubeconfig(path: str, context: str | None = None) -> Endpoint:
         try:
             ctx = _tls(ca_file=ca[1] if ca and ca[0] == "file" else None,
                        ca_data=ca[1].decode("ascii", "replace") if ca and ca[0] == "data" else None,
-                       insecure=bool(cluster.get("insecure-skip-tls-verify")), cert=cert, key=key)
+                       insecure=bool(cluster.get("insecure-skip-tls-verify")), cert=cert, key=key,
+                       product=product)
         except (OSError, ssl.SSLError, ValueError) as e:
             raise ConfigError(f"kubeconfig {path}: TLS set-up failed: {e}") from None
     token_file, user_name = user.get("tokenFile"), current.get("user")
@@ -197,10 +200,10 @@ def from_kubeconfig(path: str, context: str | None = None) -> Endpoint:
                     server_name=cluster.get("tls-server-name"))
 
 
-def _from_official_loader(path: str, context: str | None) -> Endpoint:
+def _from_official_loader(path: str, context: str | None, product: str = "") -> Endpoint:
     from . import creds as kubecreds  # imports `kubernetes`, only for these kubeconfigs
     try:
-        creds = kubecreds.Credentials(path, context)
+        creds = kubecreds.Credentials(path, context, product)
     except kubecreds.CredentialError as e:
         raise ConfigError(str(e)) from None
     cfg = creds.cfg
@@ -209,7 +212,7 @@ def _from_official_loader(path: str, context: str | None) -> Endpoint:
         try:
             ctx = _tls(ca_file=cfg.ssl_ca_cert, insecure=not cfg.verify_ssl,
                               cert=("file", cfg.cert_file) if cfg.cert_file else None,
-                              key=("file", cfg.key_file) if cfg.key_file else None)
+                              key=("file", cfg.key_file) if cfg.key_file else None, product=product)
         except (OSError, ValueError) as e:   # ssl.SSLError is an OSError
             raise ConfigError(f"kubeconfig {path}: TLS set-up failed: {e}") from None
 
@@ -238,8 +241,10 @@ def in_cluster(env=os.environ, sa_dir: str = SA_DIR) -> Endpoint:
 
 # ---------------- requests ----------------
 class Client:
-    def __init__(self, ep: Endpoint, timeout: float = 10.0, maxsize: int = 8):
+    def __init__(self, ep: Endpoint, timeout: float = 10.0, maxsize: int = 8, user_agent: str | None = None):
+        """`user_agent`: the caller's name in the User-Agent header (None: urllib3's own)."""
         self.ep, self.timeout = ep, timeout
+        self.user_agent = user_agent
         opts = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1), (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
         kw: dict[str, Any] = {"ssl_context": ep.ctx, "server_hostname": ep.server_name} if ep.ctx else {}
         # block=False: a burst beyond `maxsize` opens extra connections instead of waiting
@@ -247,7 +252,9 @@ class Client:
                                         socket_options=opts, **kw)
 
     def _headers(self, content_type: str | None = None) -> dict:
-        h = {"Accept": "application/json", "User-Agent": "netmeta"}
+        h = {"Accept": "application/json"}
+        if self.user_agent:
+            h["User-Agent"] = self.user_agent
         auth = self.ep.authorization()
         if auth:
             h["Authorization"] = auth

@@ -31,10 +31,12 @@ class Credentials:
     `header(force)`, the Authorization value ("Bearer ...", "Basic ...") or None. Nothing of
     ours is imported here: cni/kube/client.py builds its Endpoint from these."""
 
-    def __init__(self, path: str, context: str | None = None):
+    def __init__(self, path: str, context: str | None = None, product: str = ""):
+        """`product`: the caller's name, for the temp directory's prefix and the pip extra
+        named when `kubernetes` is missing (netmeta's: delegates/registry.py SHIM.product)."""
         if context is None and os.pathsep in path:
             context = _first_current_context(path)
-        self.path, self.context = path, context
+        self.path, self.context, self.product = path, context, product
         self.cfg = self.load()
 
     def load(self):
@@ -43,12 +45,13 @@ class Credentials:
             from kubernetes.client import Configuration
             from kubernetes.config import kube_config
         except ImportError:
+            hint = f"pip install '{self.product}[kube-credentials]'" if self.product else "pip install kubernetes"
             raise CredentialError(f"kubeconfig {self.path}: its credentials need the `kubernetes` Python "
-                                  "package (pip install 'netmeta[kube-credentials]')") from None
+                                  f"package ({hint})") from None
         if _TMP is None:
             import atexit
             import shutil
-            _TMP = tempfile.mkdtemp(prefix="netmeta-kubecreds-")
+            _TMP = tempfile.mkdtemp(prefix=f"{self.product}-kubecreds-" if self.product else "kubecreds-")
             # the library's atexit removes the files it writes there, not the directory
             atexit.register(shutil.rmtree, _TMP, True)
         cfg = Configuration()

@@ -138,14 +138,15 @@ def for_kubeconfig(kubeconfig: str, node: str | None) -> Api:
     key = (kubeconfig, node)
     if key not in _own:
         from cni.kube import client as kubeclient
+        from delegates.registry import SHIM
         try:
-            ep = kubeclient.from_kubeconfig(kubeconfig)
+            ep = kubeclient.from_kubeconfig(kubeconfig, product=SHIM.product)
         except kubeclient.ConfigError as e:
             # the reason goes to the node's log only: it may quote the file, and a NAD author
             # (who sees CNI errors in pod events) chooses this path
             _log.error("ipam.kubeconfig %s: %s", kubeconfig, e)
             raise config_error("ipam.kubeconfig", f"cannot load {kubeconfig[:200]} (see the node's log)") from None
-        _own[key] = Api(kubeclient.Client(ep, timeout=5.0), node)
+        _own[key] = Api(kubeclient.Client(ep, timeout=5.0, user_agent=SHIM.product), node)
     return _own[key]
 
 

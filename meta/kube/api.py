@@ -11,6 +11,7 @@ import time
 from cni import fault, log
 from cni.errors import API_FAILED, NETWORK_NOT_FOUND, TRY_AGAIN, CNIError
 from cni.kube import client as kubeclient
+from delegates.registry import SHIM
 
 from .informer import PAGE, Informer
 
@@ -32,11 +33,12 @@ class Kube:
     def __init__(self, kubeconfig: str | None, timeout: float = 10.0):
         """kubeconfig None = the pod's service account (in-cluster)."""
         try:
-            ep = kubeclient.from_kubeconfig(kubeconfig) if kubeconfig else kubeclient.in_cluster()
+            ep = (kubeclient.from_kubeconfig(kubeconfig, product=SHIM.product) if kubeconfig
+                  else kubeclient.in_cluster())
         except kubeclient.ConfigError as e:
             from cni.errors import config_error
             raise config_error("kubeconfig", f"cannot load {kubeconfig or 'the in-cluster config'}: {str(e)[:200]}") from None
-        self.http = kubeclient.Client(ep, timeout)
+        self.http = kubeclient.Client(ep, timeout, user_agent=SHIM.product)
         self.exc = kubeclient.ApiError
         self.timeout = timeout
         self.calls: dict = {}
