@@ -11,7 +11,6 @@ always exec'd, never shadowed.
 With a host root (the daemon's `hostRoot`, cni/hostroot.py) CNI_PATH is searched and plugins
 run in the host's filesystem view; paths returned by find() are host paths.
 """
-import importlib
 import json
 import os
 import re
@@ -116,7 +115,8 @@ def delegate(plugin_type: str, command: str, netconf: dict, req: Request,
              netns: str | None = None, cni_args: str | None = None, own=None) -> Result | None:
     """Run `plugin_type` for `command` with `netconf` on behalf of `req` (env from req, with
     overrides). Returns the ADD result converted to netconf's cniVersion; None for others.
-    `own`: the caller's plugins, `.in_process` (type -> "module:Class") and `.markers`."""
+    `own`: the caller's plugins: `.in_process` (the types it may run here), `.plugin(type)` (a
+    new instance of one, made with whatever the caller lends its plugins) and `.markers`."""
     validate_type(plugin_type)
     if command in ("ADD", "CHECK"):   # a request its caller gave up on goes no further
         operation.check(f"{command} of {plugin_type}")
@@ -133,7 +133,7 @@ def delegate(plugin_type: str, command: str, netconf: dict, req: Request,
     conf.setdefault("cniVersion", want)
     exe = find(plugin_type, req.path)
     if own is not None and plugin_type in own.in_process and (exe is None or _is_own(exe, own.markers)):
-        return _in_process(own.in_process[plugin_type], conf, env)
+        return _in_process(own.plugin(plugin_type), conf, env)
     if exe is None:
         raise CNIError(DELEGATE_NOT_FOUND, f"failed to find plugin {plugin_type!r} in path",
                        f"CNI_PATH={env.get('CNI_PATH', '')}" + (f" in host root {hostroot.ROOT}" if hostroot.ROOT else ""))
@@ -158,9 +158,7 @@ def delegate(plugin_type: str, command: str, netconf: dict, req: Request,
     return Result.from_dict(parsed)
 
 
-def _in_process(target: str, conf: dict, env: dict) -> Result | None:
-    mod, _, cls = target.partition(":")
-    plugin = getattr(importlib.import_module(mod), cls)()
+def _in_process(plugin, conf: dict, env: dict) -> Result | None:
     sub = from_env(env, json.dumps(conf).encode())
     if sub.command == "ADD":  # keep the Result object: no lossy round trip through JSON
         from . import log as _l

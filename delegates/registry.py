@@ -26,14 +26,40 @@ MAIN = {name: p["main"] for name, p in PLUGINS.items()}
 MARKER = "netmeta-plugin"
 
 
-# OWN and SHIM are classes used as namespaces (not types.SimpleNamespace: `types` is one more
-# import on the exec'd entries' start-up path).
+# SHIM is a class used as a namespace (not types.SimpleNamespace: `types` is one more import on
+# the exec'd entries' start-up path); Own and Services are plain classes for the same reason.
 
-class OWN:
-    """What cni.invoke.delegate(own=...) needs: the types it may run in-process, and the bytes that
-    mark an executable in CNI_PATH as ours (our marker, or the import line of pip's console scripts)."""
+class Own:
+    """What cni.invoke.delegate(own=...) needs: the types it may run in-process, `plugin(type)`
+    (a new instance of one, given `services`), and the bytes that mark an executable in CNI_PATH
+    as ours (our marker, or the import line of pip's console scripts)."""
     in_process = {name: p["plugin"] for name, p in PLUGINS.items() if p["in_process"]}
     markers = (MARKER.encode(),) + tuple(f"from {m} import main".encode() for m in MAIN.values())
+
+    def __init__(self, services: "Services"):
+        self.services = services
+
+    def plugin(self, name: str):
+        return load(name)(self.services)
+
+
+class Services:
+    """What our in-process delegates (sriov, fixipam) get from the process they run in, passed
+    to their constructors (SRIOVPlugin(services), FixIPAM(services)) and, through `own`, to the
+    delegates they run in turn (sriov -> fixipam): no module globals. STANDALONE: an exec'd
+    plugin's (nothing lent). The node daemon builds its own (meta/daemon/server.py main):
+    pod_lookup: its cached pod getter, (namespace, name, uid) -> pod dict (raises CNIError),
+    for the sriov plugin's pod annotations (delegates/sriov/podannotations.py);
+    fixipam_api: its API client for cluster-wide reservations (delegates/fixipam/cluster.Api)."""
+
+    def __init__(self, pod_lookup=None, fixipam_api=None):
+        self.pod_lookup = pod_lookup
+        self.fixipam_api = fixipam_api
+        self.own = Own(self)
+
+
+STANDALONE = Services()
+OWN = STANDALONE.own
 
 
 class SHIM:
@@ -68,7 +94,7 @@ def _load(ref: str):
 
 
 def load(name: str):
-    """The plugin class `name` (imports its module)."""
+    """The plugin class `name` (imports its module); an in-process one takes a Services."""
     return _load(PLUGINS[name]["plugin"])
 
 

@@ -55,17 +55,20 @@ class Attachment:
         return conf
 
 
-def _run(att: Attachment, req: Request, command: str, conf: dict, timeout: float):
+def _run(att: Attachment, req: Request, command: str, conf: dict, timeout: float, own):
     return invoke.delegate(conf["type"], command, conf, req, timeout=timeout, ifname=att.ifname,
-                           cni_args=att.cni_args, own=registry.OWN)
+                           cni_args=att.cni_args, own=own)
 
 
-def add(att: Attachment, req: Request, timeout: float) -> Result | None:
+# `own`: our delegates that run in this process, with what it lends them (delegates/registry.py
+# Own; the engine passes its services' `delegates.own`)
+
+def add(att: Attachment, req: Request, timeout: float, own: registry.Own = registry.OWN) -> Result | None:
     deviceinfo.before_add(att)
     prev = None
     res = None
     for p in att.plugins:
-        res = _run(att, req, "ADD", att._plugin_conf(p, prev), timeout)
+        res = _run(att, req, "ADD", att._plugin_conf(p, prev), timeout, own)
         if res is None:
             res = Result(cni_version=p.get("cniVersion", "1.0.0"))
         prev = res.to_dict(res.cni_version)
@@ -74,14 +77,14 @@ def add(att: Attachment, req: Request, timeout: float) -> Result | None:
     return res
 
 
-def delete(att: Attachment, req: Request, timeout: float) -> None:
+def delete(att: Attachment, req: Request, timeout: float, own: registry.Own = registry.OWN) -> None:
     for p in reversed(att.plugins):
-        _run(att, req, "DEL", att._plugin_conf(p, att.result), timeout)
+        _run(att, req, "DEL", att._plugin_conf(p, att.result), timeout, own)
     deviceinfo.clean(att)
 
 
-def check(att: Attachment, req: Request, timeout: float) -> None:
+def check(att: Attachment, req: Request, timeout: float, own: registry.Own = registry.OWN) -> None:
     if att.conf.get("disableCheck"):
         return
     for p in att.plugins:
-        _run(att, req, "CHECK", att._plugin_conf(p, att.result), timeout)
+        _run(att, req, "CHECK", att._plugin_conf(p, att.result), timeout, own)

@@ -18,6 +18,7 @@ from cni.errors import (
 )
 from cni.request import Request
 from cni.result import Result
+from delegates import registry
 
 from . import attachments, cache, config, netnsid, parallel, routes, statusfile
 from . import networkstatus as status
@@ -47,6 +48,9 @@ class Services:
     events: "Recorder | None" = None   # an events.Recorder (the daemon's is asynchronous)
     file_log_level_only: bool = False   # a config's logLevel applies to its logFile only (the daemon
     #                                     owns stderr's level)
+    # what our in-process delegates (sriov, fixipam) get: the daemon's pod getter and cluster
+    # client for fixipam (delegates/registry.py Services); its `own` runs them
+    delegates: registry.Services = registry.STANDALONE
 
 
 THIN = Services()
@@ -58,6 +62,7 @@ class Engine:
     def __init__(self, cfg: config.MetaConfig, services: Services = THIN):
         self.cfg = cfg
         self.services = services
+        self._own = services.delegates.own
         log.setup(cfg.log_level, cfg.log_file, dict(cfg.log_options) or None,
                   file_level_only=services.file_log_level_only)
         self._kube: "Kube | None" = None
@@ -172,7 +177,7 @@ class Engine:
         def add_one(i):   # may run in a worker thread (meta/parallel.py): touches only atts[i]
             att = atts[i]
             fault.point(f"meta.add.before-{i}")
-            res = attachments.add(att, req, self.cfg.delegate_timeout)
+            res = attachments.add(att, req, self.cfg.delegate_timeout, self._own)
             fault.point(f"meta.add.after-{i}")
             _log.info("added %s on %s for pod %s/%s", att.network, att.ifname, pod.namespace, pod.name)
             return res
@@ -223,7 +228,7 @@ class Engine:
         """DEL of every attachment in `started` (the failed ones too), concurrently as ADD ran."""
         def del_one(i):
             try:
-                attachments.delete(atts[i], req, self.cfg.delegate_timeout)
+                attachments.delete(atts[i], req, self.cfg.delegate_timeout, self._own)
             except CNIError as e:
                 if e.code != DELEGATE_NOT_FOUND:   # e.g. the very plugin whose absence failed the ADD
                     raise
@@ -271,7 +276,7 @@ class Engine:
         def del_one(i):   # may run in a worker thread (meta/parallel.py)
             fault.point(f"meta.del.before-{i}")
             try:
-                attachments.delete(atts[i], sub, self.cfg.delegate_timeout)
+                attachments.delete(atts[i], sub, self.cfg.delegate_timeout, self._own)
             except CNIError as e:
                 if e.code != DELEGATE_NOT_FOUND:
                     raise
@@ -344,7 +349,7 @@ class Engine:
         if not entry or entry.get("state") != "ready":
             raise CNIError(UNKNOWN_CONTAINER, f"no attachments recorded for container {req.container_id[:12]}")
         for a in entry["attachments"]:
-            attachments.check(Attachment.from_dict(a), req, self.cfg.delegate_timeout)
+            attachments.check(Attachment.from_dict(a), req, self.cfg.delegate_timeout, self._own)
 
     def status(self, req: Request) -> None:
         f = self.cfg.readiness_file
@@ -381,10 +386,10 @@ class Engine:
                        {cid for cid, _ in keep})
 
 
-def reclaim_dead_caches(cni_dir: str, timeout: float = 60.0) -> list:
+def reclaim_dead_caches(cni_dir: str, timeout: float = 60.0, own: registry.Own = registry.OWN) -> list:
     """Undo the attachments of every DEL cache whose pod netns no longer exists (node reboot,
     crashed runtime); returns the container IDs done. The runtime's own DEL later finds no
-    cache and succeeds."""
+    cache and succeeds. `own`: as attachments.delete's (the daemon passes its services')."""
     done = []
     for cid, ifname, entry in list(cache.entries(cni_dir)):
         if entry is None:
@@ -402,7 +407,7 @@ def reclaim_dead_caches(cni_dir: str, timeout: float = 60.0) -> list:
         try:
             for a in reversed(entry["attachments"]):
                 try:
-                    attachments.delete(Attachment.from_dict(a), req, timeout)
+                    attachments.delete(Attachment.from_dict(a), req, timeout, own)
                 except CNIError as e:
                     if e.code != DELEGATE_NOT_FOUND:
                         raise

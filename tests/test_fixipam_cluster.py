@@ -296,7 +296,7 @@ def test_without_the_daemon_fixipams_own_kubeconfig_reserves_cluster_wide(api, t
 
 
 def test_delegates_never_import_meta():
-    """DESIGN.md: fixipam gets the daemon's client through cluster.provide(), or builds its own
+    """DESIGN.md: fixipam gets the daemon's client in its Services (delegates/registry.py), or builds its own
     from cni/kube/client.py; no module under delegates/ imports meta (a static check)."""
     import ast
     for d, _, files in os.walk(os.path.join(REPO, "delegates")):

@@ -3,8 +3,9 @@ cluster-scoped, conf/crd-fixed-ip-reservation.yaml) per (network, address), name
 so the API server's create-if-absent is the lock: the POST that answers 201 owns the address,
 every other gets 409 AlreadyExists and the holder's pod and node from one GET.
 
-fixipam never imports `meta`: the node daemon hands its API client in with `provide()` (one
-identity, one connection pool per node). The client needs one method,
+fixipam never imports `meta`: the node daemon lends its API client (one identity, one
+connection pool per node) as the `fixipam_api` of the Services it builds the plugin with
+(delegates/registry.py; `node_api()` makes it). The client needs one method,
     request(method, path, query=None, body=None, content_type="application/json") -> dict
 raising an exception with `.status` for an HTTP error and an OSError when no answer came
 (cni/kubeclient.Client is one). Without the daemon, a `kubeconfig` key in fixipam's config
@@ -108,22 +109,13 @@ class Api:
         return self.served
 
 
-_api: Api | None = None
-
-
-def provide(http, node: str | None, count=None, count_error=None) -> Api | None:
-    """Daemon start-up: fixipam reserves cluster-wide through this client as node `node`."""
-    global _api
+def node_api(http, node: str | None, count=None, count_error=None) -> Api | None:
+    """Daemon start-up: the Api fixipam reserves cluster-wide through, with the daemon's client
+    as node `node` (None without a node name)."""
     if not node:
         _log.warning("fixipam cluster reservations off: the daemon has no nodeName")
-        _api = None
         return None
-    _api = Api(http, node, count, count_error=count_error)   # probed by the GC thread at once, or by the first ADD
-    return _api
-
-
-def current() -> Api | None:
-    return _api
+    return Api(http, node, count, count_error=count_error)   # probed by the GC thread at once, or by the first ADD
 
 
 _own: dict = {}
@@ -150,10 +142,10 @@ def for_kubeconfig(kubeconfig: str, node: str | None) -> Api:
     return _own[key]
 
 
-def for_call(kubeconfig: str | None, node: str | None) -> Api | None:
-    """The daemon's client when this runs in the daemon, else fixipam's own from `kubeconfig`."""
-    if _api is not None:
-        return _api
+def for_call(kubeconfig: str | None, node: str | None, lent: Api | None = None) -> Api | None:
+    """The daemon's client (`lent`) when this runs in the daemon, else fixipam's own from `kubeconfig`."""
+    if lent is not None:
+        return lent
     return for_kubeconfig(kubeconfig, node) if kubeconfig else None
 
 

@@ -7,6 +7,7 @@ from cni import fault, log
 from cni.errors import ADDRESS_IN_USE, IO_FAILURE, CNIError, config_error
 from cni.plugin import Plugin
 from cni.result import IPConfig, Result, Route
+from delegates import registry
 
 from . import addresses, cluster, config, gc, scope
 from .store import Store, describe, is_owner
@@ -17,6 +18,11 @@ _log = log.get("fixipam")
 class FixIPAM(Plugin):
     type_name = "fixipam"
 
+    def __init__(self, services: registry.Services = registry.STANDALONE):
+        """`services`: what the process lends its plugins (the node daemon's API client for
+        cluster-wide reservations: delegates/registry.py Services)."""
+        self.services = services
+
     def add(self, req) -> Result:
         cfg = config.load(req.config)
         source, texts = addresses.requested(req.config, req.args)
@@ -24,7 +30,7 @@ class FixIPAM(Plugin):
         for w in wanted:
             cfg.policy.check(w.interface.ip)
         store = Store(cfg.data_dir, cfg.network_name)
-        api = scope.for_add(cfg.policy, cfg.network_name, store.dir)
+        api = scope.for_add(cfg.policy, cfg.network_name, store.dir, self.services.fixipam_api)
         with store.lock(), contextlib.ExitStack() as undo, scope.naming_holder(api, cfg.network_name):
             scope.mark(api, store.dir)
             for w in wanted:
@@ -72,7 +78,7 @@ class FixIPAM(Plugin):
         # cluster first, from the node-local records (kept until then: a crash in between
         # leaves them for the retried DEL); an API outage never blocks DEL (GC releases later)
         scope.release(ipam, req.name, set(store.owned_by(req.container_id, req.ifname)) |
-                      scope.requested_keys(req), req.container_id, req.ifname)
+                      scope.requested_keys(req), req.container_id, req.ifname, self.services.fixipam_api)
         with store.lock():
             fault.point("fixipam.del.locked")
             gone = store.release_owner(req.container_id, req.ifname)
@@ -98,7 +104,7 @@ class FixIPAM(Plugin):
         if not isinstance(valid, list):
             raise config_error("cni.dev/valid-attachments", "GC needs the list of valid attachments")
         keep = {(a.get("containerID"), a.get("ifname")) for a in valid if isinstance(a, dict)}
-        scope.gc(req.config.get("ipam") or {}, req.name, keep)   # this node's cluster ones
+        scope.gc(req.config.get("ipam") or {}, req.name, keep, self.services.fixipam_api)   # this node's cluster ones
         ipam = req.config.get("ipam") or {}
         gc.collect(ipam.get("dataDir", config.DEFAULT_DATA_DIR), req.name, keep, time.time())
 

@@ -27,11 +27,11 @@ def _outage(policy, network: str, why: str):
                    f"ipam.onApiUnavailable is refuse (set nodeLocal to reserve on this node only): {why[:200]}")
 
 
-def for_add(policy, network: str, store_dir: str) -> cluster.Api | None:
-    """The API to reserve through, or None for node scope."""
+def for_add(policy, network: str, store_dir: str, lent: cluster.Api | None = None) -> cluster.Api | None:
+    """The API to reserve through, or None for node scope. `lent`: the daemon's (FixIPAM's services)."""
     if policy.scope == "node":
         return None
-    api = cluster.for_call(policy.kubeconfig, policy.node_name)
+    api = cluster.for_call(policy.kubeconfig, policy.node_name, lent)
     if api is None:
         if policy.scope == "cluster" or os.path.exists(os.path.join(store_dir, MARKER)):
             return _outage(policy, network, "cluster scope but this node's netmeta daemon has no Kubernetes "
@@ -108,22 +108,23 @@ def _undo_one(api, network, key, owner) -> None:
         _log.warning("could not undo the cluster reservation of %s on %s (GC releases it): %s", key, network, e)
 
 
-def _api_for(ipam: dict):
-    """DEL/GC: the daemon's client, or fixipam's own from the raw config (never an error here)."""
+def _api_for(ipam: dict, lent: cluster.Api | None):
+    """DEL/GC: the daemon's client (`lent`), or fixipam's own from the raw config (never an error here)."""
     if not isinstance(ipam, dict) or ipam.get("scope") == "node":
         return None
     kc, node = ipam.get("kubeconfig"), ipam.get("nodeName")
     try:
         return cluster.for_call(kc if isinstance(kc, str) and kc.startswith("/") else None,
-                                node if isinstance(node, str) else None)
+                                node if isinstance(node, str) else None, lent)
     except CNIError as e:
         _log.warning("no cluster client for DEL/GC (%s): cluster reservations are left to GC", e)
         return None
 
 
-def release(ipam: dict, network: str, keys, container_id: str, ifname: str) -> None:
+def release(ipam: dict, network: str, keys, container_id: str, ifname: str,
+            lent: cluster.Api | None = None) -> None:
     """DEL: release this attachment's cluster reservations; an outage only logs."""
-    api = _api_for(ipam)
+    api = _api_for(ipam, lent)
     if api is None or api.served is False or not keys:
         return
     for key in sorted(keys):
@@ -146,9 +147,9 @@ def requested_keys(req) -> set:
         return set()
 
 
-def gc(ipam: dict, network: str, keep: set) -> None:
+def gc(ipam: dict, network: str, keep: set, lent: cluster.Api | None = None) -> None:
     """CNI GC: this node's reservations of `network` whose attachment is not in `keep`."""
-    api = _api_for(ipam)
+    api = _api_for(ipam, lent)
     if api is None or api.served is False:
         return
     try:

@@ -65,11 +65,12 @@ def _conflict(key: str, val, what: str, other) -> CNIError:
                     f"argument={key}: set it in one place only")
 
 
-def effective(conf: dict, args: dict) -> dict:
+def effective(conf: dict, args: dict, pod_lookup=None) -> dict:
     """What ADD / CHECK configure: the network config with the pod's annotations (within
-    podOverrides) and then the call's CNI_ARGS folded in (a copy), or a CNIError."""
+    podOverrides; read through `pod_lookup` when the daemon lends one) and then the call's
+    CNI_ARGS folded in (a copy), or a CNIError."""
     require_known(args, KNOWN)
-    return apply(podannotations.apply(conf, args), args)
+    return apply(podannotations.apply(conf, args, pod_lookup), args)
 
 
 def apply(conf: dict, args: dict) -> dict:

@@ -71,9 +71,14 @@ def _must_sync(rec: dict) -> bool:
 class SRIOVPlugin(Plugin):
     type_name = "sriov"
 
+    def __init__(self, services: registry.Services = registry.STANDALONE):
+        """`services`: what the process lends its plugins (the node daemon's pod getter; the
+        delegates it runs in-process: delegates/registry.py Services)."""
+        self.services = services
+
     # ---------------- ADD ----------------
     def add(self, req: Request) -> Result:
-        cfg = config.load(callargs.effective(req.config, req.args))
+        cfg = config.load(callargs.effective(req.config, req.args, self.services.pod_lookup))
         if not netdev.netns_exists(req.netns):
             raise CNIError(UNKNOWN_CONTAINER, f"failed to open netns {req.netns}", "it does not exist")
         dev = Device(cfg.sysfs_root, cfg.backend)
@@ -203,7 +208,7 @@ class SRIOVPlugin(Plugin):
         res = Result(cni_version=req.cni_version)
         idx = res.add_interface(req.ifname, state["mac"], req.netns, pciID=rec["pci"], mtu=state["mtu"])
         if cfg.ipam:
-            ipam_res = invoke.delegate(cfg.ipam["type"], "ADD", self._ipam_conf(req.config), req, own=registry.OWN)
+            ipam_res = invoke.delegate(cfg.ipam["type"], "ADD", self._ipam_conf(req.config), req, own=self.services.own)
             assert ipam_res is not None     # an ADD always returns a result
             self._step("sriov.add.ipam", recs, rec)
             res.ips = [IPConfig(c.address, c.gateway, idx) for c in ipam_res.ips]
@@ -229,7 +234,7 @@ class SRIOVPlugin(Plugin):
         res = Result(cni_version=req.cni_version)
         idx = res.add_interface(req.ifname, mac, req.netns, pciID=rec["pci"])
         if cfg.ipam:
-            ipam_res = invoke.delegate(cfg.ipam["type"], "ADD", self._ipam_conf(req.config), req, own=registry.OWN)
+            ipam_res = invoke.delegate(cfg.ipam["type"], "ADD", self._ipam_conf(req.config), req, own=self.services.own)
             assert ipam_res is not None     # an ADD always returns a result
             self._step("sriov.add.ipam", recs, rec)
             res.ips = [IPConfig(c.address, c.gateway, idx) for c in ipam_res.ips]
@@ -360,7 +365,7 @@ class SRIOVPlugin(Plugin):
                       config=conf)
         if req is not None:
             sub.raw_args, sub.args = req.raw_args, req.args
-        invoke.delegate(rec["ipam"]["type"], "DEL", conf, sub, own=registry.OWN)
+        invoke.delegate(rec["ipam"]["type"], "DEL", conf, sub, own=self.services.own)
 
     def _reclaim_stale(self, recs: Records, pf: str, dev: Device | None = None) -> int:
         return self._reclaim(recs, pf, dev)[0]
@@ -403,14 +408,14 @@ class SRIOVPlugin(Plugin):
             # no record (ADD never got that far, or a second DEL): IPAM DEL is idempotent and
             # releases an address an interrupted ADD may have reserved
             try:
-                invoke.delegate(ipam["type"], "DEL", dict(req.config), req, own=registry.OWN)
+                invoke.delegate(ipam["type"], "DEL", dict(req.config), req, own=self.services.own)
             except CNIError as e:
                 if e.code != DELEGATE_NOT_FOUND:   # a missing IPAM plugin holds nothing
                     raise
                 _log.warning("IPAM DEL skipped: %s", e)
 
     def check(self, req: Request) -> None:
-        cfg = config.load(callargs.effective(req.config, req.args))
+        cfg = config.load(callargs.effective(req.config, req.args, self.services.pod_lookup))
         recs = Records(cfg.state_dir).find(req.container_id, req.ifname)
         if not recs or recs[0].get("state") != "ready":
             raise CNIError(DEVICE_NOT_FOUND, f"no attachment {req.ifname} for container {req.container_id[:12]}")
@@ -429,7 +434,7 @@ class SRIOVPlugin(Plugin):
                     raise CNIError(VF_CONFIG_FAILED, f"VF {rec['vf']} of {rec['pf']}: {k} is {now.get(k)!r}, "
                                    f"expected {want!r}")
         if cfg.ipam:
-            invoke.delegate(cfg.ipam["type"], "CHECK", dict(req.config), req, own=registry.OWN)
+            invoke.delegate(cfg.ipam["type"], "CHECK", dict(req.config), req, own=self.services.own)
 
     def gc(self, req: Request) -> None:
         valid = req.config.get("cni.dev/valid-attachments")
@@ -445,7 +450,7 @@ class SRIOVPlugin(Plugin):
             self.restore(rec, req)
         ipam = req.config.get("ipam")
         if isinstance(ipam, dict) and isinstance(ipam.get("type"), str):
-            invoke.delegate(ipam["type"], "GC", dict(req.config), req, own=registry.OWN)
+            invoke.delegate(ipam["type"], "GC", dict(req.config), req, own=self.services.own)
 
     def status(self, req: Request) -> None:
         cfg = config.load(req.config)

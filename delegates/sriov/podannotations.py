@@ -6,7 +6,7 @@ attached and applying them under the network's own `podOverrides` policy (podove
 Where the pod's annotations come from, first that answers:
   1. runtimeConfig "io.kubernetes.cri.pod-annotations" (containerd passes them with that capability);
   2. the node daemon's kube client and watch cache, when the daemon runs this call
-     (`register_lookup`, done by `netmeta daemon`);
+     (the `pod_lookup` it lends the plugin: delegates/registry.py Services);
   3. a `kubeconfig` key in the sriov config (one GET of the pod, with the `kubernetes` package).
 The pod is known from CNI_ARGS K8S_POD_NAMESPACE / K8S_POD_NAME (K8S_POD_UID, when given, must
 match). Without any of these the annotations cannot be seen and nothing is applied.
@@ -29,7 +29,6 @@ from . import podoverrides
 _log = log.get("sriov")
 APPLIED = "podOverridesApplied"
 CRI_ANNOTATIONS = "io.kubernetes.cri.pod-annotations"
-_lookup = None   # (namespace, name, uid) -> pod dict
 
 
 SRIOV_VLAN_ANNOTATION = "networks-sriov-vlan"
@@ -116,12 +115,6 @@ def override_for(overrides: Mapping[str, int], selection) -> int | None:
     return None
 
 
-def register_lookup(fn) -> None:
-    """The daemon's cached pod getter, (namespace, name, uid) -> pod dict (raises CNIError)."""
-    global _lookup
-    _lookup = fn
-
-
 def _get_pod(kubeconfig: str, ns: str, name: str) -> dict:
     try:
         from kubernetes import client, config
@@ -135,8 +128,9 @@ def _get_pod(kubeconfig: str, ns: str, name: str) -> dict:
                        f"{SRIOV_TXRATE_ANNOTATION} annotations", f"{type(e).__name__}: {str(e)[:300]}") from None
 
 
-def pod_annotations(conf: dict, args: dict) -> dict | None:
-    """The pod's annotations, or None when the pod or a way to see it is unknown."""
+def pod_annotations(conf: dict, args: dict, lookup=None) -> dict | None:
+    """The pod's annotations, or None when the pod or a way to see it is unknown. `lookup`:
+    the daemon's cached pod getter, (namespace, name, uid) -> pod dict (raises CNIError)."""
     ns, name = args.get("K8S_POD_NAMESPACE"), args.get("K8S_POD_NAME")
     if not ns or not name:
         return None
@@ -144,8 +138,8 @@ def pod_annotations(conf: dict, args: dict) -> dict | None:
     if isinstance(runtime, dict) and isinstance(runtime.get(CRI_ANNOTATIONS), dict):
         return runtime[CRI_ANNOTATIONS]
     uid = args.get("K8S_POD_UID") or None
-    if _lookup is not None:
-        pod = _lookup(ns, name, uid)
+    if lookup is not None:
+        pod = lookup(ns, name, uid)
     elif isinstance(conf.get("kubeconfig"), str) and conf["kubeconfig"]:
         pod = _get_pod(conf["kubeconfig"], ns, name)
     else:
@@ -159,12 +153,12 @@ def pod_annotations(conf: dict, args: dict) -> dict | None:
     return meta.get("annotations") or {}
 
 
-def apply(conf: dict, args: dict) -> dict:
+def apply(conf: dict, args: dict, lookup=None) -> dict:
     """The config with this pod's overrides applied under its podOverrides (a copy), or a
-    CNIError naming the setting that would allow them."""
+    CNIError naming the setting that would allow them. `lookup`: see pod_annotations."""
     if conf.get(APPLIED) is True:   # the meta plugin did it
         return conf
-    annots = pod_annotations(conf, args)
+    annots = pod_annotations(conf, args, lookup)
     if not annots:
         return conf
     network = str(conf.get("name", ""))

@@ -53,6 +53,7 @@ class Daemon:
         hostroot.set_root(cfg.host_root)   # exec'd delegates in the host's view (cni/hostroot.py)
         self.metrics = Metrics()
         self.plugins = {name: registry.load(name)() for name in registry.NAMES}
+        self.delegates = registry.STANDALONE   # what our in-process delegates get (main lends the kube client's)
         self.nested: FixedPool | None = None     # started by start_pools()
         self.workers: FixedPool | None = None
         self.reaper: requests.Reaper | None = None
@@ -396,7 +397,7 @@ class Daemon:
             except Exception as e:   # noqa: BLE001 - e.g. a netlink race with an in-process call
                 # restoring the same record (issue 12, finding 14): never a reason not to start
                 _log.error("reconcile of %s failed: %s", pf["master"], e)
-        for n in engine.reclaim_dead_caches(self.cfg.cni_dir):
+        for n in engine.reclaim_dead_caches(self.cfg.cni_dir, own=self.delegates.own):
             _log.info("reconcile: removed attachments of %s (netns gone)", n)
 
     def _start_publisher(self) -> None:
@@ -510,18 +511,23 @@ def main(argv: list) -> int:
         kube = k8s.client(cfg.kubeconfig)
         kube.start_caches(cfg.node_name)
         d.kube = kube
-        from delegates.sriov import podannotations  # stand-alone sriov calls read pods through it
-        podannotations.register_lookup(kube.get_pod)
         from meta import events
 
         from . import statuswriter
         pending = os.path.join(os.path.dirname(cfg.cni_dir.rstrip("/")), "status-pending")
         d.status_writer = writer = statuswriter.StatusWriter(kube, state_dir=pending).start()
         writer.load()   # writes a previous daemon left pending
+        # our in-process delegates: sriov reads a stand-alone call's pod through its cache,
+        # fixipam reserves cluster-wide through its client (as this node)
+        from delegates.fixipam import cluster
+        fixipam_api = cluster.node_api(kube.http, cfg.node_name, kube._count, kube._count_error)
+        d.delegates = registry.Services(pod_lookup=kube.get_pod, fixipam_api=fixipam_api)
+        d.plugins.update({name: d.delegates.own.plugin(name) for name in registry.OWN.in_process})
         # one identity and one set of caches per node: this client serves every request,
         # whatever kubeconfig a CNI config names
         services = engine.Services(
             kube=kube, file_log_level_only=True, events=events.Recorder(kube, cfg.node_name),
+            delegates=d.delegates,
             status_sink=functools.partial(writer.submit,
                                           wait=min(statuswriter.SYNC_WAIT, cfg.request_timeout / 4)))
     from meta.plugin import MetaPlugin
@@ -530,8 +536,7 @@ def main(argv: list) -> int:
         d.metrics.add_api_source(lambda: dict(kube.calls))
         d.metrics.add_api_error_source(lambda: dict(kube.errors))
         d.metrics.watch_status_writer(writer)
-        from delegates.fixipam import cluster, clustergc  # cluster-wide fixed IPs: the daemon's client
-        fixipam_api = cluster.provide(kube.http, cfg.node_name, kube._count, kube._count_error)
+        from delegates.fixipam import clustergc  # cluster-wide fixed IPs: the daemon's client
         if fixipam_api is not None:
             clustergc.ClusterGC(fixipam_api, cfg.fixipam_gc_period).start()
     try:
