@@ -17,9 +17,6 @@ import os
 
 from .errors import INVALID_CONFIG, CNIError
 
-ROOT: str | None = None     # None: exec in our own view (thin mode, a daemon on the host)
-_CHROOT: str | None = None
-
 
 def validate(root: str) -> tuple:
     """(the root's real path, chroot(8)) or CNIError."""
@@ -32,41 +29,48 @@ def validate(root: str) -> tuple:
     return os.path.realpath(root), chroot
 
 
-def set_root(root: str | None) -> None:
-    """The daemon's `hostRoot` setting (None or "/" = off)."""
-    global ROOT, _CHROOT
-    ROOT, _CHROOT = (None, None) if root in (None, "", "/") else validate(root)
+class HostRoot:
+    """The filesystem view exec'd delegates run in: the host's `/` mounted at `root`, or our own
+    (root None, "" or "/": thin mode, a daemon on the host). The daemon makes one from its
+    `hostRoot` setting and lends it with its delegate services (delegates/registry.py Services,
+    as `own.host_root` to cni/invoke.py)."""
+
+    def __init__(self, root: str | None = None):
+        self.root: str | None
+        self.root, self._chroot = (None, None) if root in (None, "", "/") else validate(root)
+
+    def local(self, path: str) -> str:
+        """Where the host path `path` is in our view: itself without a host root, else resolved
+        inside the root, following symlinks the way the host would (an absolute link target
+        restarts at the root, '..' never climbs above it)."""
+        root = self.root
+        if root is None:
+            return path
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        done: list = []
+        hops = 0
+        while parts:
+            p = parts.pop(0)
+            if p == "..":
+                if done:
+                    done.pop()
+                continue
+            cand = os.path.join(root, *done, p)
+            if os.path.islink(cand):
+                hops += 1
+                if hops > 40:   # ELOOP, as the kernel would say
+                    return os.path.join(root, *done, p)
+                target = os.readlink(cand)
+                if target.startswith("/"):
+                    done = []
+                parts = [x for x in target.split("/") if x not in ("", ".")] + parts
+                continue
+            done.append(p)
+        return os.path.join(root, *done)
+
+    def argv(self, exe: str) -> list:
+        """The argv that runs the host path `exe` in the host's view."""
+        return [exe] if self.root is None else [self._chroot, self.root, exe]
 
 
-def local(path: str) -> str:
-    """Where the host path `path` is in our view: itself without a host root, else resolved
-    inside ROOT, following symlinks the way the host would (an absolute link target restarts
-    at ROOT, '..' never climbs above it)."""
-    if ROOT is None:
-        return path
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    done: list = []
-    hops = 0
-    while parts:
-        p = parts.pop(0)
-        if p == "..":
-            if done:
-                done.pop()
-            continue
-        cand = os.path.join(ROOT, *done, p)
-        if os.path.islink(cand):
-            hops += 1
-            if hops > 40:   # ELOOP, as the kernel would say
-                return os.path.join(ROOT, *done, p)
-            target = os.readlink(cand)
-            if target.startswith("/"):
-                done = []
-            parts = [x for x in target.split("/") if x not in ("", ".")] + parts
-            continue
-        done.append(p)
-    return os.path.join(ROOT, *done)
-
-
-def argv(exe: str) -> list:
-    """The argv that runs the host path `exe` in the host's view."""
-    return [exe] if ROOT is None else [_CHROOT, ROOT, exe]
+OWN_VIEW = HostRoot(None)   # exec in our own view

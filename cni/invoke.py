@@ -8,8 +8,8 @@ CNI_PATH would find is one of its own (its head holds one of `own.markers`), or 
 none: so a foreign plugin of the same name (e.g. upstream sriov-cni installed as `sriov`) is
 always exec'd, never shadowed.
 
-With a host root (the daemon's `hostRoot`, cni/hostroot.py) CNI_PATH is searched and plugins
-run in the host's filesystem view; paths returned by find() are host paths.
+With a host root (the daemon's `hostRoot`, cni/hostroot.py, lent as `own.host_root`) CNI_PATH
+is searched and plugins run in the host's filesystem view; paths returned by find() are host paths.
 """
 import json
 import os
@@ -36,20 +36,20 @@ def validate_type(t) -> str:
     return t
 
 
-def find(plugin_type: str, path: list) -> str | None:
+def find(plugin_type: str, path: list, view: hostroot.HostRoot = hostroot.OWN_VIEW) -> str | None:
     validate_type(plugin_type)
     for d in path:
         p = os.path.join(d, plugin_type)
-        mine = hostroot.local(p)
+        mine = view.local(p)
         if os.path.isfile(mine) and os.access(mine, os.X_OK):
             return p
     return None
 
 
-def _is_own(exe: str, markers: tuple) -> bool:
+def _is_own(exe: str, markers: tuple, view: hostroot.HostRoot = hostroot.OWN_VIEW) -> bool:
     """True when `exe` holds one of `markers` (bytes): in a script's first 4 KiB, anywhere in
     a small ELF binary (a native shim). Cached by path+mtime+size."""
-    exe = hostroot.local(exe)
+    exe = view.local(exe)
     try:
         st = os.stat(exe)
     except OSError:
@@ -68,12 +68,13 @@ def _is_own(exe: str, markers: tuple) -> bool:
     return _own_cache[key]
 
 
-def _run(exe: str, env: dict, stdin: bytes, timeout: float) -> tuple[int, bytes, bytes]:
+def _run(exe: str, env: dict, stdin: bytes, timeout: float,
+         view: hostroot.HostRoot = hostroot.OWN_VIEW) -> tuple[int, bytes, bytes]:
     full_env = dict(os.environ)
     full_env.update(env)
     full_env.update(operation.delegate_env())   # its calls of ours join this operation
     try:
-        p = subprocess.run(hostroot.argv(exe), input=stdin, env=full_env, capture_output=True, timeout=timeout,
+        p = subprocess.run(view.argv(exe), input=stdin, env=full_env, capture_output=True, timeout=timeout,
                            close_fds=True, pass_fds=operation.pass_fds())
     except subprocess.TimeoutExpired:
         raise CNIError(DELEGATE_TIMEOUT, f"plugin {os.path.basename(exe)} timed out",
@@ -83,13 +84,13 @@ def _run(exe: str, env: dict, stdin: bytes, timeout: float) -> tuple[int, bytes,
     return p.returncode, p.stdout, p.stderr
 
 
-def plugin_versions(exe: str, timeout: float = 10.0) -> list:
+def plugin_versions(exe: str, timeout: float = 10.0, view: hostroot.HostRoot = hostroot.OWN_VIEW) -> list:
     """The versions a plugin supports (its VERSION answer), cached per binary."""
-    st = os.stat(hostroot.local(exe))
-    key = (hostroot.ROOT, exe, st.st_mtime_ns, st.st_size)
+    st = os.stat(view.local(exe))
+    key = (view.root, exe, st.st_mtime_ns, st.st_size)
     if key not in _version_cache:
         rc, out, err = _run(exe, {"CNI_COMMAND": "VERSION"},
-                            json.dumps({"cniVersion": version.CURRENT}).encode(), timeout)
+                            json.dumps({"cniVersion": version.CURRENT}).encode(), timeout, view)
         try:
             info = json.loads(out)
             vers = list(info.get("supportedVersions") or [info["cniVersion"]])
@@ -116,7 +117,8 @@ def delegate(plugin_type: str, command: str, netconf: dict, req: Request,
     """Run `plugin_type` for `command` with `netconf` on behalf of `req` (env from req, with
     overrides). Returns the ADD result converted to netconf's cniVersion; None for others.
     `own`: the caller's plugins: `.in_process` (the types it may run here), `.plugin(type)` (a
-    new instance of one, made with whatever the caller lends its plugins) and `.markers`."""
+    new instance of one, made with whatever the caller lends its plugins), `.markers`, and
+    `.host_root` (a cni/hostroot.py HostRoot to exec plugins in; None: our own view)."""
     validate_type(plugin_type)
     if command in ("ADD", "CHECK"):   # a request its caller gave up on goes no further
         operation.check(f"{command} of {plugin_type}")
@@ -131,12 +133,13 @@ def delegate(plugin_type: str, command: str, netconf: dict, req: Request,
     conf = dict(netconf)
     conf.setdefault("name", req.name)
     conf.setdefault("cniVersion", want)
-    exe = find(plugin_type, req.path)
-    if own is not None and plugin_type in own.in_process and (exe is None or _is_own(exe, own.markers)):
+    view = (own.host_root if own is not None else None) or hostroot.OWN_VIEW
+    exe = find(plugin_type, req.path, view)
+    if own is not None and plugin_type in own.in_process and (exe is None or _is_own(exe, own.markers, view)):
         return _in_process(own.plugin(plugin_type), conf, env)
     if exe is None:
         raise CNIError(DELEGATE_NOT_FOUND, f"failed to find plugin {plugin_type!r} in path",
-                       f"CNI_PATH={env.get('CNI_PATH', '')}" + (f" in host root {hostroot.ROOT}" if hostroot.ROOT else ""))
+                       f"CNI_PATH={env.get('CNI_PATH', '')}" + (f" in host root {view.root}" if view.root else ""))
     # the delegate's own cniVersion, unchanged, as libcni and Multus v4.1.4 pass it (libcni
     # AddNetwork execs the config's bytes; pkg/multus/multus.go confAdd/conflistAdd): a plugin
     # that does not speak it answers with its own error (code 1)
@@ -144,7 +147,7 @@ def delegate(plugin_type: str, command: str, netconf: dict, req: Request,
     if isinstance(conf.get("prevResult"), dict) and use in version.SUPPORTED:
         conf["prevResult"] = Result.from_dict(conf["prevResult"]).to_dict(use)
     _log.debug("exec %s %s (cniVersion %s)", exe, command, use)
-    rc, out, err = _run(exe, env, json.dumps(conf).encode(), timeout)
+    rc, out, err = _run(exe, env, json.dumps(conf).encode(), timeout, view)
     if err:
         _log.debug("%s stderr: %s", plugin_type, err.decode(errors="replace").strip()[:2000])
     if rc != 0:

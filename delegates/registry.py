@@ -42,6 +42,10 @@ class Own:
     def plugin(self, name: str):
         return load(name)(self.services)
 
+    @property
+    def host_root(self):
+        return self.services.host_root
+
 
 class Services:
     """What our in-process delegates (sriov, fixipam) get from the process they run in, passed
@@ -50,11 +54,14 @@ class Services:
     plugin's (nothing lent). The node daemon builds its own (meta/daemon/server.py main):
     pod_lookup: its cached pod getter, (namespace, name, uid) -> pod dict (raises CNIError),
     for the sriov plugin's pod annotations (delegates/sriov/podannotations.py);
-    fixipam_api: its API client for cluster-wide reservations (delegates/fixipam/cluster.Api)."""
+    fixipam_api: its API client for cluster-wide reservations (delegates/fixipam/cluster.Api);
+    host_root: the filesystem view (cni/hostroot.py HostRoot, its `hostRoot`) the delegates
+    they exec run in; None: our own."""
 
-    def __init__(self, pod_lookup=None, fixipam_api=None):
+    def __init__(self, pod_lookup=None, fixipam_api=None, host_root=None):
         self.pod_lookup = pod_lookup
         self.fixipam_api = fixipam_api
+        self.host_root = host_root
         self.own = Own(self)
 
 

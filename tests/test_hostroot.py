@@ -153,15 +153,13 @@ def test_host_root_lookup_follows_links_inside_the_root(tmp_path):
     (root / "opt/cni").mkdir(parents=True)
     os.symlink("/usr/lib/cni", root / "opt/cni/bin")
     os.symlink("../../../../../../../../usr/lib/cni/p", root / "opt/up")
-    hostroot.set_root(str(root))
-    try:
-        assert hostroot.local("/opt/cni/bin/p") == str(root / "usr/lib/cni/p")
-        assert hostroot.local("/opt/up") == str(root / "usr/lib/cni/p")
-        assert hostroot.local("/../../etc/passwd") == str(root / "etc/passwd")
-        assert hostroot.argv("/opt/cni/bin/p")[1:] == [str(root), "/opt/cni/bin/p"]
-    finally:
-        hostroot.set_root(None)
-    assert hostroot.local("/opt/cni/bin/p") == "/opt/cni/bin/p" and hostroot.argv("/x") == ["/x"]
+    view = hostroot.HostRoot(str(root))
+    assert view.local("/opt/cni/bin/p") == str(root / "usr/lib/cni/p")
+    assert view.local("/opt/up") == str(root / "usr/lib/cni/p")
+    assert view.local("/../../etc/passwd") == str(root / "etc/passwd")
+    assert view.argv("/opt/cni/bin/p")[1:] == [str(root), "/opt/cni/bin/p"]
+    own = hostroot.HostRoot(None)
+    assert own.local("/opt/cni/bin/p") == "/opt/cni/bin/p" and own.argv("/x") == ["/x"]
 
 
 def test_host_root_setting_is_checked_at_start(tmp_path):

@@ -50,10 +50,12 @@ def _error(code: int, msg: str, details: str = "") -> bytes:
 class Daemon:
     def __init__(self, cfg: daemonconfig.DaemonConfig):
         self.cfg = cfg
-        hostroot.set_root(cfg.host_root)   # exec'd delegates in the host's view (cni/hostroot.py)
         self.metrics = Metrics()
-        self.plugins = {name: registry.load(name)() for name in registry.NAMES}
-        self.delegates = registry.STANDALONE   # what our in-process delegates get (main lends the kube client's)
+        # what our in-process delegates get: exec'd delegates in the host's view (cni/hostroot.py);
+        # main adds the kube client's pod getter and fixipam client
+        self.delegates = registry.Services(host_root=hostroot.HostRoot(cfg.host_root))
+        self.plugins = {name: self.delegates.own.plugin(name) if name in registry.OWN.in_process
+                        else registry.load(name)() for name in registry.NAMES}
         self.nested: FixedPool | None = None     # started by start_pools()
         self.workers: FixedPool | None = None
         self.reaper: requests.Reaper | None = None
@@ -505,7 +507,7 @@ def main(argv: list) -> int:
     d = Daemon(cfg)
     # the engine's services: the daemon owns stderr's level (a config's logLevel applies to its
     # logFile only) and, with a kubeconfig, lends its client, status writer and event recorder
-    services = engine.Services(file_log_level_only=True)
+    services = engine.Services(file_log_level_only=True, delegates=d.delegates)
     if cfg.kubeconfig:   # a warm kube client with watch caches, before the first pod needs it
         from meta.kube import api as k8s
         kube = k8s.client(cfg.kubeconfig)
@@ -521,7 +523,8 @@ def main(argv: list) -> int:
         # fixipam reserves cluster-wide through its client (as this node)
         from delegates.fixipam import cluster
         fixipam_api = cluster.node_api(kube.http, cfg.node_name, kube._count, kube._count_error)
-        d.delegates = registry.Services(pod_lookup=kube.get_pod, fixipam_api=fixipam_api)
+        d.delegates = registry.Services(pod_lookup=kube.get_pod, fixipam_api=fixipam_api,
+                                        host_root=d.delegates.host_root)
         d.plugins.update({name: d.delegates.own.plugin(name) for name in registry.OWN.in_process})
         # one identity and one set of caches per node: this client serves every request,
         # whatever kubeconfig a CNI config names
