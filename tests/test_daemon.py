@@ -354,3 +354,38 @@ def test_requests_for_one_container_run_one_at_a_time_and_the_lock_table_empties
         assert d._locks == {}
     finally:
         d.stop()
+
+
+def test_the_daemon_keeps_nothing_per_request_once_answered(tmp_path, caplog):
+    """Issue 19 (memory): after many requests for distinct containers, nothing of them stays in
+    the daemon — no container lock entries, queued/running jobs or operations, no job held by an
+    idle worker thread, and the reaper's deadline heap holds about the requests in flight (it
+    used to keep every answered request, with its socket object, until its deadline)."""
+    import gc
+    import logging
+
+    from cni import operation
+    from meta.daemon import requests
+    from meta.daemon.config import DaemonConfig
+    from meta.daemon.server import Daemon
+    d = Daemon(DaemonConfig(socket_path=str(tmp_path / "run" / "netmeta.sock"), max_concurrency=4))
+    d.start_pools()
+    prefix = "memtest" + os.urandom(4).hex()
+    # pytest keeps every log record of the test, and a failed call's record holds its error
+    # (with the traceback, so the request's frames): no records, as in the daemon's own handlers
+    caplog.set_level(logging.CRITICAL, logger="netmeta")
+    try:
+        for i in range(300):
+            env = {"CNI_COMMAND": "VERSION" if i % 2 else "ADD", "CNI_CONTAINERID": f"{prefix}-{i}",
+                   "CNI_IFNAME": "eth0", "CNI_NETNS": "/var/run/netns/none", "CNI_PATH": "/nonexistent"}
+            code, out = d.submit(env, b'{"cniVersion": "1.0.0"}' if i % 2 else b"not json")
+            assert (code, bool(out)) == ((0, True) if i % 2 else (1, True)), out
+        assert d._locks == {} and d._jobs == {} and d._ops == {}
+        assert len(d.reaper._heap) <= requests.Reaper.COMPACT
+        gc.collect()
+        ours = [o for o in gc.get_objects()
+                if (isinstance(o, requests.Job) and o.key[1].startswith(prefix))
+                or (isinstance(o, operation.Op) and o.container_id.startswith(prefix))]
+        assert ours == []
+    finally:
+        d.stop()

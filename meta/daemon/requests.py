@@ -49,7 +49,11 @@ class Job:
 
 class Reaper:
     """One thread: at each watched reply's deadline, answer it with the timeout error if the
-    request has not answered yet (the request itself stops at its next step: cni/operation)."""
+    request has not answered yet (the request itself stops at its next step: cni/operation).
+    Replies answered before their deadline are dropped from the heap every COMPACT watches, so
+    it holds about the requests in flight, not every request of the last requestTimeout (each
+    with its socket object: ~1 KB a request)."""
+    COMPACT = 64
 
     def __init__(self, error):
         self._error = error        # msg -> bytes (the CNI error JSON)
@@ -61,7 +65,13 @@ class Reaper:
 
     def watch(self, reply, deadline: float, msg: str) -> None:
         with self._cond:
-            heapq.heappush(self._heap, (deadline, next(self._seq), reply, msg))
+            seq = next(self._seq)
+            if seq % self.COMPACT == 0:
+                live = [e for e in self._heap if not e[2].sent]
+                if len(live) < len(self._heap):
+                    heapq.heapify(live)
+                    self._heap = live
+            heapq.heappush(self._heap, (deadline, seq, reply, msg))
             self._cond.notify()
 
     def _loop(self) -> None:
@@ -74,6 +84,7 @@ class Reaper:
                 _, _, reply, msg = heapq.heappop(self._heap)
             if not reply.sent:
                 reply.send(1, self._error(msg))
+            reply = msg = None   # not kept until the next deadline
 
     def stop(self) -> None:
         with self._cond:

@@ -240,8 +240,13 @@ class Daemon:
         box: dict[str, Any] = {}
         done = threading.Event()
 
-        class _Sink:
+        class _Sink:   # a requests.Reply without a connection (the reaper reads .sent)
+            sent = False
+
             def send(self, code, out):
+                if self.sent:
+                    return False
+                self.sent = True
                 box.update(code=code, out=out)
                 done.set()
                 return True

@@ -28,6 +28,7 @@ class FixedPool:
                 fn(*args)
             except BaseException:   # noqa: BLE001 - one bad item never takes a worker down
                 _log.exception("worker %s: unhandled error", threading.current_thread().name)
+            del item, fn, args   # an idle worker keeps nothing of its last request alive
 
     def offer(self, fn, *args) -> bool:
         try:
