@@ -49,3 +49,37 @@ def lean_pyroute2() -> None:
     mod.__dict__["__getattr__"] = __getattr__     # a module-level __getattr__ (PEP 562)
     sys.modules["pyroute2"] = mod
     __import__("pyroute2.config.log")   # what __init__ does first: the 'pyroute2' logger's NullHandler
+
+
+def lean_package(name: str) -> None:
+    """Register package `name` with its search path but without running its __init__.py, so
+    importing one of its submodules loads that submodule only. Any attribute of the package
+    itself first runs the real __init__.py into the module (`from name import X` still works).
+    The daemon uses it for prometheus_client: its __init__ imports the HTTP/WSGI exposition
+    servers (http.server, wsgiref, urllib.request, ssl: ~5 MB RSS) and registers process and
+    platform collectors on a global registry the daemon does not serve."""
+    if name in sys.modules:
+        return
+    from importlib.machinery import PathFinder
+    spec = PathFinder.find_spec(name)
+    if spec is None or not spec.submodule_search_locations or spec.loader is None:
+        return      # not installed (or not a package): the real import raises where it is used
+    mod = type(sys)(name)
+    mod.__spec__, mod.__loader__, mod.__file__ = spec, spec.loader, spec.origin
+    mod.__path__, mod.__package__ = list(spec.submodule_search_locations), name
+    loader = spec.loader
+    full: list[bool] = []
+
+    def __getattr__(attr: str):
+        if not full and PathFinder.find_spec(f"{name}.{attr}", mod.__path__):
+            return __import__(f"{name}.{attr}", fromlist=["_"])   # a submodule (`from . import x`)
+        if not full:
+            full.append(True)
+            del mod.__dict__["__getattr__"]
+            loader.exec_module(mod)
+            if attr in mod.__dict__:
+                return mod.__dict__[attr]
+        raise AttributeError(f"module {name!r} has no attribute {attr!r}")
+
+    mod.__dict__["__getattr__"] = __getattr__
+    sys.modules[name] = mod

@@ -111,3 +111,41 @@ def test_metrics_users_ask_for(cluster, nic, netns, uid):
     assert cni("fixipam", "ADD", fx, netns="/x", args="IP=10.58.0.5", extra_env=env).ok
     assert cni("fixipam", "DEL", fx, netns="/x", extra_env=env).ok
     assert d.metric("netmeta_cni_requests_total", plugin="fixipam", code="0", network=f"nad-{uid}") == 2
+
+
+def test_the_daemons_exposition_is_the_librarys_byte_for_byte():
+    """meta/daemon/metrics.exposition is prometheus_client's generate_latest ported (its module
+    loads the library's HTTP servers, ~5 MB of the daemon's RSS): the same text for the
+    daemon's own registry, with label values that need escaping, and for the other metric
+    types the format knows."""
+    from prometheus_client import CollectorRegistry, Enum, Info, Summary
+    from prometheus_client.core import GaugeHistogramMetricFamily, Metric
+    from prometheus_client.exposition import generate_latest
+
+    from meta.daemon import metrics
+    m = metrics.Metrics()
+    for i, net in enumerate(["cluster", 'q"uote', "back\\slash", "new\nline", "ünïcode ✓", ""]):
+        stdin = json.dumps({"cniVersion": "1.0.0", "name": net}).encode()
+        m.request("netmeta", "ADD", i % 2, b'{"code": 7}' if i % 2 else b"{}", stdin)
+        m.latency.labels(plugin="sriov", command="DEL").observe(0.003 * 10 ** i)
+    m.vfs.labels(pf="enp1s0f0", state="free").set(float("inf"))
+    m.vfs.labels(pf="enp1s0f1", state="free").set(float("nan"))
+    m.vfs.labels(pf="enp1s0f2", state="total").set(1234567.0)
+    m.inflight.set(-1e-9)
+    assert metrics.exposition(m.registry) == generate_latest(m.registry)
+    assert m.render() == generate_latest(m.registry)
+
+    other = CollectorRegistry()
+    Info("build", 'a "doc"\nwith\\escapes', registry=other).info({"version": "1\n2"})
+    Enum("state", "doc", states=["a", "b"], registry=other).state("b")
+    Summary("lat", "doc", ["x"], registry=other).labels(x="1").observe(2.5)
+
+    class Extra:
+        def collect(self):
+            g = GaugeHistogramMetricFamily("queue", "doc", buckets=[("1.0", 4), ("+Inf", 5)], gsum_value=7)
+            yield g
+            u = Metric("raw", "doc", "unknown")
+            u.add_sample("raw", {"le": "x"}, 3.0, timestamp=1700000000.5)
+            yield u
+    other.register(Extra())
+    assert metrics.exposition(other) == generate_latest(other)

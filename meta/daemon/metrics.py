@@ -20,8 +20,14 @@
 import json
 import threading
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from cni.leanimport import lean_package
+
+lean_package("prometheus_client")   # the submodules below only: see exposition()
+from prometheus_client.metrics import Counter, Gauge, Histogram  # noqa: E402
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily  # noqa: E402
+from prometheus_client.openmetrics.exposition import escape_label_name, escape_metric_name  # noqa: E402
+from prometheus_client.registry import CollectorRegistry  # noqa: E402
+from prometheus_client.utils import floatToGoString  # noqa: E402
 
 BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120)
 LAG_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 300)
@@ -145,7 +151,54 @@ class Metrics:
             self.set_aside.labels(pf=pf, kind=kind).set(sum(1 for a in aside if a["kind"] == kind))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return exposition(self.registry)
+
+
+def exposition(registry) -> bytes:
+    """The Prometheus text format (0.0.4) of `registry`: prometheus_client 0.26's
+    exposition.generate_latest (default escaping: underscores), ported here because its module
+    imports the library's HTTP/WSGI servers (http.server, wsgiref, urllib.request, ssl: ~5 MB of
+    the daemon's RSS) to be loaded at the first scrape. tests/test_metrics.py checks the output
+    is byte for byte the library's."""
+    def value(v: str) -> str:   # label values may be any UTF-8: backslash, newline, quote escaped
+        return v.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+
+    def sample_line(s) -> str:
+        labels = ",".join(f'{escape_label_name(k)}="{value(v)}"' for k, v in sorted(s.labels.items()))
+        ts = f" {int(float(s.timestamp) * 1000):d}" if s.timestamp is not None else ""
+        return f"{escape_metric_name(s.name)}{'{' + labels + '}' if labels else ''} {floatToGoString(s.value)}{ts}\n"
+
+    def doc(text: str) -> str:
+        return text.replace("\\", r"\\").replace("\n", r"\n")
+
+    out = []
+    for metric in registry.collect():
+        mname, mtype = metric.name, metric.type
+        if mtype == "counter":
+            mname += "_total"
+        elif mtype == "info":
+            mname, mtype = mname + "_info", "gauge"
+        elif mtype == "stateset":
+            mtype = "gauge"
+        elif mtype == "gaugehistogram":
+            mtype = "histogram"
+        elif mtype == "unknown":
+            mtype = "untyped"
+        out.append(f"# HELP {escape_metric_name(mname)} {doc(metric.documentation)}\n")
+        out.append(f"# TYPE {escape_metric_name(mname)} {mtype}\n")
+        om: dict[str, list[str]] = {}   # OpenMetrics-only samples: a gauge of their own, after
+        for s in metric.samples:
+            for suffix in ("_created", "_gsum", "_gcount"):
+                if s.name == metric.name + suffix:
+                    om.setdefault(suffix, []).append(sample_line(s))
+                    break
+            else:
+                out.append(sample_line(s))
+        for suffix, lines in sorted(om.items()):
+            out.append(f"# HELP {escape_metric_name(metric.name + suffix)} {doc(metric.documentation)}\n")
+            out.append(f"# TYPE {escape_metric_name(metric.name + suffix)} gauge\n")
+            out.extend(lines)
+    return "".join(out).encode("utf-8")
 
 
 def _sum(sources, key) -> dict:

@@ -9,7 +9,6 @@ import contextlib
 import functools
 import json
 import os
-import secrets
 import signal
 import socket
 import threading
@@ -273,7 +272,7 @@ class Daemon:
                 job.queued = time.monotonic()   # maxWait counts from the newest caller
                 _log.info("%s %s for %s: a retry joins the request in flight", name, key[3], key[1][:12])
                 return
-            job = requests.Job(key, env, stdin, operation.Op(secrets.token_hex(16), key[1], deadline,
+            job = requests.Job(key, env, stdin, operation.Op(os.urandom(16).hex(), key[1], deadline,
                                                             socket=self.cfg.socket_path, env=OP_ENV), reply)
             self._jobs.setdefault(key, job)
         self.metrics.inflight.inc()
