@@ -168,3 +168,37 @@ print("ok")
     p = subprocess.run([sys.executable, "-IS", "-c", f"import sys; sys.path[:0] = {[REPO] + site!r}\n" + code],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and p.stdout == "ok\n", p.stderr
+
+
+def test_the_daemons_metrics_load_no_http_servers_and_prometheus_client_still_works_whole():
+    """The daemon's metrics (meta/daemon/metrics.py) import prometheus_client's submodules
+    without its package __init__ (cni/leanimport.lean_package): neither the daemon's start-up
+    nor a /metrics scrape loads the library's HTTP/WSGI exposition servers, and the daemon's
+    op tokens do not pull in hmac/OpenSSL (secrets). Any name of the package still gives the
+    whole library, the same objects."""
+    code = r"""
+import sys
+import meta.daemon.server
+from meta.daemon import metrics
+m = metrics.Metrics()
+m.latency.labels(plugin="netmeta", command="ADD").observe(0.01)
+assert m.render().startswith(b"# HELP ")
+never = {"http.server", "wsgiref", "urllib.request", "email", "prometheus_client.exposition", "secrets", "hmac",
+         "_hashlib"}
+assert not never & set(sys.modules), never & set(sys.modules)
+import prometheus_client
+from prometheus_client import Counter, generate_latest
+from prometheus_client.metrics import Counter as C2
+assert Counter is C2 and generate_latest(m.registry) == m.render()
+try:
+    prometheus_client.no_such_name
+except AttributeError:
+    pass
+else:
+    raise AssertionError("no AttributeError")
+print("ok")
+"""
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    p = subprocess.run([sys.executable, "-IS", "-c", f"import sys; sys.path[:0] = {[REPO] + site!r}\n" + code],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout == "ok\n", p.stderr
