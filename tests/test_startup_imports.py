@@ -164,10 +164,7 @@ else:
     raise AssertionError("no AttributeError")
 print("ok")
 """
-    site = [p for p in sys.path if p.endswith("site-packages")]
-    p = subprocess.run([sys.executable, "-IS", "-c", f"import sys; sys.path[:0] = {[REPO] + site!r}\n" + code],
-                       capture_output=True, text=True, timeout=60)
-    assert p.returncode == 0 and p.stdout == "ok\n", p.stderr
+    _run_isolated(code)
 
 
 def test_the_daemons_metrics_load_no_http_servers_and_prometheus_client_still_works_whole():
@@ -198,6 +195,12 @@ else:
     raise AssertionError("no AttributeError")
 print("ok")
 """
+    _run_isolated(code)
+
+
+def _run_isolated(code: str) -> None:
+    """Run `code` in a fresh `python -IS` with this checkout and site-packages on the path; it
+    must print exactly "ok"."""
     site = [p for p in sys.path if p.endswith("site-packages")]
     p = subprocess.run([sys.executable, "-IS", "-c", f"import sys; sys.path[:0] = {[REPO] + site!r}\n" + code],
                        capture_output=True, text=True, timeout=60)
