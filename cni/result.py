@@ -225,6 +225,8 @@ def _interface_index(iface, n_ifaces: int):
 
 def _addr(s, what):
     try:
+        if not isinstance(s, str):   # ipaddress reads an int or bool as an address; Go wants text
+            raise TypeError(f"want a string, not {type(s).__name__}")
         return ipaddress.ip_address(s)
     except (ValueError, TypeError) as e:
         raise _bad(what, str(e)) from None
@@ -232,6 +234,8 @@ def _addr(s, what):
 
 def _net(s, what):
     try:
+        if not isinstance(s, str):
+            raise TypeError(f"want a string, not {type(s).__name__}")
         return ipaddress.ip_network(s, strict=False)
     except (ValueError, TypeError) as e:
         raise _bad(what, str(e)) from None

@@ -159,6 +159,9 @@ def test_result_11_fields_only_in_11():
     {"cniVersion": "0.1.0", "ip6": "fd00::1/64"},
     {"cniVersion": "0.2.0", "ip4": {"ip": "10.0.0.1/24", "routes": [{"gw": "10.0.0.1"}]}},
     {"cniVersion": "0.9.0", "ips": []},
+    # numbers are not addresses (ipaddress would read them as 10.0.0.1 / 0.0.0.0/32)
+    {"cniVersion": "1.0.0", "ips": [{"address": "10.0.0.5/24", "gateway": 167772161}]},
+    {"cniVersion": "1.0.0", "routes": [{"dst": 0}]},
 ])
 def test_result_rejects_malformed(bad):
     with pytest.raises(CNIError):

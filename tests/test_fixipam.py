@@ -157,6 +157,13 @@ def test_rejected_addresses(data_dir, ip, code, words):
     ({"subnet": "10.0.0.0/24", "routes": [{"dst": "x"}]}, "ipam.routes[0]"),
     ({"subnet": "10.0.0.0/24", "dns": {"nameservers": ["nope"]}}, "ipam.dns.nameservers"),
     ({"subnet": "10.0.0.0/24", "dataDir": "relative"}, "ipam.dataDir"),
+    # JSON numbers are not addresses (Python's ipaddress reads 167772161 as 10.0.0.1, True as
+    # 0.0.0.1; Go's net.ParseCIDR/ParseIP, which host-local and static use, take text only)
+    ({"subnet": 167772160}, "ipam.subnet"),
+    ({"subnet": True}, "ipam.subnet"),
+    ({"subnet": "10.0.0.0/24", "gateway": 167772161}, "ipam.gateway"),
+    ({"subnet": "10.0.0.0/24", "routes": [{"dst": 0}]}, "ipam.routes[0]"),
+    ({"subnet": "10.0.0.0/24", "routes": [{"dst": "0.0.0.0/0", "gw": 167772161}]}, "ipam.routes[0]"),
 ])
 def test_invalid_config_names_field(data_dir, ipam, field):
     conf = {"cniVersion": "1.0.0", "name": "fxnet", "ipam": dict({"type": "fixipam"}, **ipam)}

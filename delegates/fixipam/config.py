@@ -30,9 +30,17 @@ class IPAMConfig:
     policy: _policy.Policy = _policy.Policy(None, "refuse", None, None)
 
 
+def _text(value, what: str) -> str:
+    """A JSON string, as Go's net.ParseCIDR/ParseIP take: `ipaddress` would also read an integer
+    (or a bool) as an address (167772161 -> 10.0.0.1)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, not {type(value).__name__}")
+    return value
+
+
 def _net(value, field):
     try:
-        return ipaddress.ip_network(value, strict=True)
+        return ipaddress.ip_network(_text(value, "a subnet"), strict=True)
     except (ValueError, TypeError) as e:
         raise config_error(field, f"{str(value)[:60]!r} is not a subnet in CIDR form: {e}") from None
 
@@ -41,7 +49,7 @@ def _gateway(value, net, field):
     if value in (None, ""):
         return None
     try:
-        gw = ipaddress.ip_address(value)
+        gw = ipaddress.ip_address(_text(value, "a gateway"))
     except (ValueError, TypeError):
         raise config_error(field, f"{str(value)[:60]!r} is not an IP address") from None
     if gw not in net:
@@ -85,8 +93,8 @@ def _routes(ipam: dict) -> tuple:
         if not isinstance(r, dict) or "dst" not in r:
             raise config_error(f"ipam.routes[{i}]", "each route needs dst")
         try:
-            dst = ipaddress.ip_network(r["dst"], strict=False)
-            gw = ipaddress.ip_address(r["gw"]) if r.get("gw") else None
+            dst = ipaddress.ip_network(_text(r["dst"], "dst"), strict=False)
+            gw = ipaddress.ip_address(_text(r["gw"], "gw")) if r.get("gw") else None
         except (ValueError, TypeError) as e:
             raise config_error(f"ipam.routes[{i}]", str(e)) from None
         if gw is not None and gw.version != dst.version:
