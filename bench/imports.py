@@ -77,3 +77,5 @@ if __name__ == "__main__":   # quick look: fixipam ADD (+ its DEL) in a scratch 
     prof = profile("fixipam", "ADD", conf, int(sys.argv[1]) if sys.argv[1:] else 3, **kw,
                    after=lambda: cnicall.call("fixipam", "DEL", conf, **kw))
     print(table("fixipam ADD", prof, 25))
+    import shutil
+    shutil.rmtree(d, ignore_errors=True)

@@ -199,20 +199,24 @@ FAULTS = ["sriov.add.recorded", "sriov.add.pf-set", "sriov.add.moved", "sriov.ad
 
 @pytest.mark.parametrize("point", FAULTS)
 @pytest.mark.parametrize("then", ["DEL", "GC"])
-def test_kill_9_at_each_step_then_del_or_gc(nic, netns, data_dir, point, then):
+def test_kill_9_at_each_step_then_del_or_gc(nic, netns, data_dir, point, then, tmp_path):
     before = snapshot(nic)
+    # a killed ADD leaves its container lock file (<socket dir>/locks/crash.lock): keep it in
+    # this test's directory, not the node's /run/netmeta (no daemon answers there: in-process)
+    env = {"NETMETA_SOCKET": str(tmp_path / "netmeta.sock")}
     ns = netns()
     c = conf(nic, vlan=9, max_tx_rate=300, mac="02:00:00:00:09:09",
              ipam={"type": "fixipam", "subnet": "10.57.0.0/24", "dataDir": data_dir},
              runtimeConfig={"ips": ["10.57.0.9"]})
     r = cni("sriov", "ADD", c, netns=f"/var/run/netns/{ns}", ifname="net1", container_id="crash",
-            extra_env={"NETMETA_FAULT": point})
+            extra_env={"NETMETA_FAULT": point, **env})
     assert r.rc == -9 and r.out is None           # killed: nothing on stdout
     if then == "DEL":
-        d = cni("sriov", "DEL", c, netns=f"/var/run/netns/{ns}", ifname="net1", container_id="crash")
+        d = cni("sriov", "DEL", c, netns=f"/var/run/netns/{ns}", ifname="net1", container_id="crash",
+                extra_env=env)
     else:
         c11 = dict(c, cniVersion="1.1.0", **{"cni.dev/valid-attachments": []})
-        d = cni("sriov", "GC", c11)
+        d = cni("sriov", "GC", c11, extra_env=env)
     assert d.ok, d.stdout + d.stderr.encode()
     assert snapshot(nic) == before and records(nic) == []
     assert sorted(os.listdir(os.path.join(data_dir, "sriov-net"))) in ([".lock"], [])
