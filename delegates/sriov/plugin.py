@@ -207,12 +207,7 @@ class SRIOVPlugin(Plugin):
         self._step("sriov.add.configured", recs, rec)
         res = Result(cni_version=req.cni_version)
         idx = res.add_interface(req.ifname, state["mac"], req.netns, pciID=rec["pci"], mtu=state["mtu"])
-        if cfg.ipam:
-            ipam_res = invoke.delegate(cfg.ipam["type"], "ADD", self._ipam_conf(req.config), req, own=self.services.own)
-            assert ipam_res is not None     # an ADD always returns a result
-            self._step("sriov.add.ipam", recs, rec)
-            res.ips = [IPConfig(c.address, c.gateway, idx) for c in ipam_res.ips]
-            res.routes, res.dns = ipam_res.routes, ipam_res.dns
+        if self._ipam_add(cfg, req, recs, rec, res, idx):
             netdev.configure_ips(req.netns, req.ifname, res)
             garp.announce(req.netns, req.ifname, state["mac"], [c.address for c in res.ips])
         self._step("sriov.add.addressed", recs, rec)
@@ -222,6 +217,18 @@ class SRIOVPlugin(Plugin):
             recs.write(rec, durable=_must_sync(rec))   # see _must_sync
         devinfo.write(req.config.get("runtimeConfig"), rec["pci"], _pf_pci(dev, pf), None)
         return res
+
+    def _ipam_add(self, cfg, req, recs: Records, rec: dict, res: Result, idx: int) -> bool:
+        """Run the configured IPAM plugin's ADD and put its addresses, routes and DNS on interface
+        `idx` of `res`. False when the network has no IPAM."""
+        if not cfg.ipam:
+            return False
+        ipam_res = invoke.delegate(cfg.ipam["type"], "ADD", self._ipam_conf(req.config), req, own=self.services.own)
+        assert ipam_res is not None     # an ADD always returns a result
+        self._step("sriov.add.ipam", recs, rec)
+        res.ips = [IPConfig(c.address, c.gateway, idx) for c in ipam_res.ips]
+        res.routes, res.dns = ipam_res.routes, ipam_res.dns
+        return True
 
     def _attach_userspace(self, cfg, dev: Device, rec: dict, req, recs: Records) -> Result:
         """A VF bound to a userspace driver (DPDK): the PF-side settings (done), IPAM if
@@ -233,12 +240,7 @@ class SRIOVPlugin(Plugin):
         mac = cfg.mac or (mac if mac and mac != "00:00:00:00:00:00" else "")
         res = Result(cni_version=req.cni_version)
         idx = res.add_interface(req.ifname, mac, req.netns, pciID=rec["pci"])
-        if cfg.ipam:
-            ipam_res = invoke.delegate(cfg.ipam["type"], "ADD", self._ipam_conf(req.config), req, own=self.services.own)
-            assert ipam_res is not None     # an ADD always returns a result
-            self._step("sriov.add.ipam", recs, rec)
-            res.ips = [IPConfig(c.address, c.gateway, idx) for c in ipam_res.ips]
-            res.routes, res.dns = ipam_res.routes, ipam_res.dns
+        self._ipam_add(cfg, req, recs, rec, res, idx)
         rec.update(state="ready", mac=None)
         with recs.lock():   # every record write holds the lock (see Records.of_pf)
             self._step("sriov.add.ready", recs, rec)
