@@ -1,4 +1,5 @@
 """Run `netmeta daemon` as a real process for tests and benchmarks (started and ended by PID)."""
+import contextlib
 import json
 import os
 import signal
@@ -76,6 +77,24 @@ class DaemonProc:
                 return f.read()
         except FileNotFoundError:
             return ""
+
+    def hang(self, timeout: float = 10.0) -> None:
+        """SIGSTOP, and return once every thread is stopped: kill() returns before that (one
+        thread takes the signal, then stops the others), and on a busy machine a worker could
+        still answer in between (CI saw /healthz answered after SIGSTOP)."""
+        self.proc.send_signal(signal.SIGSTOP)
+        states: list = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = []
+            for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+                with contextlib.suppress(FileNotFoundError):
+                    with open(f"/proc/{self.proc.pid}/task/{tid}/stat") as f:
+                        states.append(f.read().rpartition(")")[2].split()[0])
+            if states and all(s == "T" for s in states):
+                return
+            time.sleep(0.01)
+        raise AssertionError(f"daemon {self.proc.pid} not stopped after SIGSTOP: thread states {states}")
 
     def kill(self, sig=signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:

@@ -74,7 +74,7 @@ def test_a_request_the_shim_gave_up_on_never_runs_later(daemon, tmp_path, netns,
     daemon.start()
     c = conf(daemon, tmp_path, uid)
     ns = netns()
-    daemon.proc.send_signal(signal.SIGSTOP)
+    daemon.hang()
     r = call(c, "ADD", "st1", ns, env={"NETMETA_SHIM_TIMEOUT": "2"})
     assert r.ok, (r.stdout, r.stderr[-1500:])
     assert "broke off" in r.stderr        # it was the fallback that answered
@@ -95,7 +95,7 @@ def test_a_retried_add_runs_once(daemon, tmp_path, netns, uid):
     daemon.start()
     c = conf(daemon, tmp_path, uid, mode="daemon")
     ns = netns()
-    daemon.proc.send_signal(signal.SIGSTOP)
+    daemon.hang()
     first = call(c, "ADD", "rt1", ns, env={"NETMETA_SHIM_TIMEOUT": "1"})
     assert first.out["code"] == 11 and "broke off" in first.out["msg"]
     box = {}
@@ -175,7 +175,7 @@ def test_the_fallback_does_not_wait_forever_for_a_hung_daemons_lock(daemon, tmp_
                                                           env={"NETMETA_SHIM_TIMEOUT": "3"})))
     t.start()
     wait_for(lambda: (marks / "hg1-eth0.started").exists(), "the daemon's ADD to start")
-    daemon.proc.send_signal(signal.SIGSTOP)      # hung, holding hg1's lock
+    daemon.hang()      # hung, holding hg1's lock
     t.join(60)
     r = box["r"]
     assert r.out["code"] == 11 and "hung" in r.out["msg"] and f"pid {daemon.proc.pid}" in r.out["msg"], r.out
