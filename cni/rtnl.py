@@ -33,16 +33,16 @@ _RTEXT_FILTER_VF, _RTEXT_FILTER_SKIP_STATS = 1, 8
 # what pyroute2 0.9's route("add") fills in (ip -d route: "unicast ... table main proto static
 # scope global")
 _RT_TABLE_MAIN, _RTPROT_STATIC, _RT_SCOPE_UNIVERSE, _RTN_UNICAST = 254, 4, 0, 1
-_IFINFO = struct.Struct("=BxHiII")      # family, type, index, flags, change
+IFINFO = struct.Struct("=BxHiII")      # family, type, index, flags, change
 _HDR = struct.Struct("=LHHLL")          # len, type, flags, seq, pid
 
 
-def _attr(kind: int, data: bytes) -> bytes:
+def attr(kind: int, data: bytes) -> bytes:
     n = 4 + len(data)
     return struct.pack("=HH", n, kind) + data + b"\0" * ((4 - n % 4) % 4)
 
 
-def _attrs(data: bytes, offset: int):
+def attrs(data: bytes, offset: int):
     while offset + 4 <= len(data):
         length, kind = struct.unpack_from("=HH", data, offset)
         if length < 4:
@@ -105,9 +105,9 @@ class Rtnl:
     def get_link(self, name: str | None = None, index: int = 0) -> dict | None:
         """{index, name, mac, mtu, up} of the link called `name` (or with `index`), or None
         (ENODEV, or ERANGE: a name no link can have)."""
-        body = _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0) \
-            + (_attr(IFLA_IFNAME, name.encode() + b"\0") if name is not None else b"") \
-            + _attr(IFLA_EXT_MASK, struct.pack("=I", _RTEXT_FILTER_SKIP_STATS))
+        body = IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0) \
+            + (attr(IFLA_IFNAME, name.encode() + b"\0") if name is not None else b"") \
+            + attr(IFLA_EXT_MASK, struct.pack("=I", _RTEXT_FILTER_SKIP_STATS))
         try:
             answer = self.request(RTM_GETLINK, _F_REQUEST, body)
         except NetlinkError as e:
@@ -123,15 +123,15 @@ class Rtnl:
         flags = change = 0
         if up is not None:
             flags, change = (IFF_UP if up else 0), IFF_UP
-        body = _IFINFO.pack(socket.AF_UNSPEC, 0, index, flags, change)
+        body = IFINFO.pack(socket.AF_UNSPEC, 0, index, flags, change)
         if netns_fd is not None:
-            body += _attr(IFLA_NET_NS_FD, struct.pack("=I", netns_fd))
+            body += attr(IFLA_NET_NS_FD, struct.pack("=I", netns_fd))
         if ifname is not None:
-            body += _attr(IFLA_IFNAME, ifname.encode() + b"\0")
+            body += attr(IFLA_IFNAME, ifname.encode() + b"\0")
         if mac is not None:
-            body += _attr(IFLA_ADDRESS, bytes.fromhex(mac.replace(":", "")))
+            body += attr(IFLA_ADDRESS, bytes.fromhex(mac.replace(":", "")))
         if mtu is not None:
-            body += _attr(IFLA_MTU, struct.pack("=I", mtu))
+            body += attr(IFLA_MTU, struct.pack("=I", mtu))
         self.request(RTM_NEWLINK, _F_REQUEST | _F_ACK, body)
 
     # ---------------- addresses and routes ----------------
@@ -142,8 +142,8 @@ class Rtnl:
         fam = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
         body = struct.pack("=BBBBI", fam, prefixlen, 0, 0, index)
         if fam == socket.AF_INET:
-            body += _attr(IFA_LOCAL, ip.packed)
-        body += _attr(IFA_ADDRESS, ip.packed)
+            body += attr(IFA_LOCAL, ip.packed)
+        body += attr(IFA_ADDRESS, ip.packed)
         self.request(RTM_NEWADDR, _F_REQUEST | _F_ACK | _F_CREATE | _F_EXCL, body)
 
     def add_route(self, index: int, dst: str, gateway: str | None = None) -> None:
@@ -157,17 +157,17 @@ class Rtnl:
         body = struct.pack("=BBBBBBBBI", fam, prefixlen, 0, 0, _RT_TABLE_MAIN, _RTPROT_STATIC,
                            _RT_SCOPE_UNIVERSE, _RTN_UNICAST, 0)
         if prefixlen:
-            body += _attr(RTA_DST, ip.packed)
-        body += _attr(RTA_OIF, struct.pack("=I", index))
+            body += attr(RTA_DST, ip.packed)
+        body += attr(RTA_OIF, struct.pack("=I", index))
         if gateway:
-            body += _attr(RTA_GATEWAY, ipaddress.ip_address(gateway).packed)
+            body += attr(RTA_GATEWAY, ipaddress.ip_address(gateway).packed)
         self.request(RTM_NEWROUTE, _F_REQUEST | _F_ACK | _F_CREATE | _F_EXCL, body)
 
 
 def _link_state(payload: bytes) -> dict:
-    _, _, index, flags, _ = _IFINFO.unpack_from(payload)
+    _, _, index, flags, _ = IFINFO.unpack_from(payload)
     st = {"index": index, "name": None, "mac": "", "mtu": None, "up": bool(flags & IFF_UP)}
-    for kind, value in _attrs(payload, _IFINFO.size):
+    for kind, value in attrs(payload, IFINFO.size):
         if kind == IFLA_IFNAME:
             st["name"] = value.split(b"\0", 1)[0].decode()
         elif kind == IFLA_ADDRESS:
