@@ -24,12 +24,13 @@ from . import netns as nsock
 
 _NLMSG_ERROR, _NLMSG_DONE = 2, 3
 RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 18, 20, 24
-_F_REQUEST, _F_ACK, _F_EXCL, _F_CREATE = 0x1, 0x4, 0x200, 0x400
+F_REQUEST, F_ACK = 0x1, 0x4                     # nlmsg_flags
+_F_EXCL, _F_CREATE = 0x200, 0x400
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_NET_NS_FD, IFLA_EXT_MASK = 1, 3, 4, 28, 29
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 RTA_DST, RTA_OIF, RTA_GATEWAY = 1, 4, 5
 IFF_UP = 1
-_RTEXT_FILTER_VF, _RTEXT_FILTER_SKIP_STATS = 1, 8
+RTEXT_FILTER_VF, RTEXT_FILTER_SKIP_STATS = 1, 8  # IFLA_EXT_MASK bits
 # what pyroute2 0.9's route("add") fills in (ip -d route: "unicast ... table main proto static
 # scope global")
 _RT_TABLE_MAIN, _RTPROT_STATIC, _RT_SCOPE_UNIVERSE, _RTN_UNICAST = 254, 4, 0, 1
@@ -62,6 +63,7 @@ class Rtnl:
             self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         self.sock.bind((0, 0))
         self.seq = 0
+        self._peek = bytearray(16)
 
     def __enter__(self) -> "Rtnl":
         return self
@@ -80,7 +82,7 @@ class Rtnl:
         self.sock.send(_HDR.pack(16 + len(body), kind, flags, seq, 0) + body)
         out: list[bytes] = []
         while True:
-            data = self.sock.recv(1 << 16)
+            data = self._recv()
             off = 0
             while off + 16 <= len(data):
                 length, mtype, _, mseq, _ = _HDR.unpack_from(data, off)
@@ -101,15 +103,24 @@ class Rtnl:
                 if not flags & 0x300:           # not a dump: one answer
                     return out
 
+    def _recv(self) -> bytes:
+        """One whole datagram, however long. The kernel answers a non-dump request with one
+        message sized for its content: a PF's VF list (RTEXT_FILTER_VF) grows ~170-300 bytes
+        per VF, so 256 VFs outgrow any fixed buffer, and recv() on a datagram socket silently
+        drops what does not fit. MSG_PEEK|MSG_TRUNC makes the kernel return the datagram's
+        real length without consuming it; it is then read with a buffer of that size."""
+        n = self.sock.recv_into(self._peek, 16, socket.MSG_PEEK | socket.MSG_TRUNC)
+        return self.sock.recv(max(n, 16))
+
     # ---------------- links ----------------
     def get_link(self, name: str | None = None, index: int = 0) -> dict | None:
         """{index, name, mac, mtu, up} of the link called `name` (or with `index`), or None
         (ENODEV, or ERANGE: a name no link can have)."""
         body = IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0) \
             + (attr(IFLA_IFNAME, name.encode() + b"\0") if name is not None else b"") \
-            + attr(IFLA_EXT_MASK, struct.pack("=I", _RTEXT_FILTER_SKIP_STATS))
+            + attr(IFLA_EXT_MASK, struct.pack("=I", RTEXT_FILTER_SKIP_STATS))
         try:
-            answer = self.request(RTM_GETLINK, _F_REQUEST, body)
+            answer = self.request(RTM_GETLINK, F_REQUEST, body)
         except NetlinkError as e:
             if e.code in (errno.ENODEV, errno.ERANGE):
                 return None
@@ -132,7 +143,7 @@ class Rtnl:
             body += attr(IFLA_ADDRESS, bytes.fromhex(mac.replace(":", "")))
         if mtu is not None:
             body += attr(IFLA_MTU, struct.pack("=I", mtu))
-        self.request(RTM_NEWLINK, _F_REQUEST | _F_ACK, body)
+        self.request(RTM_NEWLINK, F_REQUEST | F_ACK, body)
 
     # ---------------- addresses and routes ----------------
     def add_addr(self, index: int, address: str, prefixlen: int) -> None:
@@ -144,7 +155,7 @@ class Rtnl:
         if fam == socket.AF_INET:
             body += attr(IFA_LOCAL, ip.packed)
         body += attr(IFA_ADDRESS, ip.packed)
-        self.request(RTM_NEWADDR, _F_REQUEST | _F_ACK | _F_CREATE | _F_EXCL, body)
+        self.request(RTM_NEWADDR, F_REQUEST | F_ACK | _F_CREATE | _F_EXCL, body)
 
     def add_route(self, index: int, dst: str, gateway: str | None = None) -> None:
         """RTM_NEWROUTE (create, exclusive) in table main, proto static, scope global, unicast,
@@ -161,7 +172,7 @@ class Rtnl:
         body += attr(RTA_OIF, struct.pack("=I", index))
         if gateway:
             body += attr(RTA_GATEWAY, ipaddress.ip_address(gateway).packed)
-        self.request(RTM_NEWROUTE, _F_REQUEST | _F_ACK | _F_CREATE | _F_EXCL, body)
+        self.request(RTM_NEWROUTE, F_REQUEST | F_ACK | _F_CREATE | _F_EXCL, body)
 
 
 def _link_state(payload: bytes) -> dict:
