@@ -61,7 +61,7 @@ EXT_MASK = RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS
 _U32 = struct.Struct("=I")
 _NLA = struct.Struct("=HH")               # struct nlattr {nla_len, nla_type}
 _VF_MAC = struct.Struct("=I32s")          # struct ifla_vf_mac {__u32 vf; __u8 mac[32];}
-_VF_VLAN = struct.Struct("=III")          # ifla_vf_vlan {vf, vlan, qos}; ifla_vf_rate {vf, min, max}
+_VF_3U32 = struct.Struct("=III")          # ifla_vf_vlan {vf, vlan, qos}; ifla_vf_rate {vf, min, max}
 _VF_VLAN_INFO = struct.Struct("=III2s2x")  # ifla_vf_vlan_info {vf, vlan, qos; __be16 proto;} = 16
 _VF_U32 = struct.Struct("=II")            # ifla_vf_tx_rate/spoofchk/link_state/trust {vf, value}
 
@@ -100,7 +100,7 @@ def _state_of(info: bytes) -> VFState:
     for kind, value in attrs(info, 0):
         if kind == IFLA_VF_MAC and (f := _fixed(value, _VF_MAC)):
             mac = f[1][:6].hex(":")
-        elif kind == IFLA_VF_VLAN and (f := _fixed(value, _VF_VLAN)):
+        elif kind == IFLA_VF_VLAN and (f := _fixed(value, _VF_3U32)):
             vlan, qos = f[1], f[2]
         elif kind == IFLA_VF_VLAN_LIST:
             for k, entry in attrs(value, 0):
@@ -110,7 +110,7 @@ def _state_of(info: bytes) -> VFState:
                         # is 802.1Q, as rtnetlink's own default and ip(8) have it
                         proto = int.from_bytes(entry[12:14], "big") or ETH_P_8021Q
                     break
-        elif kind == IFLA_VF_RATE and (f := _fixed(value, _VF_VLAN)):
+        elif kind == IFLA_VF_RATE and (f := _fixed(value, _VF_3U32)):
             min_rate, max_rate = f[1], f[2]
         elif kind == IFLA_VF_TX_RATE and (f := _fixed(value, _VF_U32)):
             tx_rate = f[1]
@@ -183,11 +183,11 @@ def _group_attr(vf: int, group: str, s: VFState) -> bytes:
         return attr(IFLA_VF_MAC, _VF_MAC.pack(vf, bytes.fromhex(s.mac.replace(":", ""))))
     if group == "vlan":
         if s.proto == "802.1Q":
-            return attr(IFLA_VF_VLAN, _VF_VLAN.pack(vf, s.vlan, s.qos))
+            return attr(IFLA_VF_VLAN, _VF_3U32.pack(vf, s.vlan, s.qos))
         return attr(IFLA_VF_VLAN_LIST, attr(IFLA_VF_VLAN_INFO, _VF_VLAN_INFO.pack(
             vf, s.vlan, s.qos, _PROTO_NUM[s.proto].to_bytes(2, "big"))))
     if group == "rate":
-        return attr(IFLA_VF_RATE, _VF_VLAN.pack(vf, s.min_tx_rate, s.max_tx_rate))
+        return attr(IFLA_VF_RATE, _VF_3U32.pack(vf, s.min_tx_rate, s.max_tx_rate))
     if group == "link_state":
         return attr(IFLA_VF_LINK_STATE, _VF_U32.pack(vf, _LINK_STATE_NUM[s.link_state]))
     kind = IFLA_VF_SPOOFCHK if group == "spoofchk" else IFLA_VF_TRUST
