@@ -3,7 +3,7 @@ against pyroute2 0.9's, the library it replaced (no SR-IOV NIC is needed: pyrout
 decodes without a socket).
 
 - every set message (one per attribute group) is byte for byte what pyroute2's ifinfmsg
-  encoder made from the `vf=` spec the backend used to hand it, after `_pad_vlan_info`;
+  encoder made from the `vf=` spec the backend used to hand it, after the reference's `pad_vlan_info`;
 - every VF list pyroute2 encodes (VLAN lists, absent optional attributes, -1 spoofchk/trust,
   stats, no IFLA_NUM_VF) reads into the VFState the pyroute2-based `_state_of` read;
 - a VF list past 64 KiB, whose 16-bit length the kernel wraps, is read whole;

@@ -3,6 +3,7 @@ its own codec is checked against: tests/test_vftable_rtnl_codec.py (bytes, host)
 tests/kernel/guest/test_vftable_rtnl_parity.py (a real kernel's VF table)."""
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
@@ -10,7 +11,19 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from delegates.sriov import vftable_netlink as vn
 from delegates.sriov.vftable import VFState
 
-vn._pad_vlan_info()          # what the old backend did at import: pyroute2's entry is 16 bytes
+
+def pad_vlan_info() -> None:
+    """What the old backend did at import: make pyroute2 encode IFLA_VF_VLAN_INFO as the
+    kernel's 16-byte struct {__u32 vf, vlan, qos; __be16 vlan_proto;} with its tail padding.
+    pyroute2 0.9.7 packs 14 bytes, and kernels with the CVE-2024-36017 fix reject an entry
+    shorter than sizeof() with EINVAL; pyroute2 reads `fields` at each encode, so 2 pad bytes
+    appended to the class fix every encoder. A no-op once pyroute2 ships the fix."""
+    ivvi = ifinfmsg.vflist.vfinfo.vf_vlist.ivvi
+    if struct.calcsize("=" + "".join(f[1].lstrip("<>!=") for f in ivvi.fields)) == 14:
+        ivvi.fields = tuple(ivvi.fields) + (("__pad", "2x"),)
+
+
+pad_vlan_info()
 
 
 def old_spec(vf: int, group: str, s: VFState) -> dict[str, Any]:

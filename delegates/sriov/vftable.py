@@ -2,7 +2,7 @@
 
 A VF table is what `ip link set <pf> vf N ...` changes: per-VF MAC, VLAN (+QoS, protocol),
 tx rates, spoofchk, trust and link state, held by the PF driver. Two backends implement it:
-`netlink` (the kernel, via pyroute2) and `sim` (a state file for hosts without SR-IOV).
+`netlink` (the kernel, via rtnetlink: cni/rtnl.py) and `sim` (a state file for hosts without SR-IOV).
 Both validate a change completely before touching anything, with the kernel's rules.
 """
 from __future__ import annotations

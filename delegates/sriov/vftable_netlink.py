@@ -66,26 +66,6 @@ _VF_VLAN_INFO = struct.Struct("=III2s2x")  # ifla_vf_vlan_info {vf, vlan, qos; _
 _VF_U32 = struct.Struct("=II")            # ifla_vf_tx_rate/spoofchk/link_state/trust {vf, value}
 
 
-def _pad_vlan_info() -> None:
-    """Make pyroute2 encode IFLA_VF_VLAN_INFO as the kernel's 16-byte struct.
-
-    struct ifla_vf_vlan_info {__u32 vf, vlan, qos; __be16 vlan_proto;} is 16 bytes with its
-    tail padding; pyroute2 0.9.7 packs 14 and kernels with the CVE-2024-36017 fix reject an
-    entry shorter than sizeof() with EINVAL (older kernels read 2 bytes past it). pyroute2
-    reads `fields` at each encode, so appending 2 pad bytes to the class fixes every encoder
-    in the process; decoding is unaffected (the kernel sends 16 bytes; pad is ignored). The
-    size check makes this a no-op once pyroute2 ships the fix.
-
-    This backend no longer encodes with pyroute2 (its own entry, _VF_VLAN_INFO, is 16 bytes):
-    the function stays for code that still hands pyroute2 a `vf=` VLAN list (the codec parity
-    test compares our bytes with pyroute2's after it), and is not run at import here.
-    """
-    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-    ivvi = ifinfmsg.vflist.vfinfo.vf_vlist.ivvi
-    if struct.calcsize("=" + "".join(f[1].lstrip("<>!=") for f in ivvi.fields)) == 14:
-        ivvi.fields = tuple(ivvi.fields) + (("__pad", "2x"),)
-
-
 def _fixed(value: bytes, st: struct.Struct) -> tuple | None:
     """`value` unpacked as `st`, or None when the kernel sent fewer bytes (never from Linux)."""
     return st.unpack_from(value) if len(value) >= st.size else None
