@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 
+from cni.rtnl import Rtnl
 from delegates.sriov.vftable import VFTableError
 
 from .names import SimError
-from .ports import in_netns
+from .ports import SELF_NETNS, ifindex, netns_path
 from .sysfs import DRIVER, PCI_DIR, replace_symlink, set_netdev_name, tree_lock
 from .vftable import SimVFTable, flocked
 
@@ -25,7 +26,6 @@ PARKED = "bnd"
 
 def bind(root: str, meta: dict, vf: int, driver: str) -> dict:
     """Caller holds the NIC lock and saves `meta` afterwards. Returns {"vf", "pci", "driver", "netdev"}."""
-    from pyroute2 import IPRoute
     pf, ns = meta["pf"], meta["netns"]
     port = meta["ports"].get(str(vf)) if isinstance(vf, int) and not isinstance(vf, bool) else None
     if port is None:
@@ -41,22 +41,22 @@ def bind(root: str, meta: dict, vf: int, driver: str) -> dict:
         _set_driver_link(root, pci, driver)
         port["driver"] = driver
         return {"vf": vf, "pci": pci, "driver": driver, "netdev": None}
-    with IPRoute() as ipr, in_netns(ns) as nsr:
+    with Rtnl() as nl, Rtnl(netns_path(ns)) as nsl:
         if driver != "net":
-            idx = ipr.link_lookup(ifname=port["name"]) if not port.get("away") else []
-            if not idx:
+            idx = ifindex(nl, port["name"]) if not port.get("away") else None
+            if idx is None:
                 raise SimError(f"failed to bind VF {vf} of {pf}: its netdev {port['name']} is not in "
                                "this network namespace (in a pod?)")
-            ipr.link("set", index=idx[0], state="down")
-            _move(ipr, idx[0], f"{PARKED}{vf}", os.path.join("/run/netns", ns))
-            port["driver"], port["ifindex"] = driver, idx[0]
+            nl.set_link(idx, up=False)
+            _move(nl, idx, f"{PARKED}{vf}", netns_path(ns))
+            port["driver"], port["ifindex"] = driver, idx
             name = None
         else:
-            idx = nsr.link_lookup(ifname=f"{PARKED}{vf}")
-            if not idx:
+            idx = ifindex(nsl, f"{PARKED}{vf}")
+            if idx is None:
                 raise SimError(f"failed to bind VF {vf} of {pf} to net: no parked netdev {PARKED}{vf}")
             name = f"{pf}v{vf}"
-            if ipr.link_lookup(ifname=name):
+            if ifindex(nl, name) is not None:
                 raise SimError(f"failed to bind VF {vf} of {pf} to net: netdev {name} exists")
             mac = None
             try:
@@ -64,20 +64,20 @@ def bind(root: str, meta: dict, vf: int, driver: str) -> dict:
             except (VFTableError, IndexError):
                 pass
             if mac and mac != "00:00:00:00:00:00":
-                nsr.link("set", index=idx[0], address=mac)
-            _move(nsr, idx[0], name, "/proc/thread-self/ns/net")
-            new = ipr.link_lookup(ifname=name)
-            port.update({"driver": None, "name": name, "ifindex": new[0] if new else None, "away": None})
+                nsl.set_link(idx, mac=mac)
+            _move(nsl, idx, name, SELF_NETNS)
+            port.update({"driver": None, "name": name, "ifindex": ifindex(nl, name), "away": None})
         _set_driver_link(root, pci, driver)
     with flocked(tree_lock(root)):
         set_netdev_name(root, pci, name)
     return {"vf": vf, "pci": pci, "driver": driver, "netdev": name}
 
 
-def _move(ipr, index: int, name: str, dest: str) -> None:
-    fd = os.open(dest, os.O_RDONLY)
+def _move(nl: Rtnl, index: int, name: str, dest: str) -> None:
+    """Link `index` into the netns at path `dest`, renamed `name` there (one RTM_NEWLINK)."""
+    fd = os.open(dest, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        ipr.link("set", index=index, net_ns_fd=fd, ifname=name)
+        nl.set_link(index, netns_fd=fd, ifname=name)
     finally:
         os.close(fd)
 

@@ -23,19 +23,18 @@ was away), else dev<ifindex>, with the VF's MAC from the VF table.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
-import logging
 import os
-import secrets
 import socket
 import sys
 from typing import Any
 
-from pyroute2 import IPRoute, NetlinkError, netns
+from pyroute2.netlink.exceptions import NetlinkError  # what cni.rtnl raises: 3 small modules
 
+from cni import log
 from cni.files import atomic_write, read_json
+from cni.rtnl import Rtnl
 from delegates.sriov.topology import valid_ifname
 from delegates.sriov.vftable import VFTableError
 
@@ -51,7 +50,20 @@ from .names import (
     validate,
     vf_netdev_name,
 )
-from .ports import BRIDGE, NSID_NONE, Rtnl, add_port, host_ports, in_netns, name_in, plug_peers
+from .ports import (
+    BRIDGE,
+    NSID_NONE,
+    SELF_NETNS,
+    add_port,
+    del_link,
+    host_ports,
+    links,
+    links_in,
+    name_in,
+    netns_path,
+    nsid,
+    plug_peers,
+)
 from .sysfs import DRIVER, PCI_DIR, remove_tree, set_netdev_name, tree_lock, write_tree
 from .vftable import STATE_DIR, SimVFTable, flocked, init_state, lock_path, state_path
 
@@ -61,7 +73,8 @@ __all__ = [
     "port_alias", "refresh", "set_netdev_name", "validate", "vf_netdev_name", "write_tree",
 ]
 
-log = logging.getLogger(__name__)
+# cni/log.py: in an exec'd plugin call it writes the product's lines without importing `logging`
+_log = log.get("sim")
 
 DEFAULT_ROOT = "/run/netmeta/sim"
 
@@ -112,7 +125,7 @@ def create(pf: str, vfs: int, root: str = DEFAULT_ROOT) -> dict[str, Any]:
             try:
                 _build(root, pf, vfs)
             except BaseException:
-                log.error("failed to create sim NIC %s; removing what was built", pf)
+                _log.error("failed to create sim NIC %s; removing what was built", pf)
                 _destroy_locked(root, pf, _load_meta(root, pf) or {"pf": pf, "netns": ns})
                 raise
     except BaseException:
@@ -121,33 +134,34 @@ def create(pf: str, vfs: int, root: str = DEFAULT_ROOT) -> dict[str, Any]:
                 os.unlink(_nic_lock(root, pf))
             _prune_state_dir(root)
         raise
-    log.info("created sim NIC %s with %d VFs under %s (netns %s)", pf, vfs, root, ns)
+    _log.info("created sim NIC %s with %d VFs under %s (netns %s)", pf, vfs, root, ns)
     return fragment
 
 
 def _check_free(root: str, pf: str, vfs: int) -> None:
     names = [pf] + [vf_netdev_name(pf, n) for n in range(vfs)]
-    with IPRoute() as ipr:
-        _, host_names, _ = host_ports(ipr, pf)
+    with Rtnl() as nl:
+        _, host_names, _ = host_ports(nl, pf)
     clash = sorted(set(names) & host_names)
     if clash:
         raise SimError(f"failed to create sim NIC {pf}: netdev {clash[0]} exists")
     if os.path.lexists(os.path.join(root, "class", "net", pf)):
         raise SimError(f"failed to create sim NIC {pf}: {root}/class/net/{pf} exists "
                        "(a leftover? run `netmeta sim destroy`)")
-    if netns_name(pf) in netns.listnetns():
+    if os.path.lexists(netns_path(netns_name(pf))):
         raise SimError(f"failed to create sim NIC {pf}: netns {netns_name(pf)} exists (a "
                        "leftover? run `netmeta sim destroy`)")
 
 
 def _build(root: str, pf: str, vfs: int) -> None:
+    from pyroute2 import netns  # lazily: only creating / destroying a NIC makes a netns
     ns = netns_name(pf)
     netns.create(ns)
     ports: dict[str, Any] = {}
-    with IPRoute() as ipr:
+    with Rtnl() as nl:
         for key in port_keys(vfs):
             name = pf if key == "pf" else vf_netdev_name(pf, int(key))
-            index = add_port(ipr, pf, key, name, ns, up=(key == "pf"))
+            index = add_port(nl, pf, key, name, ns, up=(key == "pf"))
             ports[key] = {"ifindex": index, "name": name, "away": None}
     plug_peers(ns, list(ports))               # creates the bridge, enslaves the peers
     pf_pci, vf_pcis = write_tree(root, pf, vfs)
@@ -171,24 +185,25 @@ def destroy(pf: str, root: str = DEFAULT_ROOT) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(_nic_lock(root, pf))
     _prune_state_dir(root)
-    log.info("destroyed sim NIC %s under %s", pf, root)
+    _log.info("destroyed sim NIC %s under %s", pf, root)
 
 
 def _destroy_locked(root: str, pf: str, meta: dict[str, Any]) -> None:
     ns = meta.get("netns", netns_name(pf))
-    if ns in netns.listnetns():
+    if os.path.lexists(netns_path(ns)):
         # deleting a veth end deletes its peer wherever it is (host, a pod): do it explicitly
         # rather than rely on the netns teardown, which runs asynchronously in the kernel
-        with in_netns(ns) as nsr:
-            for msg in nsr.link("dump"):
-                if msg.get_attr("IFLA_IFNAME") != "lo":
+        with contextlib.suppress(FileNotFoundError), Rtnl(netns_path(ns)) as nsl:
+            for index, name, _ in list(links(nsl)):
+                if name != "lo":
                     with contextlib.suppress(NetlinkError):
-                        nsr.link("del", index=msg["index"])
+                        del_link(nsl, index)
+        from pyroute2 import netns  # lazily: only creating / destroying a NIC removes a netns
         netns.remove(ns)
-    with IPRoute() as ipr:                 # leftovers whose peer was already gone
-        for _, index in host_ports(ipr, pf)[0].values():
+    with Rtnl() as nl:                 # leftovers whose peer was already gone
+        for _, index in host_ports(nl, pf)[0].values():
             with contextlib.suppress(NetlinkError):
-                ipr.link("del", index=index)
+                del_link(nl, index)
     pcis = [p["pci"] for p in meta.get("ports", {}).values() if p.get("pci")]
     if not pcis:                           # no metadata: find the tree from class/net/<pf>
         dev = os.path.join(root, "class", "net", pf, "device")
@@ -244,44 +259,42 @@ def _refresh_locked(root: str, meta: dict[str, Any]) -> dict[str, str | None]:
     marker = _meta_path(root, pf) + ".tree-dirty"
     full = os.path.exists(marker)
     before = {k: None if full or r.get("away") is not None else r.get("name") for k, r in ports.items()}
-    with Rtnl() as rtnl:
-        ns_id = rtnl.nsid(os.path.join("/run/netns", ns))
+    with Rtnl() as nl:
+        ns_id = nsid(nl, netns_path(ns))
         if ns_id is None:   # asked to assign one, the kernel gave none
             raise SimError(f"failed to get an id for netns {ns} of the sim NIC {pf}")
-        peers = rtnl.links_in(ns_id)
+        peers = links_in(nl, ns_id)
         # our own id; valid after the dump (the kernel allocates ids while filling it)
-        self_id = rtnl.nsid("/proc/thread-self/ns/net", assign=False)
-    for key, rec in ports.items():
-        if rec.get("driver"):   # bound to a userspace driver (simbind): no netdev, end parked
-            continue
-        if peer_name(key) not in peers:  # the veth died, with the netns its end was in
-            dead.append(key)
-            continue
-        index, where = peers[peer_name(key)]
-        name = None
-        if where == self_id and index:
-            with contextlib.suppress(OSError):    # ENXIO: it left after the dump
-                name = socket.if_indextoname(index)
-        if name:
-            here[key] = name
-            if (rec.get("name"), rec.get("ifindex"), rec.get("away")) != (name, index, None):
-                rec.update({"name": name, "ifindex": index, "away": None})
-                dirty = True
-        elif rec.get("away") != [index, where]:
-            away[key] = [index, where]
-    if away or dead:
-        with IPRoute() as ipr:
-            for key, at in away.items():
-                # in a pod: learn its name there once per move, to revive it under it; a netns
-                # being torn down answers no name: keep the one learnt while away, if any
-                port = ports[key]
-                name = name_in(ipr, at[1], at[0]) or (port.get("name") if port.get("away") else None)
-                port.update({"name": name, "ifindex": at[0], "away": at})
-            if dead:
-                _, host_names, host_indexes = host_ports(ipr, pf)
-                for key in dead:
-                    here[key] = _revive(ipr, root, meta, key, host_names, host_indexes)
-        dirty = True
+        self_id = nsid(nl, SELF_NETNS, assign=False)
+        for key, rec in ports.items():
+            if rec.get("driver"):   # bound to a userspace driver (sim/bind.py): no netdev, end parked
+                continue
+            if peer_name(key) not in peers:  # the veth died, with the netns its end was in
+                dead.append(key)
+                continue
+            index, where = peers[peer_name(key)]
+            name = None
+            if where == self_id and index:
+                with contextlib.suppress(OSError):    # ENXIO: it left after the dump
+                    name = socket.if_indextoname(index)
+            if name:
+                here[key] = name
+                if (rec.get("name"), rec.get("ifindex"), rec.get("away")) != (name, index, None):
+                    rec.update({"name": name, "ifindex": index, "away": None})
+                    dirty = True
+            elif rec.get("away") != [index, where]:
+                away[key] = [index, where]
+        for key, at in away.items():
+            # in a pod: learn its name there once per move, to revive it under it; a netns
+            # being torn down answers no name: keep the one learnt while away, if any
+            port = ports[key]
+            name = name_in(nl, at[1], at[0]) or (port.get("name") if port.get("away") else None)
+            port.update({"name": name, "ifindex": at[0], "away": at})
+        if dead:
+            _, host_names, host_indexes = host_ports(nl, pf)
+            for key in dead:
+                here[key] = _revive(nl, root, meta, key, host_names, host_indexes)
+        dirty = dirty or bool(away or dead)
     if dead:
         plug_peers(ns, dead)
     # rewrite only the ports that changed: a refresh with nothing to do touches no file, so
@@ -300,7 +313,7 @@ def _refresh_locked(root: str, meta: dict[str, Any]) -> dict[str, str | None]:
     return result
 
 
-def _revive(ipr: IPRoute, root: str, meta: dict[str, Any], key: str,
+def _revive(nl: Rtnl, root: str, meta: dict[str, Any], key: str,
             host_names: set[str], host_indexes: set[int]) -> str:
     """Recreate port `key` in this netns the way the kernel returns a real VF here when its
     netns is destroyed: keep the pod-side name unless taken, else dev<ifindex>
@@ -312,19 +325,18 @@ def _revive(ipr: IPRoute, root: str, meta: dict[str, Any], key: str,
             mac = SimVFTable(pf, root).get(int(key)).mac
     # a real VF keeps its ifindex across netns moves while it is free: reuse the last known
     index = rec.get("ifindex") if rec.get("ifindex") not in host_indexes else 0
-    tmp = "nmsim" + secrets.token_hex(5)
-    index = add_port(ipr, pf, key, tmp, meta["netns"], mac=mac, up=(key == "pf"),
-                      index=index or 0)
+    tmp = "nmsim" + os.urandom(5).hex()
+    index = add_port(nl, pf, key, tmp, meta["netns"], mac=mac, up=(key == "pf"), index=index or 0)
     name = rec.get("name") if rec.get("away") else None
     if not name or name in host_names or not valid_ifname(name):
         name = f"dev{index}"
         n = 0
         while name in host_names:       # the kernel's "dev%d" fallback
             name, n = f"dev{n}", n + 1
-    ipr.link("set", index=index, ifname=name)
+    nl.set_link(index, ifname=name)
     host_names.add(name)
     host_indexes.add(index)
-    log.info("sim NIC %s: port %s lost its netdev with its netns; back as %s", pf, key, name)
+    _log.info("sim NIC %s: port %s lost its netdev with its netns; back as %s", pf, key, name)
     rec.update({"name": name, "ifindex": index, "away": None})
     return name
 
@@ -342,7 +354,7 @@ def bind(root: str, pf: str, vf: int, driver: str) -> dict[str, Any]:
         _refresh_locked(root, meta)
         out = simbind.bind(root, meta, vf, driver)
         _save_meta(root, meta)
-    log.info("sim NIC %s: VF %d bound to %s", pf, vf, driver)
+    _log.info("sim NIC %s: VF %d bound to %s", pf, vf, driver)
     return out
 
 
@@ -353,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     | `refresh --pf NAME [--root DIR]` | `bind --pf NAME --vf N --driver vfio-pci|net [--root DIR]`.
     stdout: one JSON object (create, refresh) or nothing;
     logs and errors go to stderr."""
+    import argparse
+    import logging
     args_in = list(sys.argv[1:] if argv is None else argv)
     if args_in[:1] == ["sim"]:
         args_in = args_in[1:]

@@ -1,4 +1,4 @@
-"""The netdevs of a simulated SR-IOV NIC (see simnic.py): ports as veth pairs, over netlink.
+"""The netdevs of a simulated SR-IOV NIC (see nic.py): ports as veth pairs, over rtnetlink.
 
 Every port (the PF and each VF) is a veth pair. The host end is the port's netdev (`P`, `Pv0`,
 `Pv1`, ...; the PF is up, VFs down, like a fresh NIC) and carries IFLA_IFALIAS
@@ -9,8 +9,12 @@ and the PF of one NIC reach each other. The PF end is a veth, not the bridge, be
 bridge cannot change netns (NETIF_F_NETNS_LOCAL) and pfOnly moves the PF.
 
 Here: creating a port (`add_port`) and plugging peers into the bridge (`plug_peers`), finding
-ports by alias (`host_ports`), and `Rtnl`, the bare rtnetlink socket refresh reads the
-private netns with.
+ports by alias (`host_ports`), links and names in another netns by its id (`nsid`,
+`links_in`, `name_in`), deleting links. All of it runs on every call that refreshes the NIC
+(sim/topology.py, before each read of netdev names), so it is built on the product's bare
+rtnetlink client (cni/rtnl.py `Rtnl.request`, `attr`, `attrs`): pyroute2's IPRoute costs an
+exec'd call ~200 modules (asyncio among them) and decodes every attribute of every link.
+Errors are what Rtnl raises: pyroute2's NetlinkError(code).
 """
 from __future__ import annotations
 
@@ -18,200 +22,222 @@ import errno
 import os
 import socket
 import struct
-from typing import Any, Iterator
+from typing import Iterator
 
-from pyroute2 import IPRoute, NetlinkError, netns
-from pyroute2.netlink.rtnl import RTM_GETLINK
+from pyroute2.netlink.exceptions import NetlinkError  # what cni.rtnl raises: 3 small modules
 
-from cni import netns as nsock
+from cni.rtnl import IFF_UP, IFINFO, IFLA_ADDRESS, IFLA_EXT_MASK, IFLA_IFNAME, IFLA_NET_NS_FD, Rtnl, attr, attrs
 from delegates.sriov.vftable import ZERO_MAC
 
 from .names import SimError, peer_name, port_alias
 
 BRIDGE = "esw"
 NSID_NONE = (-1, 0xFFFFFFFF)
+NETNS_RUN_DIR = "/var/run/netns"      # where `ip netns` and pyroute2's netns.create bind-mount them
+SELF_NETNS = "/proc/thread-self/ns/net"
+
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_NEWNSID, RTM_GETNSID = 16, 17, 18, 88, 90
+F_REQUEST, F_ACK, F_EXCL, F_CREATE, F_DUMP = 0x1, 0x4, 0x200, 0x400, 0x300
+IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS = 5, 10, 18, 20
+IFLA_LINK_NETNSID, IFLA_TARGET_NETNSID = 37, 46
+IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
+NETNSA_NSID, NETNSA_FD = 1, 3
+RTEXT_FILTER_SKIP_STATS = 8
+_SKIP_STATS = attr(IFLA_EXT_MASK, struct.pack("=I", RTEXT_FILTER_SKIP_STATS))
 
 
-def host_ports(ipr: IPRoute, pf: str) -> tuple[dict[str, tuple[str, int]], set[str], set[int]]:
+def netns_path(ns: str) -> str:
+    return os.path.join(NETNS_RUN_DIR, ns)
+
+
+def _ifinfo(index: int = 0, flags: int = 0, change: int = 0) -> bytes:
+    return IFINFO.pack(socket.AF_UNSPEC, 0, index, flags, change)
+
+
+def _name(value: bytes) -> str:
+    return value.split(b"\0", 1)[0].decode(errors="replace")
+
+
+# ---------------------------------------------------------------- reading links
+
+def links(nl: Rtnl) -> Iterator[tuple[int, str, str]]:
+    """(ifindex, name, alias) of every link in the socket's netns (one dump, no stats)."""
+    for payload in nl.request(RTM_GETLINK, F_REQUEST | F_DUMP, _ifinfo() + _SKIP_STATS):
+        index = IFINFO.unpack_from(payload)[2]
+        name = alias = ""
+        for kind, value in attrs(payload, IFINFO.size):
+            if kind == IFLA_IFNAME:
+                name = _name(value)
+            elif kind == IFLA_IFALIAS:
+                alias = _name(value)
+        yield index, name, alias
+
+
+def host_ports(nl: Rtnl, pf: str) -> tuple[dict[str, tuple[str, int]], set[str], set[int]]:
     """One dump of this netns: {port key: (name, ifindex)} by alias, all names, all indexes."""
     prefix = port_alias(pf, "")
     ports: dict[str, tuple[str, int]] = {}
     names: set[str] = set()
     indexes: set[int] = set()
-    for msg in ipr.link("dump"):
-        name, index = msg.get_attr("IFLA_IFNAME"), msg["index"]
+    for index, name, alias in links(nl):
         names.add(name)
         indexes.add(index)
-        alias = msg.get_attr("IFLA_IFALIAS") or ""
         if alias.startswith(prefix):
             ports[alias[len(prefix):]] = (name, index)
     return ports, names, indexes
 
 
-# The refresh hot path talks rtnetlink directly: pyroute2 decodes every attribute of every
-# link (~0.2 ms per link here, mostly IFLA_AF_SPEC and stats), which made one dump of the
-# private netns cost more than everything else in refresh together. This reads 3 attributes.
-_NLMSG_ERROR, _NLMSG_DONE = 2, 3
-_RTM_NEWNSID, _RTM_GETNSID = 88, 90
-_NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_DUMP = 0x1, 0x4, 0x300
-_IFLA_IFNAME, _IFLA_LINK, _IFLA_EXT_MASK, _IFLA_LINK_NETNSID, _IFLA_TARGET_NETNSID = \
-    3, 5, 29, 37, 46
-_NETNSA_NSID, _NETNSA_FD = 1, 3
-_RTEXT_FILTER_SKIP_STATS = 8
-
-
-def _attr(kind: int, fmt: str, value: int) -> bytes:
-    return struct.pack("=HH" + fmt, 4 + struct.calcsize(fmt), kind, value)
-
-
-def _attrs(data: bytes, offset: int) -> Iterator[tuple[int, bytes]]:
-    while offset + 4 <= len(data):
-        length, kind = struct.unpack_from("=HH", data, offset)
-        if length < 4:
-            return
-        yield kind & 0x3FFF, data[offset + 4:offset + length]   # strip NLA_F_* bits
-        offset += (length + 3) & ~3
-
-
-class Rtnl:
-    """A bare NETLINK_ROUTE socket: RTM_GETNSID/NEWNSID and a 3-attribute RTM_GETLINK dump."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                                  socket.NETLINK_ROUTE)
-        self.sock.bind((0, 0))
-        self.seq = 0
-
-    def __enter__(self) -> "Rtnl":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.sock.close()
-
-    def _request(self, kind: int, flags: int, body: bytes) -> Iterator[tuple[int, bytes]]:
-        self.seq += 1
-        self.sock.send(struct.pack("=LHHLL", 16 + len(body), kind, flags, self.seq, 0) + body)
-        while True:
-            data = self.sock.recv(1 << 16)
-            off = 0
-            while off + 16 <= len(data):
-                length, mtype, _, seq, _ = struct.unpack_from("=LHHLL", data, off)
-                payload = data[off + 16:off + length]
-                off += (length + 3) & ~3
-                if seq != self.seq:
-                    continue
-                if mtype == _NLMSG_DONE:
-                    return
-                if mtype == _NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", payload)[0]
-                    if code:
-                        raise OSError(code, os.strerror(code))
-                    return                                  # the ACK
-                yield mtype, payload
-                if not flags & _NLM_F_DUMP:
-                    return
-
-    def nsid(self, path: str, assign: bool = True) -> int | None:
-        """This netns's id for the netns at `path` (assigned first if it has none)."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise SimError(f"failed to find netns {path} of the sim NIC: it is gone; run "
-                           "`netmeta sim destroy` and create the NIC again") from None
-        try:
-            for _ in range(2):
-                for _, payload in self._request(_RTM_GETNSID, _NLM_F_REQUEST,
-                                                b"\0" * 4 + _attr(_NETNSA_FD, "I", fd)):
-                    for kind, value in _attrs(payload, 4):
-                        if kind == _NETNSA_NSID and struct.unpack("=i", value)[0] >= 0:
-                            return struct.unpack("=i", value)[0]
-                if not assign:
-                    return None
-                list(self._request(_RTM_NEWNSID, _NLM_F_REQUEST | _NLM_F_ACK, b"\0" * 4
-                                   + _attr(_NETNSA_FD, "I", fd) + _attr(_NETNSA_NSID, "i", -1)))
-            return None
-        finally:
-            os.close(fd)
-
-    def links_in(self, nsid: int) -> dict[str, tuple[int | None, int | None]]:
-        """{name: (IFLA_LINK, IFLA_LINK_NETNSID)} of the netns this netns calls `nsid`.
-
-        IFLA_TARGET_NETNSID makes the kernel dump another netns from this socket (no setns,
-        no fork) and give IFLA_LINK_NETNSID relative to *this* netns, so a veth peer's
-        location compares with our own id. (On RTM_NEWLINK/SETLINK the same attribute means
-        "move the link there": never send it on a set.)
-        """
-        body = struct.pack("=BxHiII", 0, 0, 0, 0, 0) + _attr(_IFLA_TARGET_NETNSID, "i", nsid) \
-            + _attr(_IFLA_EXT_MASK, "I", _RTEXT_FILTER_SKIP_STATS)
-        out: dict[str, tuple[int | None, int | None]] = {}
-        unpack = struct.unpack_from
-        for _, payload in self._request(RTM_GETLINK, _NLM_F_REQUEST | _NLM_F_DUMP, body):
-            # _attrs() inlined, values sliced only for the 3 we read: ~45 attributes a link,
-            # and every concurrent ADD's refresh parses all links of the NIC
-            name, link, link_ns = None, None, None
-            off, end = 16, len(payload)
-            while off + 4 <= end:
-                length, kind = unpack("=HH", payload, off)
-                if length < 4:
-                    break
-                kind &= 0x3FFF
-                if kind == _IFLA_IFNAME:
-                    name = payload[off + 4:off + length].rstrip(b"\0").decode()
-                elif kind == _IFLA_LINK:
-                    link = unpack("=I", payload, off + 4)[0]
-                elif kind == _IFLA_LINK_NETNSID:
-                    link_ns = unpack("=i", payload, off + 4)[0]
-                off += (length + 3) & ~3
-            if name is not None:
-                out[name] = (link, link_ns)
-        return out
-
-
-def name_in(ipr: IPRoute, nsid: int | None, index: int | None) -> str | None:
-    """Name of link `index` in the netns this netns calls `nsid` (None if unknown/gone)."""
-    if nsid is None or nsid in NSID_NONE or index is None:   # (a veth always has IFLA_LINK)
-        return None
+def nsid(nl: Rtnl, path: str, assign: bool = True) -> int | None:
+    """The socket's netns's id for the netns at `path` (assigned first if it has none and
+    `assign`): RTM_GETNSID, RTM_NEWNSID with NETNSA_NSID -1 (the kernel picks)."""
     try:
-        return ipr.link("get", index=index, if_netnsid=nsid)[0].get_attr("IFLA_IFNAME")
-    except (NetlinkError, IndexError):
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise SimError(f"failed to find netns {path} of the sim NIC: it is gone; run "
+                       "`netmeta sim destroy` and create the NIC again") from None
+    try:
+        by_fd = attr(NETNSA_FD, struct.pack("=I", fd))
+        for _ in range(2):
+            for payload in nl.request(RTM_GETNSID, F_REQUEST, b"\0" * 4 + by_fd):
+                for kind, value in attrs(payload, 4):
+                    if kind == NETNSA_NSID and struct.unpack("=i", value[:4])[0] >= 0:
+                        return struct.unpack("=i", value[:4])[0]
+            if not assign:
+                return None
+            nl.request(RTM_NEWNSID, F_REQUEST | F_ACK,
+                       b"\0" * 4 + by_fd + attr(NETNSA_NSID, struct.pack("=i", -1)))
         return None
+    finally:
+        os.close(fd)
 
 
-def add_port(ipr: IPRoute, pf: str, key: str, name: str, ns: str,
-              mac: str | None = None, up: bool = False, index: int = 0) -> int:
+def links_in(nl: Rtnl, ns_id: int) -> dict[str, tuple[int | None, int | None]]:
+    """{name: (IFLA_LINK, IFLA_LINK_NETNSID)} of the netns this netns calls `ns_id`.
+
+    IFLA_TARGET_NETNSID makes the kernel dump another netns from this socket (no setns,
+    no fork) and give IFLA_LINK_NETNSID relative to *this* netns, so a veth peer's
+    location compares with our own id. (On RTM_NEWLINK/SETLINK the same attribute means
+    "move the link there": never send it on a set.)
+    """
+    body = _ifinfo() + attr(IFLA_TARGET_NETNSID, struct.pack("=i", ns_id)) + _SKIP_STATS
+    out: dict[str, tuple[int | None, int | None]] = {}
+    unpack = struct.unpack_from
+    for payload in nl.request(RTM_GETLINK, F_REQUEST | F_DUMP, body):
+        # attrs() inlined, values sliced only for the 3 we read: ~45 attributes a link,
+        # and every concurrent ADD's refresh parses all links of the NIC
+        name, link, link_ns = None, None, None
+        off, end = IFINFO.size, len(payload)
+        while off + 4 <= end:
+            length, kind = unpack("=HH", payload, off)
+            if length < 4:
+                break
+            kind &= 0x3FFF
+            if kind == IFLA_IFNAME:
+                name = payload[off + 4:off + length].split(b"\0", 1)[0].decode()
+            elif kind == IFLA_LINK:
+                link = unpack("=I", payload, off + 4)[0]
+            elif kind == IFLA_LINK_NETNSID:
+                link_ns = unpack("=i", payload, off + 4)[0]
+            off += (length + 3) & ~3
+        if name is not None:
+            out[name] = (link, link_ns)
+    return out
+
+
+def name_in(nl: Rtnl, ns_id: int | None, index: int | None) -> str | None:
+    """Name of link `index` in the netns this netns calls `ns_id` (None if unknown/gone)."""
+    if ns_id is None or ns_id in NSID_NONE or index is None:   # (a veth always has IFLA_LINK)
+        return None
+    body = _ifinfo(index) + attr(IFLA_TARGET_NETNSID, struct.pack("=i", ns_id)) + _SKIP_STATS
+    try:
+        answer = nl.request(RTM_GETLINK, F_REQUEST, body)
+    except NetlinkError:
+        return None
+    for payload in answer:
+        for kind, value in attrs(payload, IFINFO.size):
+            if kind == IFLA_IFNAME:
+                return _name(value)
+    return None
+
+
+# ---------------------------------------------------------------- changing links
+
+def add_link(nl: Rtnl, name: str, kind: str, data: bytes = b"", index: int = 0) -> None:
+    """RTM_NEWLINK create+exclusive (as `ip link add` and pyroute2's link("add") send it: with
+    an `index` that is taken, EEXIST, never a change of that link), IFLA_LINKINFO kind/data."""
+    info = attr(IFLA_INFO_KIND, kind.encode()) + (attr(IFLA_INFO_DATA, data) if data else b"")
+    nl.request(RTM_NEWLINK, F_REQUEST | F_ACK | F_CREATE | F_EXCL,
+               _ifinfo(index) + attr(IFLA_IFNAME, name.encode() + b"\0") + attr(IFLA_LINKINFO, info))
+
+
+def add_veth(nl: Rtnl, name: str, peer: str, peer_netns: str, index: int = 0) -> None:
+    """A veth pair: `name` in the socket's netns (ifindex `index` if not 0), `peer` in the netns
+    at path `peer_netns` (VETH_INFO_PEER: an ifinfomsg and the peer's own attributes)."""
+    fd = os.open(peer_netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        peer_msg = _ifinfo() + attr(IFLA_IFNAME, peer.encode() + b"\0") \
+            + attr(IFLA_NET_NS_FD, struct.pack("=I", fd))
+        add_link(nl, name, "veth", attr(VETH_INFO_PEER, peer_msg), index)
+    finally:
+        os.close(fd)
+
+
+def set_link(nl: Rtnl, index: int, *, up: bool | None = None, alias: str | None = None,
+             mac: str | None = None, master: int | None = None) -> None:
+    """One RTM_NEWLINK for link `index` with what cni.rtnl's set_link does not set."""
+    flags, change = ((IFF_UP if up else 0), IFF_UP) if up is not None else (0, 0)
+    body = _ifinfo(index, flags, change)
+    if alias is not None:
+        body += attr(IFLA_IFALIAS, alias.encode())
+    if mac is not None:
+        body += attr(IFLA_ADDRESS, bytes.fromhex(mac.replace(":", "")))
+    if master is not None:
+        body += attr(IFLA_MASTER, struct.pack("=I", master))
+    nl.request(RTM_NEWLINK, F_REQUEST | F_ACK, body)
+
+
+def del_link(nl: Rtnl, index: int) -> None:
+    nl.request(RTM_DELLINK, F_REQUEST | F_ACK, _ifinfo(index))
+
+
+def ifindex(nl: Rtnl, name: str) -> int | None:
+    st = nl.get_link(name)
+    return st["index"] if st else None
+
+
+def add_port(nl: Rtnl, pf: str, key: str, name: str, ns: str,
+             mac: str | None = None, up: bool = False, index: int = 0) -> int:
     """Create port `key` as a veth: `name` here (ifindex `index` if given and free), its
     peer in netns `ns`. Returns the ifindex."""
-    peer = {"ifname": peer_name(key), "net_ns_fd": ns}
     try:
-        ipr.link("add", ifname=name, kind="veth", index=index, peer=dict(peer))
+        add_veth(nl, name, peer_name(key), netns_path(ns), index)
     except NetlinkError as e:
         if not index or e.code != errno.EEXIST:
             raise
-        ipr.link("add", ifname=name, kind="veth", peer=dict(peer))   # ifindex taken: any
-    index = ipr.link_lookup(ifname=name)[0]
+        add_veth(nl, name, peer_name(key), netns_path(ns))   # ifindex taken: any
+    new = ifindex(nl, name)
+    if new is None:
+        raise SimError(f"failed to create port {key} of sim NIC {pf}: veth {name} vanished")
     # IFLA_IFALIAS is ignored on RTM_NEWLINK for veth: set it afterwards
-    attrs: dict[str, Any] = {"ifalias": port_alias(pf, key)}
-    if mac and mac != ZERO_MAC:
-        attrs["address"] = mac
-    ipr.link("set", index=index, **attrs)
+    set_link(nl, new, alias=port_alias(pf, key), mac=mac if mac and mac != ZERO_MAC else None)
     if up:
-        ipr.link("set", index=index, state="up")
-    return index
-
-
-def in_netns(ns: str) -> IPRoute:
-    """rtnetlink in the named netns, opened without a fork (see cni/netns.py)."""
-    return nsock.rtnl(os.path.join(netns.NETNS_RUN_DIR, ns))
+        nl.set_link(new, up=True)
+    return new
 
 
 def plug_peers(ns: str, keys: list[str]) -> None:
     """In the private netns: enslave the ports' peer ends to the bridge, set them up."""
-    with in_netns(ns) as nsr:
-        br = nsr.link_lookup(ifname=BRIDGE)
-        if not br:
-            nsr.link("add", ifname=BRIDGE, kind="bridge")
-            br = nsr.link_lookup(ifname=BRIDGE)
-            nsr.link("set", index=br[0], state="up")
+    with Rtnl(netns_path(ns)) as nl:
+        br = ifindex(nl, BRIDGE)
+        if br is None:
+            add_link(nl, BRIDGE, "bridge")
+            br = ifindex(nl, BRIDGE)
+            if br is None:
+                raise SimError(f"failed to create the bridge {BRIDGE} in netns {ns}: it vanished")
+            nl.set_link(br, up=True)
         for key in keys:
-            idx = nsr.link_lookup(ifname=peer_name(key))[0]
-            nsr.link("set", index=idx, master=br[0], state="up")
+            idx = ifindex(nl, peer_name(key))
+            if idx is None:
+                raise SimError(f"failed to plug port {key} into {BRIDGE} in netns {ns}: "
+                               f"no {peer_name(key)}")
+            set_link(nl, idx, up=True, master=br)

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import shutil
 
 from cni.files import atomic_write
 
@@ -42,7 +40,7 @@ def _pci_path(root: str, pci: str) -> str:
 
 def replace_symlink(target: str, path: str) -> None:
     """Create or atomically replace the symlink `path`."""
-    tmp = f"{path}.{secrets.token_hex(4)}.tmp"
+    tmp = f"{path}.{os.urandom(4).hex()}.tmp"
     os.symlink(target, tmp)
     os.replace(tmp, path)
 
@@ -76,6 +74,7 @@ def set_netdev_name(root: str, pci: str, name: str | None) -> bool:
             os.symlink(f"../../../{pci}", os.path.join(net, name, "device"))
         replace_symlink(_classnet_target(pci, name), os.path.join(classnet, name))
     for o in old:
+        import shutil  # rarely: a name left over by a refresh that died
         shutil.rmtree(os.path.join(net, o))
     return True
 
@@ -133,6 +132,7 @@ def write_tree(root: str, pf: str, vfs: int,
 
 
 def remove_tree(root: str, pcis: list[str]) -> None:
+    import shutil  # lazily: destroying a NIC only (shutil brings bz2, lzma, ...)
     classnet = os.path.join(root, "class", "net")
     for pci in pcis:
         if os.path.isdir(_pci_path(root, pci)):
