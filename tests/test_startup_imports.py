@@ -12,7 +12,9 @@ import sys
 
 import pytest
 
-from tests.cnirun import CNI_PATH, REPO, cni
+from tests.cnirun import CNI_PATH, REPO, cni, ip_json
+from tests.daemonproc import DaemonProc
+from tests.polling import wait_for
 
 LIBEXEC = os.path.join(REPO, ".venv", "libexec", "netmeta")
 # none of these is needed by a plain plugin call (kube client, metrics, YAML, HTTP, the daemon)
@@ -90,6 +92,106 @@ def test_meta_thin_to_bridge_imports_no_kube_client_metrics_or_yaml(netns, uid, 
         assert rc == 0, logs
     finally:
         subprocess.run(["ip", "link", "del", bridge], check=False, capture_output=True)
+
+
+# pyroute2's IPRoute and what it brings (asyncio: ~200 modules, ~40 ms of an exec'd call, ~11 MB
+# of daemon RSS): the sim NIC's per-call paths (refresh, revival, bind) run on cni/rtnl.py
+HEAVY = ("pyroute2.iproute", "asyncio", "_asyncio")
+
+
+def heavy(mods: set) -> list:
+    """The HEAVY modules (or any of their submodules) among `mods`. (-X importtime logs import
+    statements, not importlib.import_module: a package loaded that way still shows its own
+    imports, e.g. asyncio's submodules.)"""
+    return sorted(m for m in mods if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+
+def _sim_conf(nic: dict, data_dir: str) -> dict:
+    return {"cniVersion": "1.0.0", "name": "impsim", "type": "sriov", **nic, "vf": 0,
+            "ipam": {"type": "fixipam", "subnet": "10.98.1.0/24", "gateway": "10.98.1.1", "dataDir": data_dir}}
+
+
+def _peer_gone(nic: dict, vf: int) -> bool:
+    """VF `vf`'s veth died (its pod netns is gone): its peer left the sim NIC's private netns."""
+    ns = f"netmeta-sim-{nic['master']}"
+    return not any(lk["ifname"] == f"vf{vf}" for lk in ip_json("link", "show", netns=ns))
+
+
+def test_sriov_add_del_on_a_sim_vf_imports_no_iproute_or_asyncio(nic, netns, uid, data_dir):
+    """An exec'd `sriov` ADD + DEL on a VF of the simulated NIC: the sim refreshes its tree
+    before each read of netdev names (and, after the pod netns died, brings the VF netdev back
+    with a new veth) over cni/rtnl.py, never pyroute2's IPRoute."""
+    conf = _sim_conf(nic, data_dir)
+    vf0 = next(lk for lk in ip_json("link", "show") if lk["ifname"] == f"{nic['master']}v0")
+    args = "IgnoreUnknown=1;IP=10.98.1.5/24"
+    for revive in (False, True):
+        ns = netns()
+        env = {"CNI_NETNS": f"/var/run/netns/{ns}", "CNI_IFNAME": "net1", "CNI_CONTAINERID": f"c{uid}{int(revive)}",
+               "CNI_ARGS": args}
+        rc, out, logs, mods = entry_call("sriov", "ADD", conf, **env)
+        assert rc == 0 and out["ips"][0]["address"] == "10.98.1.5/24", (out, logs)
+        assert "delegates.sriov.sim.nic" in mods and "cni.rtnl" in mods      # the sim ran, in this process
+        assert not heavy(mods), heavy(mods)
+        # (`logging` comes with the entry's lean_pyroute2: pyroute2.config.log, not the sim)
+        assert not (set(NEVER) - {"logging", "traceback"}) & mods, sorted(set(NEVER) & mods)
+        assert not any(lk["ifname"] == vf0["ifname"] for lk in ip_json("link", "show"))   # in the pod
+        if revive:   # the pod netns dies first: the VF's veth with it, the sim revives it
+            subprocess.run(["ip", "netns", "del", ns], check=True)
+            wait_for(lambda: _peer_gone(nic, 0), timeout=10)
+        rc, out, logs, mods = entry_call("sriov", "DEL", conf, **env)
+        assert rc == 0 and out is None, logs
+        assert not heavy(mods), heavy(mods)
+        back = [lk for lk in ip_json("link", "show") if lk.get("ifalias") == f"netmeta-sim:{nic['master']}:0"]
+        assert len(back) == 1 and back[0]["ifname"] == vf0["ifname"], back     # DEL restored its name
+        if revive:   # revived by this DEL's refresh (a new veth, same ifindex), as dev<ifindex>
+            assert back[0]["ifindex"] == vf0["ifindex"], back
+            assert any(f"port 0 lost its netdev with its netns; back as dev{vf0['ifindex']}" in ln for ln in logs), logs
+
+
+def _vf_count(status: str) -> str | None:
+    try:
+        with open(status) as f:
+            return json.load(f)["annotations"].get("sriov/vfCount")
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def test_daemon_serving_sim_sriov_add_del_imports_no_iproute_or_asyncio(tmp_path, nic, netns, uid, data_dir):
+    """The node daemon with a sim PF (its availability count refreshes the sim NIC at start-up
+    and after every request) serves an `sriov` ADD + DEL: it never imports pyroute2's IPRoute or
+    asyncio. The daemon runs as the native shim runs it, plus `-X importtime`: every import the
+    process makes, at any time, is a line on its stderr (the daemon log); and the loaded shared
+    objects (/proc/PID/maps) show no _asyncio."""
+    script = os.path.join(LIBEXEC, "netmeta")
+    python = open(script).readline()[2:].split()[0]
+    # DaemonProc runs [*prefix, .venv/bin/netmeta, "daemon", ...]: run the same entry the shim execs instead
+    prefix = ("/bin/sh", "-c", f'shift; exec {python} -X importtime -IS {script} "$@"', "sh")
+    status = str(tmp_path / "status.json")
+    d = DaemonProc(tmp_path / "d", statusFile=status, reconcilePeriod=0.5,
+                   pfs=[{k: nic[k] for k in ("master", "sysfsRoot", "backend", "stateDir")}])
+    conf = _sim_conf(nic, data_dir)
+    ns = netns()
+    kw = dict(netns=f"/var/run/netns/{ns}", ifname="net1", args="IgnoreUnknown=1;IP=10.98.1.6/24",
+              container_id=f"c{uid}", extra_env={"NETMETA_SOCKET": d.socket})
+    try:
+        os.makedirs(d.dir, exist_ok=True)
+        d.start(prefix=prefix)
+        wait_for(lambda: _vf_count(status) == "8", timeout=20)
+        r = cni("sriov", "ADD", conf, **kw)
+        assert r.ok and r.out["ips"][0]["address"] == "10.98.1.6/24", r.stdout + r.stderr.encode()
+        assert cni("sriov", "DEL", conf, **kw).ok
+        assert d.metric("netmeta_cni_request_seconds_count", plugin="sriov") == 2    # served by the daemon
+        wait_for(lambda: _vf_count(status) == "8", timeout=20)   # counted again after the DEL
+        with open(f"/proc/{d.proc.pid}/maps") as f:
+            maps = f.read()
+        log = d.log()
+    finally:
+        d.stop()
+    mods = {ln.split("|")[2].strip() for ln in log.splitlines()
+            if ln.startswith("import time:") and "cumulative" not in ln}
+    assert "meta.daemon.server" in mods and "delegates.sriov.sim.nic" in mods, sorted(mods)[:20]
+    assert not heavy(mods), heavy(mods)
+    assert "python3" in maps and "_asyncio" not in maps     # (the interpreter is mapped: a real maps file)
 
 
 def test_log_file_and_tracebacks_switch_to_logging(tmp_path):
