@@ -3,13 +3,13 @@
 For hosts without an SR-IOV NIC (this one, CI, the demo). `netmeta sim create --pf P --vfs N`
 builds, under ROOT (default /run/netmeta/sim):
 
-  bus/pci/..., class/net/...             the fake sysfs tree of the PF and its VFs (simsysfs)
-  netmeta-sim/<P>.json, <P>.lock         the sim VF table (vftable_sim)
+  bus/pci/..., class/net/...             the fake sysfs tree of the PF and its VFs (sysfs.py)
+  netmeta-sim/<P>.json, <P>.lock         the sim VF table (vftable.py)
   netmeta-sim/<P>.nic.json, <P>.nic.lock this NIC: PCI addresses, netns, per-port records
 
 and the netdevs: a veth pair per port, host end the port's netdev, peer end in the private
-netns `netmeta-sim-P` on the bridge `esw` there, the NIC's embedded switch (simports). Names,
-limits and SimError are in simnames.
+netns `netmeta-sim-P` on the bridge `esw` there, the NIC's embedded switch (ports.py). Names,
+limits and SimError are in names.py.
 
 This module: create / destroy, refresh and the revival of lost VF netdevs, the per-NIC
 metadata file, and the `netmeta sim` CLI. It re-exports the names callers use from it.
@@ -20,6 +20,11 @@ netns it is in, a real VF instead returns to the host netns when its pod netns g
 port whose peer end vanished has lost its netdev that way; refresh creates it again in the host
 under the name the kernel would give a returning VF: its pod-side name if free (learnt while it
 was away), else dev<ifindex>, with the VF's MAC from the VF table.
+
+Everything a refresh (and a bind) does runs on the product's bare rtnetlink client
+(cni/rtnl.py, through ports.py): it runs in every exec'd `sriov` call on a sim VF and in the
+daemon, where pyroute2's IPRoute would cost ~200 modules (asyncio) and ~11 MB. pyroute2 is
+imported only by create/destroy, for netns.create/remove (tests/test_startup_imports.py).
 """
 from __future__ import annotations
 
