@@ -26,7 +26,22 @@ from typing import Iterator
 
 from pyroute2.netlink.exceptions import NetlinkError  # what cni.rtnl raises: 3 small modules
 
-from cni.rtnl import IFF_UP, IFINFO, IFLA_ADDRESS, IFLA_EXT_MASK, IFLA_IFNAME, IFLA_NET_NS_FD, Rtnl, attr, attrs
+from cni.rtnl import (
+    F_ACK,
+    F_REQUEST,
+    IFF_UP,
+    IFINFO,
+    IFLA_ADDRESS,
+    IFLA_EXT_MASK,
+    IFLA_IFNAME,
+    IFLA_NET_NS_FD,
+    RTEXT_FILTER_SKIP_STATS,
+    RTM_GETLINK,
+    RTM_NEWLINK,
+    Rtnl,
+    attr,
+    attrs,
+)
 from delegates.sriov.vftable import ZERO_MAC
 
 from .names import SimError, peer_name, port_alias
@@ -36,13 +51,13 @@ NSID_NONE = (-1, 0xFFFFFFFF)
 NETNS_RUN_DIR = "/var/run/netns"      # where `ip netns` and pyroute2's netns.create bind-mount them
 SELF_NETNS = "/proc/thread-self/ns/net"
 
-RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_NEWNSID, RTM_GETNSID = 16, 17, 18, 88, 90
-F_REQUEST, F_ACK, F_EXCL, F_CREATE, F_DUMP = 0x1, 0x4, 0x200, 0x400, 0x300
+# what cni/rtnl.py does not name (yet)
+RTM_DELLINK, RTM_NEWNSID, RTM_GETNSID = 17, 88, 90
+F_EXCL, F_CREATE, F_DUMP = 0x200, 0x400, 0x300
 IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS = 5, 10, 18, 20
 IFLA_LINK_NETNSID, IFLA_TARGET_NETNSID = 37, 46
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 NETNSA_NSID, NETNSA_FD = 1, 3
-RTEXT_FILTER_SKIP_STATS = 8
 _SKIP_STATS = attr(IFLA_EXT_MASK, struct.pack("=I", RTEXT_FILTER_SKIP_STATS))
 
 
