@@ -29,6 +29,11 @@ def lean_pyroute2() -> None:
     assert loader is not None    # a package found on sys.path has a loader
 
     def __getattr__(name: str):
+        # what __init__ does first: the 'pyroute2' logger's NullHandler. Deferred to the first
+        # name asked of the package (IPRoute, netns ...: code that logs): pyroute2.config's
+        # __init__ imports logging, multiprocessing and platform (~15 ms in an exec'd call),
+        # and a call that needs only pyroute2.netlink.exceptions (cni/rtnl) never asks.
+        __import__("pyroute2.config.log")
         if name in _FROM and not full:
             __import__(_FROM[name])
             sub = sys.modules[_FROM[name]]
@@ -48,7 +53,9 @@ def lean_pyroute2() -> None:
 
     mod.__dict__["__getattr__"] = __getattr__     # a module-level __getattr__ (PEP 562)
     sys.modules["pyroute2"] = mod
-    __import__("pyroute2.config.log")   # what __init__ does first: the 'pyroute2' logger's NullHandler
+    # pyroute2.netlink's __init__ (logging, typing, the message classes: ~17 ms in an exec'd
+    # call) is not needed for its exceptions module, all cni/rtnl.py takes from pyroute2
+    lean_package("pyroute2.netlink")
 
 
 def lean_package(name: str) -> None:
@@ -61,7 +68,11 @@ def lean_package(name: str) -> None:
     if name in sys.modules:
         return
     from importlib.machinery import PathFinder
-    spec = PathFinder.find_spec(name)
+    parent_name, _, last = name.rpartition(".")
+    parent = sys.modules.get(parent_name) if parent_name else None
+    if parent_name and parent is None:
+        return      # a subpackage is made lean under its (lean or loaded) parent only
+    spec = PathFinder.find_spec(name, getattr(parent, "__path__", None))
     if spec is None or not spec.submodule_search_locations or spec.loader is None:
         return      # not installed (or not a package): the real import raises where it is used
     mod = type(sys)(name)
@@ -83,3 +94,5 @@ def lean_package(name: str) -> None:
 
     mod.__dict__["__getattr__"] = __getattr__
     sys.modules[name] = mod
+    if parent is not None:
+        setattr(parent, last, mod)      # as the import system binds a submodule to its parent
