@@ -73,7 +73,81 @@ if os.environ.get("DAEMONPROF_NLTRACE"):   # time every rtnetlink link/addr/rout
         setattr(L.RTNL_API, name, timed)
     for n in ("link", "addr", "route"):
         wrap(n)
+burst = []   # DAEMONPROF_BURST: one entry per request (thread CPU, lock waits/holds, its own profile)
+if os.environ.get("DAEMONPROF_BURST"):
+    import contextlib
+    from cni import files as F
+    profs, guard = [], threading.Lock()
+    orig_locked = F.locked
+    @contextlib.contextmanager
+    def locked(path, shared=False):
+        f = sys._getframe(2)   # the caller of the context manager (past contextlib's __enter__)
+        where = f"{{os.path.basename(os.path.dirname(path)) if os.path.basename(path) == '.lock' else os.path.basename(path)}}" \
+                f" <- {{f.f_code.co_name}}:{{f.f_lineno}}"
+        t0 = time.monotonic()
+        with orig_locked(path, shared):
+            t1, c1 = time.monotonic(), time.thread_time()
+            try:
+                yield
+            finally:
+                rec = getattr(tls, "b", None)
+                if rec is not None:
+                    rec["locks"].append((where, t1 - t0, time.monotonic() - t1, time.thread_time() - c1))
+    F.locked = locked
+    def _execute(self, name, env, stdin, op):   # noqa: F811 - replaces the sequential profiler
+        t = getattr(tls, "t", {{}}); t["exec0"] = time.monotonic()
+        tls.b = b = {{"cmd": env.get("CNI_COMMAND"), "plugin": name, "locks": [], "cpu0": time.thread_time()}}
+        p = cProfile.Profile()
+        p.enable()
+        try:
+            return orig_exec(self, name, env, stdin, op)
+        finally:
+            p.disable()
+            b["cpu"] = time.thread_time() - b.pop("cpu0")
+            t["exec1"] = time.monotonic(); t["cmd"] = env.get("CNI_COMMAND"); t["plugin"] = name
+            b["wall"] = t["exec1"] - t["exec0"]
+            tls.b = None
+            with guard:
+                burst.append(b); profs.append(p)
+    D.Daemon._execute = _execute
+    # DAEMONPROF_TIME="pkg.mod:Class.method,pkg.mod:function": wall per request in each, and how
+    # much of it ran while this thread held the node lock (the sriov state dir's .lock)
+    import functools, importlib
+    def timed(key, fn):
+        @functools.wraps(fn)
+        def w(*a, **k):
+            b = getattr(tls, "b", None)
+            t0, c0 = time.monotonic(), time.thread_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                if b is not None:
+                    dt, dc = time.monotonic() - t0, time.thread_time() - c0
+                    tot = b.setdefault("timed", {{}})
+                    w, c = tot.get(key, (0.0, 0.0))
+                    tot[key] = (w + dt, c + dc)
+        return w
+    for spec in filter(None, os.environ.get("DAEMONPROF_TIME", "").split(",")):
+        modname, _, attr = spec.partition(":")
+        obj = importlib.import_module(modname)
+        *path, last = attr.split(".")
+        for part in path:
+            obj = getattr(obj, part)
+        fn = obj.__dict__[last]
+        if isinstance(fn, staticmethod):
+            setattr(obj, last, staticmethod(timed(spec, fn.__func__)))
+        else:
+            setattr(obj, last, timed(spec, fn))
+if os.environ.get("DAEMONPROF_SWITCHINTERVAL"):   # an experiment: the GIL's switch interval (s)
+    sys.setswitchinterval(float(os.environ["DAEMONPROF_SWITCHINTERVAL"]))
 rc = M._cli(["daemon"] + sys.argv[1:])
+if burst:
+    import pstats as _ps
+    prof = _ps.Stats(profs[0])
+    for p in profs[1:]:
+        prof.add(p)
+    with open({out!r} + ".burst.json", "w") as f:
+        json.dump(burst, f)
 prof.dump_stats({out!r} + ".prof")
 with open({out!r} + ".stages.json", "w") as f:
     json.dump(stages, f)
@@ -93,7 +167,8 @@ def start_daemon(st: ExitStack, work: str, out: str) -> dict:
     sock = os.path.join(work, "netmeta.sock")
     cfg = os.path.join(work, "daemon.json")
     with open(cfg, "w") as f:
-        json.dump({"socketPath": sock, "httpAddr": "", "cniDir": os.path.join(work, "dcache"), "pfs": []}, f)
+        json.dump({"socketPath": sock, "httpAddr": "", "cniDir": os.path.join(work, "dcache"), "pfs": [],
+                   **json.loads(os.environ.get("DAEMONPROF_CONFIG", "{}"))}, f)   # e.g. {"maxConcurrency": 8}
     logf = open(os.path.join(work, "daemon.log"), "ab")
     st.callback(logf.close)
     code = WRAPPER.format(repo=REPO, out=out)
@@ -117,17 +192,22 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--top", type=int, default=40)
-    ap.add_argument("--case", default="both", choices=("meta", "sriov", "both"))
+    ap.add_argument("--case", default="both", choices=("meta", "sriov", "both", "burst"),
+                    help="burst: rounds of 64 parallel sriov+fixipam ADDs then DELs through the daemon "
+                         "(as bench/parallel.py), each request profiled in its own thread, with its CPU "
+                         "time and every flock's wait and hold; --runs = rounds")
     ap.add_argument("--keep", help="also save the cProfile stats to this file (pstats)")
     a = ap.parse_args()
     cnicall.ENV["NETMETA_SOCKET"] = f"/nonexistent/{guard.PREFIX}/netmeta.sock"
     out = f"/tmp/daemonprof-{os.getpid()}"
     walls: dict = {}
+    if a.case == "burst":
+        os.environ["DAEMONPROF_BURST"] = "1"
     try:
-        _run(a, out, walls)
+        (_run_burst if a.case == "burst" else _run)(a, out, walls)
     finally:
         guard.sweep()
-    return _report(a, out, walls)
+    return (_report_burst if a.case == "burst" else _report)(a, out, walls)
 
 
 def _run(a, out: str, walls: dict) -> None:
@@ -172,6 +252,95 @@ def _run(a, out: str, walls: dict) -> None:
                     if plugin == "host-device":
                         fixtures.restore_sim_aliases(frag, {0: vf0})
         d["stop"]()
+
+
+def _run_burst(a, out: str, walls: dict) -> None:
+    import collections
+
+    from bench import parallel
+    with ExitStack() as st:
+        work = fixtures.scratch(st, "dprofb")
+        d = start_daemon(st, work, out)
+        n = parallel.N
+        frag = fixtures.sim_nic(st, work, "b", n)
+        netdevs = {i: fixtures.vf_netdev(frag, i) for i in range(n)}
+        sr = [fixtures.sriov_conf(frag, work, 57, name="sriov-par", runtimeConfig={"ips": [f"10.57.0.{10 + i}/24"]})
+              for i in range(n)]
+        hd = [{"cniVersion": "1.0.0", "name": "hd-par", "type": "host-device", "device": netdevs[i],
+               "ipam": {"type": "static", "addresses": [{"address": f"10.58.0.{10 + i}/24"}]}} for i in range(n)]
+        stats = {k: collections.defaultdict(list) for k in ("hd", "sriovd")}
+        errors: collections.Counter = collections.Counter()
+        for _ in range(a.runs):
+            try:
+                parallel._round(hd, "host-device", stats["hd"], errors)
+            finally:
+                fixtures.restore_sim_aliases(frag, netdevs)
+            parallel._round(sr, "sriov", stats["sriovd"], errors, d["env"])
+        walls.update(stats)
+        walls["errors"] = dict(errors)
+        d["stop"]()
+
+
+def _report_burst(a, out: str, walls: dict) -> int:
+    import collections
+    print(f"client, {a.runs} round(s) of {64} at once, wall ms per round (median): errors {walls['errors'] or 'none'}")
+    for who in ("hd", "sriovd"):
+        add, dele = statistics.median(walls[who]["add_wall"]), statistics.median(walls[who]["del_wall"])
+        print(f"  {who:8} ADD {add:8.0f}   DEL {dele:8.0f}")
+    with open(out + ".burst.json") as f:
+        burst = json.load(f)
+    with open(out + ".stages.json") as f:
+        stages = json.load(f)
+    print("\nin the daemon, per request (ms): median / mean; 'locks' = time on an flock (wait, hold)")
+    for cmd in ("ADD", "DEL"):
+        bs = [b for b in burst if b["cmd"] == cmd]
+        ts = [t for t in stages if t.get("cmd") == cmd]
+        if not bs:
+            continue
+        def mm(v):
+            return f"{statistics.median(v) * 1000:7.2f} / {statistics.mean(v) * 1000:7.2f}"
+        print(f"  {cmd} n={len(bs)}")
+        print(f"    queued (waiting for one of the workers) {mm([t['start'] - t['queued'] for t in ts])}")
+        print(f"    execute wall                            {mm([b['wall'] for b in bs])}")
+        print(f"    execute CPU (thread_time)               {mm([b['cpu'] for b in bs])}")
+        by: dict = collections.defaultdict(lambda: [[], [], []])
+        for b in bs:
+            per: dict = collections.defaultdict(lambda: [0.0, 0.0, 0.0])
+            for where, w, h, c in b["locks"]:
+                per[where][0] += w
+                per[where][1] += h
+                per[where][2] += c
+            for where, whc in per.items():
+                for i in range(3):
+                    by[where][i].append(whc[i])
+        for where, (w, h, c) in sorted(by.items(), key=lambda kv: -sum(kv[1][1])):
+            print(f"    lock {where[:50]:50} n={len(w):3} wait {mm(w)}  hold {mm(h)} (CPU {mm(c)})  "
+                  f"hold total {sum(h) * 1000:5.0f}")
+    for cmd in ("ADD", "DEL"):
+        keys = sorted({k for b in burst if b["cmd"] == cmd for k in b.get("timed", {})})
+        if keys:
+            print(f"  {cmd}: timed (DAEMONPROF_TIME), ms per request, median / mean, wall and CPU")
+        for k in keys:
+            v = [b.get("timed", {}).get(k, (0.0, 0.0)) for b in burst if b["cmd"] == cmd]
+            w, c = [x[0] * 1000 for x in v], [x[1] * 1000 for x in v]
+            print(f"    {k[-60:]:60} wall {statistics.median(w):7.2f} / {statistics.mean(w):7.2f}"
+                  f"  CPU {statistics.median(c):7.2f} / {statistics.mean(c):7.2f}")
+    st = pstats.Stats(out + ".prof")
+    n = len(burst)
+    print(f"\ncProfile (wall per thread, so GIL and lock waits count) of {n} requests, ms per request, by cumulative:")
+    rows = sorted(st.stats.items(), key=lambda kv: kv[1][3], reverse=True)
+    for (fname, line, func), (_cc, nc, tt, ct, _callers) in rows[:a.top]:
+        where = f"{os.path.relpath(fname, REPO) if fname.startswith('/') else fname}:{line}"
+        print(f"  {ct * 1000 / n:8.2f} cum {tt * 1000 / n:7.2f} self {nc / n:6.1f} calls  {func}  ({where[-55:]})")
+    print("\nby self time:")
+    for (fname, line, func), (_cc, nc, tt, _ct, _callers) in sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:30]:
+        where = f"{os.path.relpath(fname, REPO) if fname.startswith('/') else fname}:{line}"
+        print(f"  {tt * 1000 / n:7.2f} self {nc / n:6.1f} calls  {func}  ({where[-55:]})")
+    if a.keep:
+        st.dump_stats(a.keep)
+    for suffix in (".prof", ".stages.json", ".burst.json"):
+        os.unlink(out + suffix)
+    return 0
 
 
 def _report(a, out: str, walls: dict) -> int:
