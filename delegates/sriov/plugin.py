@@ -88,8 +88,8 @@ class SRIOVPlugin(Plugin):
             self.restore(old, req)
         with owner.Operation(cfg.state_dir) as op:   # held until the ADD is done or undone
             with recs.lock():
-                pf, vf = self._select(cfg, dev, recs, req)
-                rec = self._record(cfg, dev, req, pf, vf, op.token)
+                pf, vf, host_name = self._select(cfg, dev, recs, req)
+                rec = self._record(cfg, dev, req, pf, vf, op.token, host_name)
                 recs.write(rec, durable=_must_sync(rec))
             try:
                 self._step("sriov.add.recorded", recs, rec)
@@ -103,6 +103,10 @@ class SRIOVPlugin(Plugin):
         return result
 
     def _select(self, cfg, dev: Device, recs: Records, req) -> tuple:
+        """(PF, VF index or None for the PF itself, the VF's netdev in the host or None). The
+        netdev name is the one the free-VF test read, handed to _record under the same node
+        lock: the topology is read once per VF (on the simulated NIC each read refreshes the
+        fake sysfs, the longest step under the lock in a burst of ADDs)."""
         if cfg.device_id:
             pf, vf = dev.locate(cfg.device_id, cfg.master)
         else:
@@ -120,7 +124,7 @@ class SRIOVPlugin(Plugin):
                 first = next(iter(taken.values()))
                 raise CNIError(DEVICE_BUSY, f"PF {pf} is in use",
                                f"{len(taken)} allocation(s) on it, e.g. container {str(first.get('containerID', '?'))[:12]}")
-            return pf, None
+            return pf, None, None
         if None in taken:
             raise CNIError(DEVICE_BUSY, f"PF {pf} is attached to a pod (pfOnly)")
         numvfs = dev.topo.numvfs(pf)
@@ -130,14 +134,17 @@ class SRIOVPlugin(Plugin):
             if vf in taken:
                 raise CNIError(DEVICE_BUSY, f"VF {vf} of {pf} is allocated",
                                f"to container {str(taken[vf].get('containerID'))[:12]}")
-            if dev.topo.vf_netdev(pf, vf) is None and dev.userspace_driver(pf, vf) is None:
+            name = dev.topo.vf_netdev(pf, vf)
+            if name is None and dev.userspace_driver(pf, vf) is None:
                 raise CNIError(DEVICE_BUSY, f"VF {vf} of {pf} has no netdev in the host network namespace")
-            return pf, vf
+            return pf, vf, name
         kubelet = reserved.load(cfg.state_dir)   # the device plugin's VFs are never ours to hand out
         for n in range(numvfs):   # sysfs is read only for VFs that are free by the records
-            if n not in taken and n not in cfg.exclude_vfs and dev.topo.vf_netdev(pf, n) \
-                    and not (kubelet and dev.topo.vf_pci(pf, n) in kubelet):
-                return pf, n
+            if n in taken or n in cfg.exclude_vfs:
+                continue
+            name = dev.topo.vf_netdev(pf, n)
+            if name and not (kubelet and dev.topo.vf_pci(pf, n) in kubelet):
+                return pf, n, name
         raise CNIError(NO_FREE_VF, f"no free VF on {pf}",
                        f"{len(taken)} of {numvfs} VFs allocated, {len(cfg.exclude_vfs)} excluded"
                        + (f", {len(kubelet)} device(s) the kubelet's device plugin owns" if kubelet else ""))
@@ -165,13 +172,14 @@ class SRIOVPlugin(Plugin):
                            f"its record now belongs to container {str(cur.get('containerID'))[:12]}" if cur
                            else "its record was removed (a DEL or reclaim undid this ADD)")
 
-    def _record(self, cfg, dev: Device, req, pf: str, vf, token: str) -> dict:
+    def _record(self, cfg, dev: Device, req, pf: str, vf, token: str, vf_netdev: str | None) -> dict:
+        """`vf_netdev`: the VF's netdev in the host as _select found it (same node lock)."""
         userspace = None
         host_name: str | None
         if vf is None:
             host_name, table = pf, None
         else:
-            host_name = dev.topo.vf_netdev(pf, vf)
+            host_name = vf_netdev
             userspace = None if host_name else dev.userspace_driver(pf, vf)
             with dev.table(pf) as t:
                 table = t.get(vf).to_dict()
