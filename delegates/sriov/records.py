@@ -6,10 +6,17 @@ DEL, GC or reclaim after a crash at any later step can put everything back.
 Every record is validated on read. A damaged one (not a record, wrong fields, a stray name
 such as `vf3.old.json`) is set aside — renamed `<name>.damaged.<ns>` — by a reader holding
 the node lock, so the rest of the PF keeps working; `netmeta status` and the daemon's
-metrics report the files set aside (`aside()`)."""
+metrics report the files set aside (`aside()`).
+
+Parsed records are cached per process (see `_Cache`): a long-lived process (the node daemon)
+re-reads only the files that changed since it last read them."""
+import collections
 import contextlib
+import copy
+import json
 import os
 import re
+import threading
 import time
 
 from cni import files, log
@@ -62,6 +69,83 @@ def same(a: dict | None, b: dict | None) -> bool:
     return all(a.get(k) == b.get(k) for k in ("containerID", "ifname", "created"))   # older records
 
 
+class Frozen(dict):
+    """A JSON object of a record as read from disk: shared by every reader of the cache, so it
+    is read-only (copy it, e.g. `dict(rec, state=...)`, to change it). A deep copy or a pickle
+    gives plain dicts."""
+    def _read_only(self, *_a, **_k):
+        raise TypeError("a VF record read from disk is read-only: change a copy (dict(rec))")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    update = pop = popitem = clear = setdefault = _read_only
+
+    def __deepcopy__(self, memo):
+        return {k: copy.deepcopy(v, memo) for k, v in self.items()}
+
+    def __reduce__(self):
+        return dict, (dict(self),)
+
+
+def _key(st: os.stat_result) -> tuple:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+class _Cache:
+    """Parsed, valid records by file: {PF dir: {file name: (stat key, record)}}, shared by every
+    Records of this process (the daemon serves each request with a new one).
+
+    Why it can be trusted across processes: every read of a PF lists its directory (so a record
+    another process created or removed is seen at once) and stats each record file; a cached
+    record is used only while the file's (device, inode, size, mtime, ctime) are those of the
+    file it was parsed from (opened once: fstat and read on one descriptor). Writers replace a
+    record by rename (a new inode) and an operator's in-place edit changes mtime and ctime, so
+    any write after the cache entry was made changes the key -- with one gap, which
+    the racy-timestamp rule closes: file times come from a clock that ticks (the kernel's
+    coarse clock, a few ms; 1 s on some file systems), so a second write within the same tick
+    as the one we parsed could leave every field of the key equal (an in-place edit of the same
+    size, or a rename whose new file reuses the freed inode). So a file is cached only once
+    its times are older than one tick at the moment it was read (RACY_NS; 2 s when the
+    times have no sub-second part): any later write then gets a later time. A file written
+    just now is simply read again next time. (A wall clock stepped backwards past a record's
+    time could in theory recreate an equal key; ctime cannot be set by user space.)
+    Damaged files are never cached."""
+    RACY_NS = 50_000_000          # > the kernel's coarse clock tick (HZ >= 100: <= 10 ms)
+    COARSE_RACY_NS = 2_000_000_000   # file systems with 1 s (or FAT's 2 s) times
+    MAX_DIRS = 32                 # PF directories kept (LRU); a daemon manages a few PFs
+
+    def __init__(self):
+        self._dirs: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, d: str) -> dict:
+        with self._lock:
+            entries = self._dirs.get(d)
+            if entries is not None:
+                self._dirs.move_to_end(d)
+            return dict(entries or {})
+
+    def put(self, d: str, entries: dict) -> None:
+        """Replace the entries of `d` (a reader's complete view of it: names gone are dropped).
+        Concurrent readers may store views of different ages; every entry is checked against
+        its file before use, so an older view is only less complete, never wrong."""
+        with self._lock:
+            self._dirs[d] = entries
+            self._dirs.move_to_end(d)
+            while len(self._dirs) > self.MAX_DIRS:
+                self._dirs.popitem(last=False)
+
+    @classmethod
+    def settled(cls, st: os.stat_result, now_ns: int) -> bool:
+        """The file's times are older than one clock tick at `now_ns`: a later write changes them."""
+        t = max(st.st_mtime_ns, st.st_ctime_ns)
+        racy = cls.COARSE_RACY_NS if t % 1_000_000_000 == 0 else cls.RACY_NS
+        return now_ns - t > racy
+
+
+CACHE = _Cache()
+
+
 class Records:
     def __init__(self, state_dir: str):
         self.dir = state_dir
@@ -73,23 +157,34 @@ class Records:
         return os.path.join(self.dir, pf, "pf.json" if vf is None else f"vf{vf}.json")
 
     def read(self, pf: str, vf: int | None, fix: bool = False) -> dict | None:
-        """The record, or None when there is none or it is damaged (set aside when `fix`: the
-        caller holds the node lock, so no writer is between its read and the rename)."""
+        """The record (read-only, see Frozen), or None when there is none or it is damaged (set
+        aside when `fix`: the caller holds the node lock, so no writer is between its read and
+        the rename). Always read from the file (the cache serves of_pf)."""
+        return self._read(pf, vf, fix)[0]
+
+    def _read(self, pf: str, vf: int | None, fix: bool) -> tuple:
+        """(record or None, (stat key, read at) of the file it was parsed from, or None)."""
         path = self.path(pf, vf)
+        seen = None
         try:
-            rec = files.read_json(path)
-            if rec is None and not os.path.lexists(path):
-                return None
+            try:
+                fd = files.open_state(path, os.O_RDONLY)
+            except FileNotFoundError:
+                return None, None
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(fd)
+                seen = (_key(st), st, time.time_ns())
+                rec = json.loads(f.read(), object_hook=Frozen)
             why = validate(rec, pf, vf)   # (a file holding `null` is damaged, not absent)
         except (ValueError, UnicodeDecodeError) as e:
             why = f"not JSON: {e}"
         except OSError as e:
             why = f"unreadable: {e}"
         if why is None:
-            return rec
+            return rec, seen
         if fix:
             self.set_aside(pf, os.path.basename(path), "damaged", why)
-        return None
+        return None, None
 
     def write(self, rec: dict, durable: bool = True) -> None:
         """`durable=False`: see files.atomic_write (the caller argues why a lost or empty
@@ -172,7 +267,9 @@ class Records:
         out = []
         d = os.path.join(self.dir, pf)
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            for name in sorted(os.listdir(d)):
+            names = sorted(os.listdir(d))   # listed every time: see _Cache
+            known, fresh = CACHE.get(d), {}
+            for name in names:
                 if ".tmp." in name:
                     if fix:
                         files.remove(os.path.join(d, name))
@@ -184,9 +281,26 @@ class Records:
                     if fix:
                         self.set_aside(pf, name, "damaged", "not a record file name")
                     continue
-                rec = self.read(pf, None if m[1] is None else int(m[1]), fix=fix)
+                hit = known.get(name)
+                if hit is not None:
+                    try:
+                        same_file = _key(os.stat(os.path.join(d, name), follow_symlinks=False)) == hit[0]
+                    except FileNotFoundError:   # removed since the listing (a DEL not under our lock)
+                        continue
+                    except OSError:
+                        same_file = False
+                    if same_file:
+                        CACHE.hits += 1
+                        fresh[name] = hit
+                        out.append(hit[1])
+                        continue
+                CACHE.misses += 1
+                rec, seen = self._read(pf, None if m[1] is None else int(m[1]), fix)
                 if rec is not None:
                     out.append(rec)
+                    if seen is not None and _Cache.settled(seen[1], seen[2]):
+                        fresh[name] = (seen[0], rec)
+            CACHE.put(d, fresh)
         return out
 
     def pfs(self) -> list:
