@@ -16,6 +16,9 @@
   netmeta_api_requests_total{verb}                          Kubernetes API requests
   netmeta_api_errors_total{verb,code}                       ... that failed: HTTP status, or
                                                             "unreachable" (refused, reset, timeout)
+  netmeta_sriov_record_reads_total{source=cache|file}       VF allocation records read while
+                                                            listing a PF: unchanged since this
+                                                            process parsed them, or parsed
 """
 import json
 import threading
@@ -57,6 +60,7 @@ class Metrics:
         self._api_error_sources = []
         self._status_writer = None
         self._publisher = None
+        self._record_reads = None
         self._networks: set = set()
         self._lock = threading.Lock()
         self.registry.register(self)
@@ -74,6 +78,10 @@ class Metrics:
         """meta/daemon/statuswriter.py: its pending writes, failures and each write's lag."""
         self._status_writer = writer
         writer.on_written = self.status_lag.observe
+
+    def watch_record_reads(self, fn) -> None:
+        """fn() -> {"cache": n, "file": n}: delegates/sriov/records.py's record cache."""
+        self._record_reads = fn
 
     def watch_publisher(self, publisher) -> None:
         """meta/daemon/availability.py: VF availability writes to the Node."""
@@ -121,6 +129,12 @@ class Metrics:
         for (verb, code), n in sorted(_sum(self._api_error_sources, tuple).items()):
             fam.add_metric([verb, str(code)], n)
         yield fam
+        if self._record_reads is not None:
+            fam = CounterMetricFamily("netmeta_sriov_record_reads", "VF allocation records read while listing "
+                                      "a PF, by source: cache (unchanged since parsed) or file", labels=["source"])
+            for source, n in sorted(self._record_reads().items()):
+                fam.add_metric([source], n)
+            yield fam
         w = self._status_writer
         if w is not None:
             yield GaugeMetricFamily("netmeta_network_status_pending", "network-status writes not landed yet",

@@ -50,6 +50,8 @@ class Daemon:
     def __init__(self, cfg: daemonconfig.DaemonConfig):
         self.cfg = cfg
         self.metrics = Metrics()
+        from delegates.sriov.records import CACHE
+        self.metrics.watch_record_reads(lambda: {"cache": CACHE.hits, "file": CACHE.misses})
         # what our in-process delegates get: exec'd delegates in the host's view (cni/hostroot.py);
         # main adds the kube client's pod getter and fixipam client
         self.delegates = registry.Services(host_root=hostroot.HostRoot(cfg.host_root))
