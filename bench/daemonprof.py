@@ -129,11 +129,15 @@ if os.environ.get("DAEMONPROF_BURST"):
         return w
     for spec in filter(None, os.environ.get("DAEMONPROF_TIME", "").split(",")):
         modname, _, attr = spec.partition(":")
-        obj = importlib.import_module(modname)
         *path, last = attr.split(".")
-        for part in path:
-            obj = getattr(obj, part)
-        fn = obj.__dict__[last]
+        try:
+            obj = importlib.import_module(modname)
+            for part in path:
+                obj = getattr(obj, part)
+            fn = obj.__dict__[last]
+        except (ImportError, AttributeError, KeyError) as e:   # (code moved): say so, time the rest
+            print(f"daemonprof: DAEMONPROF_TIME {{spec}}: {{e!r}}", file=sys.stderr)
+            continue
         if isinstance(fn, staticmethod):
             setattr(obj, last, staticmethod(timed(spec, fn.__func__)))
         else:
