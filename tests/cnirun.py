@@ -1,8 +1,11 @@
 """Drive a CNI plugin executable exactly as a runtime does: CNI_* env + config on stdin,
 result or error JSON on stdout, exit code. Shared by the tests and the benchmarks."""
+import atexit
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,6 +24,22 @@ class Run:
     @property
     def ok(self) -> bool:
         return self.rc == 0
+
+
+_SOCKET_DIR: list[str] = []
+
+
+def private_socket() -> str:
+    """The daemon socket a call gets unless its config or extra_env names one: in a directory of
+    this process's own, where no daemon listens. A call that finds no daemon runs in-process and
+    keeps its container locks in <socket dir>/locks, so a test run never writes the node's
+    /run/netmeta (the hostile-input teardowns check that; another tree's tests running at the
+    same time tripped them). Removed at exit."""
+    if not _SOCKET_DIR:
+        d = tempfile.mkdtemp(prefix="netmeta-tests-")
+        atexit.register(shutil.rmtree, d, True)
+        _SOCKET_DIR.append(d)
+    return os.path.join(_SOCKET_DIR[0], "netmeta.sock")
 
 
 def exe(name: str) -> str:
@@ -42,7 +61,7 @@ def cni(plugin: str, command: str, conf: dict | bytes | str, *, container_id: st
         stdin = conf
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
            "CNI_COMMAND": command, "CNI_CONTAINERID": container_id, "CNI_NETNS": netns,
-           "CNI_IFNAME": ifname, "CNI_ARGS": args, "CNI_PATH": path}
+           "CNI_IFNAME": ifname, "CNI_ARGS": args, "CNI_PATH": path, "NETMETA_SOCKET": private_socket()}
     env.update(extra_env or {})
     p = subprocess.run([path_exe], input=stdin, env=env, capture_output=True, timeout=timeout)
     out = None
