@@ -16,12 +16,12 @@ prefix is NETMETA_, from delegates/registry.py's SHIM): cni/ names no product.
   shim's fallback never runs beside a delegate orphaned by the crash.
 """
 import contextlib
-import threading
 import time
+from _thread import _local as _thread_local  # threading.local itself, without threading (an exec'd fixipam has no thread)
 
 from .errors import TRY_AGAIN, CNIError
 
-_local = threading.local()
+_local = _thread_local()
 
 
 class EnvNames:

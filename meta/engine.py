@@ -4,7 +4,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from cni import fault, log
 from cni.errors import (
@@ -23,13 +22,16 @@ from delegates import registry
 from . import attachments, cache, config, netnsid, parallel, routes, statusfile
 from . import networkstatus as status
 from .attachments import Attachment
-from .networks import DirNADs
-from .plan import Planner
 from .podref import PodRef
 
+# typing.TYPE_CHECKING without importing typing (~3 ms of an exec'd call, which needs nothing of
+# it): mypy takes any `TYPE_CHECKING` as true
+TYPE_CHECKING = False
 if TYPE_CHECKING:   # imported where used: thin mode without a kubeconfig never loads them
     from .events import Recorder
     from .kube.api import Kube
+# and meta/plan.py, meta/networks.py (with what they bring: ~1 ms of an exec'd call) where a
+# plan is made: ADD, a DEL whose cache is corrupt; not a DEL, CHECK, STATUS or GC from the cache
 
 _log = log.get("meta")
 ANNOTS_KEY = "io.kubernetes.cri.pod-annotations"
@@ -86,6 +88,7 @@ class Engine:
         if self.cfg.kubeconfig:
             return self.kube
         if self.cfg.nad_dir:
+            from .networks import DirNADs
             return DirNADs(self.cfg.nad_dir)
         return None
 
@@ -127,8 +130,12 @@ class Engine:
             time.sleep(min(config.READINESS_POLL, max(0.0, deadline - time.monotonic())))
 
     # ---- events ----
+    def _eventful(self, pod: PodRef) -> bool:
+        """Events go to the API: only with a kubeconfig, for a pod with a name and namespace."""
+        return bool(self.cfg.kubeconfig and pod.name and pod.namespace)
+
     def event(self, pod: PodRef, type_: str, reason: str, message: str) -> None:
-        if not (self.cfg.kubeconfig and pod.name and pod.namespace):
+        if not self._eventful(pod):
             return
         rec = self.services.events
         if rec is None:
@@ -145,8 +152,8 @@ class Engine:
     def _added_event(self, pod: PodRef, att: Attachment, res: Result) -> None:
         # Multus v4.1.4 pkg/multus/multus.go DelegateAdd: "Add <ifname> <ips> from <name>"
         # when the result has interfaces or IPs
-        if res is None or not (res.interfaces or res.ips):
-            return
+        if res is None or not (res.interfaces or res.ips) or not self._eventful(pod):
+            return    # (before the import: meta/events.py brings datetime, which thin mode never needs)
         from .events import go_list
         self.event(pod, "Normal", "AddedInterface", f"Add {att.ifname} {go_list(c.address for c in res.ips)} "
                                                      f"from {att.network}")
@@ -159,6 +166,7 @@ class Engine:
         annots = self.pod_annotations(req, pod)
         try:
             assert annots is not None   # None only on DEL (pod_annotations)
+            from .plan import Planner
             atts = Planner(self.cfg, self.nad_source()).plan(req, pod.namespace, annots)
             for att in atts:
                 parallel.take_serial(att)
@@ -318,6 +326,7 @@ class Engine:
             pod = PodRef(req.args)
         except CNIError:
             pod = PodRef({})
+        from .plan import Planner
         planner = Planner(self.cfg, self.nad_source())
         atts = None
         if pod.name and pod.namespace and self.kube:

@@ -9,7 +9,6 @@ not UTF-8, more than MAX_LEN characters. Wherever a name becomes a file name it 
 filename(), never raw.
 """
 import unicodedata
-from urllib.parse import quote
 
 from cni.errors import INVALID_ENV, CNIError
 
@@ -33,6 +32,7 @@ def filename(value: str) -> str:
     """A name as one safe file name: unchanged for DNS names ([a-z0-9.-]), every other byte
     %XX-escaped (so distinct names never collide), no leading dot, at most 255 bytes (a long
     one keeps a prefix and a hash of the whole)."""
+    from urllib.parse import quote  # only with a statusDir: not on every plugin call's import path
     out = quote(value, safe="").replace("~", "%7E")   # '~' marks a hashed name below
     if out.startswith("."):
         out = "%2E" + out[1:]

@@ -14,8 +14,8 @@ gives it its own client (`for_kubeconfig`); with neither, fixipam is node-local,
 import ipaddress
 import os
 import re
-import threading
 import time
+from _thread import allocate_lock  # threading.Lock itself, without importing threading
 from dataclasses import dataclass
 
 from cni import fault, log
@@ -59,7 +59,7 @@ class Api:
         self.http, self.node, self._count, self.attempts = http, node, count, attempts
         self._count_error = count_error   # (verb, status | "unreachable"): 404/409 are answers here
         self.served: bool | None = None
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
 
     def call(self, verb: str, method: str, path: str, **kw) -> dict:
         """One request with a short bounded retry on 5xx/429/no answer; HTTP errors other
