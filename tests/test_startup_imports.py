@@ -20,6 +20,11 @@ LIBEXEC = os.path.join(REPO, ".venv", "libexec", "netmeta")
 # none of these is needed by a plain plugin call (kube client, metrics, YAML, HTTP, the daemon)
 NEVER = ("logging", "traceback", "yaml", "prometheus_client", "urllib3", "cni.kube.client",
          "meta.kube.api", "meta.daemon.server", "meta.daemon.metrics", "argparse")
+# issue 19, item 1: nor these, which a thin ADD / DEL (netmeta on the cluster network alone, no
+# kubeconfig) and a node-scope fixipam call do not use: typing (TYPE_CHECKING is a module-level
+# False), datetime (meta/events.py: events need a kubeconfig), urllib.parse (status file names),
+# the pod-annotation parser (nothing to parse or name)
+LAZY = ("typing", "datetime", "urllib.parse", "meta.events", "meta.annotations.parse", "meta.annotations.gojson")
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
                   r"netmeta\.[\w.]+ \[[^\]]*\] .*$")
 
@@ -53,6 +58,8 @@ def test_fixipam_add_del_import_nothing_they_do_not_use(data_dir):
     assert not set(NEVER) & mods, sorted(set(NEVER) & mods)
     assert not any(m == "pyroute2" or m.startswith("pyroute2.") for m in mods)
     assert "subprocess" not in mods and "shutil" not in mods
+    assert not set(LAZY) & mods, sorted(set(LAZY) & mods)
+    assert "threading" not in mods     # threading.local / Lock from _thread: no thread in this process
     # tokens from os.urandom, cluster-scope hashing imported where used: no OpenSSL in a node-scope call
     assert not {"secrets", "hmac", "hashlib", "_hashlib"} & mods, sorted({"secrets", "hmac", "hashlib", "_hashlib"} & mods)
     # the lite logger's line is logging's format, tagged with the container
@@ -61,6 +68,7 @@ def test_fixipam_add_del_import_nothing_they_do_not_use(data_dir):
     assert "INFO netmeta.fixipam [c0ffee] reserved 10.98.0.5 on impnet for c0ffee/eth0" in logs[-1]
     rc, out, logs, mods = entry_call("fixipam", "DEL", conf, CNI_ARGS=args, CNI_CONTAINERID="c0ffee")
     assert rc == 0 and out is None and not set(NEVER) & mods
+    assert not (set(LAZY) | {"threading"}) & mods, sorted((set(LAZY) | {"threading"}) & mods)
     assert os.listdir(os.path.join(data_dir, "impnet")) == [".lock"]
 
 
@@ -87,9 +95,16 @@ def test_meta_thin_to_bridge_imports_no_kube_client_metrics_or_yaml(netns, uid, 
         assert "meta.engine" in mods
         assert not set(NEVER) & mods, sorted(set(NEVER) & mods)
         assert not any(m == "pyroute2" or m.startswith("pyroute2.") for m in mods)
+        assert not set(LAZY) & mods, sorted(set(LAZY) & mods)
+        assert {"meta.plan", "subprocess"} <= mods     # planned, and the bridge exec'd
         assert all(LINE.match(ln) for ln in logs), logs
         rc, out, logs, mods = entry_call("netmeta", "DEL", conf, **env)
         assert rc == 0, logs
+        assert "meta.engine" in mods and not set(NEVER) & mods, sorted(set(NEVER) & mods)
+        # a DEL runs from its cache: no plan (meta/plan.py, meta/networks.py, the sriov overrides)
+        lazy_del = set(LAZY) | {"meta.plan", "meta.networks", "meta.overrides", "delegates.sriov.podoverrides"}
+        assert not lazy_del & mods, sorted(lazy_del & mods)
+        assert not os.listdir(tmp_path / "cache"), os.listdir(tmp_path / "cache")     # the DEL did its work
     finally:
         subprocess.run(["ip", "link", "del", bridge], check=False, capture_output=True)
 
