@@ -4,7 +4,6 @@ DEL cache is written and before any delegate runs, so bad input changes nothing.
 import copy
 
 from cni import log
-from cni.annotjson import AnnotationError
 from cni.errors import INVALID_CONFIG, NAMESPACE_DENIED, NETWORK_NOT_FOUND, POLICY_DENIED, CNIError
 
 from . import devices, networks, overrides
@@ -169,8 +168,10 @@ def _ann():
 def _parse(fn, *a):
     try:
         return fn(*a)
-    except AnnotationError as e:   # (meta/annotations/parse.py's, from there)
-        raise CNIError(INVALID_CONFIG, str(e)) from None
+    except ValueError as e:   # fn is the parser's (or calls it): an error means the parser is loaded
+        if isinstance(e, _ann().AnnotationError):
+            raise CNIError(INVALID_CONFIG, str(e)) from None
+        raise
 
 
 _check = _parse
