@@ -19,7 +19,7 @@ from cni.request import Request
 from cni.result import Result
 from delegates import registry
 
-from . import attachments, cache, config, netnsid, parallel, routes, statusfile
+from . import attachments, cache, config, netnsid, parallel, routes
 from . import networkstatus as status
 from .attachments import Attachment
 from .podref import PodRef
@@ -258,6 +258,8 @@ class Engine:
                 _log.error("failed to write network-status of %s/%s: %s", pod.namespace, pod.name, e)
         elif self.cfg.status_dir and pod.name and pod.namespace:
             from cni import files
+
+            from . import statusfile  # (and re.compile) with a statusDir only
             try:
                 files.atomic_write(statusfile.path(self.cfg.status_dir, pod.to_dict(), container_id), value)
             except (CNIError, OSError) as e:   # as with the API: a lost status must not undo the networks
@@ -302,6 +304,7 @@ class Engine:
     def _remove_status_file(self, pod: dict, container_id: str) -> None:
         """Only this sandbox's file: a live pod of the same name has its own (meta/statusfile.py)."""
         if self.cfg.status_dir and pod.get("namespace") and pod.get("name"):
+            from . import statusfile
             statusfile.remove(self.cfg.status_dir, pod, container_id)
 
     @staticmethod

@@ -23,9 +23,9 @@ NEVER = ("logging", "traceback", "yaml", "prometheus_client", "urllib3", "cni.ku
 # issue 19, item 1: nor these, which a thin ADD / DEL (netmeta on the cluster network alone, no
 # kubeconfig) and a node-scope fixipam call do not use: typing (TYPE_CHECKING is a module-level
 # False), datetime (meta/events.py: events need a kubeconfig), urllib.parse (status file names),
-# the pod-annotation parser (nothing to parse or name)
-LAZY = ("typing", "datetime", "urllib.parse", "meta.events", "meta.annotations.parse", "meta.annotations.gojson",
-        "cni.annotjson")
+# status files (no statusDir), the pod-annotation parser (nothing to parse or name), fixipam's GC
+LAZY = ("typing", "datetime", "urllib.parse", "meta.events", "meta.statusfile", "meta.annotations.parse",
+        "meta.annotations.gojson", "cni.annotjson", "delegates.fixipam.gc")
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
                   r"netmeta\.[\w.]+ \[[^\]]*\] .*$")
 

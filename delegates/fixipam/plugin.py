@@ -9,7 +9,7 @@ from cni.plugin import Plugin
 from cni.result import IPConfig, Result, Route
 from delegates import registry
 
-from . import addresses, cluster, config, gc, scope
+from . import addresses, cluster, config, scope
 from .store import Store, describe, is_owner
 
 _log = log.get("fixipam")
@@ -106,6 +106,7 @@ class FixIPAM(Plugin):
         keep = {(a.get("containerID"), a.get("ifname")) for a in valid if isinstance(a, dict)}
         scope.gc(req.config.get("ipam") or {}, req.name, keep, self.services.fixipam_api)   # this node's cluster ones
         ipam = req.config.get("ipam") or {}
+        from . import gc  # the GC verb's only
         gc.collect(ipam.get("dataDir", config.DEFAULT_DATA_DIR), req.name, keep, time.time())
 
     def status(self, req) -> None:
