@@ -6,7 +6,7 @@ import copy
 from cni import log
 from cni.errors import INVALID_CONFIG, NAMESPACE_DENIED, NETWORK_NOT_FOUND, POLICY_DENIED, CNIError
 
-from . import devices, networks, overrides
+from . import devices, networks
 from .attachments import Attachment
 
 _log = log.get("plan")
@@ -99,7 +99,8 @@ class Planner:
             atts.append(Attachment(net.name, names[n], net.conf, cni_args=base_args,
                                    resource_name=net.resource_name))
             n += 1
-        vlan_o, rate_o = self._overrides(annots, sels) if pod_ns is not None else ({}, {})
+        # (no annotation: no override, and meta/overrides.py, with the sriov plugin's code, not loaded)
+        vlan_o, rate_o = self._overrides(annots, sels) if pod_ns is not None and annots else ({}, {})
         for sel in sels:
             self._isolation(sel.namespace, pod_ns)
             net = self.nad(sel.namespace, sel.name)
@@ -125,6 +126,7 @@ class Planner:
     def _overrides(self, annots: dict, sels: list) -> tuple:
         names = {s.name for s in sels} | {f"{s.namespace}/{s.name}" for s in sels}
         out = []
+        from . import overrides
         for key in (overrides.VLAN_ANNOT, overrides.TXRATE_ANNOT):
             out.append(_parse(_ann().parse_override, annots[key], names, key) if annots.get(key) not in (None, "") else {})
         return tuple(out)
@@ -219,6 +221,7 @@ def _with_overrides(conf: dict, network: str, vlan, rate, explicit: bool) -> dic
         if p.get("type") == "sriov" and not done:
             policy = p.get("podOverrides", top_policy)
             base = dict(p, podOverrides=policy) if policy is not None else p
+            from . import overrides
             p = overrides.apply(base, network, vlan, rate)
             done = True
         else:

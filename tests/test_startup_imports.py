@@ -23,9 +23,11 @@ NEVER = ("logging", "traceback", "yaml", "prometheus_client", "urllib3", "cni.ku
 # issue 19, item 1: nor these, which a thin ADD / DEL (netmeta on the cluster network alone, no
 # kubeconfig) and a node-scope fixipam call do not use: typing (TYPE_CHECKING is a module-level
 # False), datetime (meta/events.py: events need a kubeconfig), urllib.parse (status file names),
-# status files (no statusDir), the pod-annotation parser (nothing to parse or name), fixipam's GC
+# status files (no statusDir), the pod-annotation parser and the sriov overrides (no annotation),
+# fixipam's GC
 LAZY = ("typing", "datetime", "urllib.parse", "meta.events", "meta.statusfile", "meta.annotations.parse",
-        "meta.annotations.gojson", "cni.annotjson", "delegates.fixipam.gc")
+        "meta.annotations.gojson", "cni.annotjson", "meta.overrides", "delegates.sriov.podoverrides",
+        "delegates.fixipam.gc")
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
                   r"netmeta\.[\w.]+ \[[^\]]*\] .*$")
 
@@ -103,7 +105,7 @@ def test_meta_thin_to_bridge_imports_no_kube_client_metrics_or_yaml(netns, uid, 
         assert rc == 0, logs
         assert "meta.engine" in mods and not set(NEVER) & mods, sorted(set(NEVER) & mods)
         # a DEL runs from its cache: no plan (meta/plan.py, meta/networks.py, the sriov overrides)
-        lazy_del = set(LAZY) | {"meta.plan", "meta.networks", "meta.overrides", "delegates.sriov.podoverrides"}
+        lazy_del = set(LAZY) | {"meta.plan", "meta.networks", "meta.devices"}
         assert not lazy_del & mods, sorted(lazy_del & mods)
         assert not os.listdir(tmp_path / "cache"), os.listdir(tmp_path / "cache")     # the DEL did its work
     finally:
