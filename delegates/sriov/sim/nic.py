@@ -15,7 +15,8 @@ This module: create / destroy, refresh and the revival of lost VF netdevs, the p
 metadata file, and the `netmeta sim` CLI. It re-exports the names callers use from it.
 
 `refresh(root, P)` keeps the tree true (the sim backend's topology, sim/topology.py, runs it
-before each read of netdev names, so the product never calls it) and emulates hardware: a veth dies with the
+before each read of netdev names, so the product never calls it; when nothing changed it
+checks each port by two ioctls and sends no netlink, see refresh) and emulates hardware: a veth dies with the
 netns it is in, a real VF instead returns to the host netns when its pod netns goes away. A
 port whose peer end vanished has lost its netdev that way; refresh creates it again in the host
 under the name the kernel would give a returning VF: its pod-side name if free (learnt while it
@@ -62,9 +63,12 @@ from .ports import (
     add_port,
     del_link,
     host_ports,
+    index_of,
+    ioctl_socket,
     links,
     links_in,
     name_in,
+    name_of,
     netns_path,
     nsid,
     plug_peers,
@@ -124,7 +128,7 @@ def create(pf: str, vfs: int, root: str = DEFAULT_ROOT) -> dict[str, Any]:
                 if meta["totalvfs"] != vfs:
                     raise SimError(f"failed to create sim NIC {pf}: it exists with "
                                    f"{meta['totalvfs']} VFs; destroy it first")
-                _refresh_locked(root, meta)
+                _refresh_locked(root, meta, thorough=True)
                 return fragment
             _check_free(root, pf, vfs)
             try:
@@ -169,6 +173,9 @@ def _build(root: str, pf: str, vfs: int) -> None:
             index = add_port(nl, pf, key, name, ns, up=(key == "pf"))
             ports[key] = {"ifindex": index, "name": name, "away": None}
     plug_peers(ns, list(ports))               # creates the bridge, enslaves the peers
+    with ioctl_socket(netns_path(ns)) as priv:  # what refresh checks each port by
+        for key in ports:
+            ports[key]["peer"] = index_of(priv, peer_name(key))
     pf_pci, vf_pcis = write_tree(root, pf, vfs)
     for key, pci in zip(port_keys(vfs), [pf_pci] + vf_pcis):
         ports[key]["pci"] = pci
@@ -236,24 +243,37 @@ def _prune_state_dir(root: str) -> None:
 
 # ---------------------------------------------------------------- refresh
 
-def refresh(root: str, pf: str) -> dict[str, str | None]:
+def refresh(root: str, pf: str, thorough: bool = False) -> dict[str, str | None]:
     """Sync the fake sysfs with the netdevs; bring back VF netdevs that died with a netns.
 
     Returns {port key ("pf", "0", "1", ...): its netdev name in this netns or None}.
-    Common path: one RTM_GETLINK dump of the private netns and two RTM_GETNSID on a bare
-    netlink socket, an ioctl (if_indextoname) and a listdir per port; nothing grows with the
-    host's links; writes only what changed. A VF that moved costs one RTM_GETLINK (its name
-    in the pod); a port that died costs a host dump and a veth.
+
+    Common path, nothing changed: no netlink at all, so no RTNL (in a burst of ADDs the other
+    ADDs' netns moves hold RTNL, and every refresh runs under the product's node lock; a real
+    NIC's sysfs takes none either). Each port is checked by ioctls, answered under RCU: its
+    veth peer by the recorded ifindex in the private netns (SIOCGIFNAME there == `vfN`: the
+    veth lives), its host end by the recorded ifindex here (== the recorded name: still here,
+    same name; none: still away). Only ports that fail the check are asked over netlink (one
+    RTM_GETLINK of the peer each, a dump if more than _FEW): where the host end is, its name
+    in a pod (once per move, for revival), or that the veth died (revival: a host dump).
+    Left: an away port that comes back under a new ifindex (its own was taken here) while
+    that ifindex's holder then leaves before the next refresh looks as still away until it
+    moves again; `thorough` (the CLI, create, bind) asks about every port.
+    Writes only what changed; nothing grows with the host's links.
     """
     root = os.path.abspath(root)
     with flocked(_nic_lock(root, pf)):
         meta = _load_meta(root, pf)
         if meta is None:
             raise SimError(f"failed to refresh sim NIC {pf}: no {_meta_path(root, pf)}")
-        return _refresh_locked(root, meta)
+        return _refresh_locked(root, meta, thorough)
 
 
-def _refresh_locked(root: str, meta: dict[str, Any]) -> dict[str, str | None]:
+# a refresh asks RTNL about at most this many ports one by one; more, and it dumps the netns
+_FEW = 8
+
+
+def _refresh_locked(root: str, meta: dict[str, Any], thorough: bool = False) -> dict[str, str | None]:
     pf, ns, ports = meta["pf"], meta["netns"], meta["ports"]
     dirty = False
     dead: list[str] = []
@@ -264,24 +284,72 @@ def _refresh_locked(root: str, meta: dict[str, Any]) -> dict[str, str | None]:
     marker = _meta_path(root, pf) + ".tree-dirty"
     full = os.path.exists(marker)
     before = {k: None if full or r.get("away") is not None else r.get("name") for k, r in ports.items()}
+    with contextlib.ExitStack() as stack:
+        host = stack.enter_context(ioctl_socket())
+        priv = stack.enter_context(ioctl_socket(netns_path(ns)))
+        # the cheap check, no RTNL: ioctls by ifindex in both netns (see refresh)
+        ask: list[str] = []
+        for key, rec in ports.items():
+            if rec.get("driver"):   # bound to a userspace driver (sim/bind.py): no netdev, end parked
+                continue
+            if thorough or name_of(priv, rec.get("peer")) != peer_name(key):
+                ask.append(key)                    # peer dead, or never seen: ask
+            elif rec.get("away") is None:
+                name = name_of(host, rec.get("ifindex"))
+                if name is not None and name == rec.get("name"):
+                    here[key] = name
+                else:
+                    ask.append(key)                # renamed, or left
+            elif name_of(host, rec["away"][0]) is not None:
+                ask.append(key)                    # its ifindex is in use here: back?
+        if ask:
+            dirty = _ask(root, meta, ask, priv, host, here, away, dead)
+    if dead:
+        plug_peers(ns, dead)
+        with ioctl_socket(netns_path(ns)) as priv:
+            for key in dead:
+                ports[key]["peer"] = index_of(priv, peer_name(key))
+    # rewrite only the ports that changed: a refresh with nothing to do touches no file, so
+    # concurrent ADDs (each refreshing under the node lock) do not listdir every VF in turn
+    changed = [k for k in ports if full or before[k] != here.get(k)]
+    if changed and not full:
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
+    for key in changed:
+        set_netdev_name(root, ports[key]["pci"], here.get(key))
+    if dirty:
+        _save_meta(root, meta)
+    if changed:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(marker)
+    result: dict[str, str | None] = {key: here.get(key) for key in ports}
+    return result
+
+
+def _ask(root: str, meta: dict[str, Any], ask: list[str], priv: socket.socket,
+         host: socket.socket, here: dict[str, str], away: dict[str, list[int | None]],
+         dead: list[str]) -> bool:
+    """Netlink for the ports the ioctls could not confirm: where each veth's host end is (its
+    peer's IFLA_LINK, IFLA_LINK_NETNSID), its name in a pod, revival. Fills here / away /
+    dead; True if the records changed."""
+    pf, ns, ports = meta["pf"], meta["netns"], meta["ports"]
+    dirty = False
     with Rtnl() as nl:
         ns_id = nsid(nl, netns_path(ns))
         if ns_id is None:   # asked to assign one, the kernel gave none
             raise SimError(f"failed to get an id for netns {ns} of the sim NIC {pf}")
-        peers = links_in(nl, ns_id)
-        # our own id; valid after the dump (the kernel allocates ids while filling it)
+        peers = links_in(nl, ns_id, [peer_name(k) for k in ask] if len(ask) <= _FEW else None)
+        # our own id; valid after the RTM_GETLINK (the kernel allocates ids while answering)
         self_id = nsid(nl, SELF_NETNS, assign=False)
-        for key, rec in ports.items():
-            if rec.get("driver"):   # bound to a userspace driver (sim/bind.py): no netdev, end parked
-                continue
+        for key in ask:
+            rec = ports[key]
             if peer_name(key) not in peers:  # the veth died, with the netns its end was in
                 dead.append(key)
                 continue
-            index, where = peers[peer_name(key)]
-            name = None
-            if where == self_id and index:
-                with contextlib.suppress(OSError):    # ENXIO: it left after the dump
-                    name = socket.if_indextoname(index)
+            peer, index, where = peers[peer_name(key)]
+            if rec.get("peer") != peer:
+                rec["peer"] = peer
+                dirty = True
+            name = name_of(host, index) if where == self_id else None
             if name:
                 here[key] = name
                 if (rec.get("name"), rec.get("ifindex"), rec.get("away")) != (name, index, None):
@@ -299,23 +367,7 @@ def _refresh_locked(root: str, meta: dict[str, Any]) -> dict[str, str | None]:
             _, host_names, host_indexes = host_ports(nl, pf)
             for key in dead:
                 here[key] = _revive(nl, root, meta, key, host_names, host_indexes)
-        dirty = dirty or bool(away or dead)
-    if dead:
-        plug_peers(ns, dead)
-    # rewrite only the ports that changed: a refresh with nothing to do touches no file, so
-    # concurrent ADDs (each refreshing under the node lock) do not listdir every VF in turn
-    changed = [k for k in ports if full or before[k] != here.get(k)]
-    if changed and not full:
-        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600))
-    for key in changed:
-        set_netdev_name(root, ports[key]["pci"], here.get(key))
-    if dirty:
-        _save_meta(root, meta)
-    if changed:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(marker)
-    result: dict[str, str | None] = {key: here.get(key) for key in ports}
-    return result
+    return dirty or bool(away or dead)
 
 
 def _revive(nl: Rtnl, root: str, meta: dict[str, Any], key: str,
@@ -356,7 +408,7 @@ def bind(root: str, pf: str, vf: int, driver: str) -> dict[str, Any]:
         meta = _load_meta(root, pf)
         if meta is None:
             raise SimError(f"failed to bind a VF of sim NIC {pf}: no {_meta_path(root, pf)}")
-        _refresh_locked(root, meta)
+        _refresh_locked(root, meta, thorough=True)
         out = simbind.bind(root, meta, vf, driver)
         _save_meta(root, meta)
     _log.info("sim NIC %s: VF %d bound to %s", pf, vf, driver)
@@ -398,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "create":
             out: Any = create(args.pf, args.vfs, args.root)
         elif args.cmd == "refresh":
-            out = refresh(args.root, args.pf)
+            out = refresh(args.root, args.pf, thorough=True)
         elif args.cmd == "bind":
             out = bind(args.root, args.pf, args.vf, args.driver)
         else:

@@ -10,7 +10,8 @@ bridge cannot change netns (NETIF_F_NETNS_LOCAL) and pfOnly moves the PF.
 
 Here: creating a port (`add_port`) and plugging peers into the bridge (`plug_peers`), finding
 ports by alias (`host_ports`), links and names in another netns by its id (`nsid`,
-`links_in`, `name_in`), deleting links. All of it runs on every call that refreshes the NIC
+`links_in`, `name_in`), deleting links, and the RTNL-free interface ioctls refresh checks
+ports by (`ioctl_socket`, `name_of`, `index_of`). All of it runs on every call that refreshes the NIC
 (sim/topology.py, before each read of netdev names), so it is built on the product's bare
 rtnetlink client (cni/rtnl.py `Rtnl.request`, `attr`, `attrs`): pyroute2's IPRoute costs an
 exec'd call ~200 modules (asyncio among them) and decodes every attribute of every link.
@@ -19,6 +20,7 @@ Errors are what Rtnl raises: pyroute2's NetlinkError(code).
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import socket
 import struct
@@ -26,6 +28,7 @@ from typing import Iterator
 
 from pyroute2.netlink.exceptions import NetlinkError  # what cni.rtnl raises: 3 small modules
 
+from cni import netns as nsock
 from cni.rtnl import (
     F_ACK,
     F_REQUEST,
@@ -59,6 +62,9 @@ IFLA_LINK_NETNSID, IFLA_TARGET_NETNSID = 37, 46
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 NETNSA_NSID, NETNSA_FD = 1, 3
 _SKIP_STATS = attr(IFLA_EXT_MASK, struct.pack("=I", RTEXT_FILTER_SKIP_STATS))
+# interface ioctls (linux/sockios.h): answered under RCU, never RTNL
+SIOCGIFNAME, SIOCGIFINDEX = 0x8910, 0x8933
+_IFREQ = struct.Struct("=16si20x")        # struct ifreq: ifr_name, ifr_ifindex (40 bytes)
 
 
 def netns_path(ns: str) -> str:
@@ -71,6 +77,46 @@ def _ifinfo(index: int = 0, flags: int = 0, change: int = 0) -> bytes:
 
 def _name(value: bytes) -> str:
     return value.split(b"\0", 1)[0].decode(errors="replace")
+
+
+# ---------------------------------------------------------------- ioctls (no RTNL)
+
+def ioctl_socket(path: str | None = None) -> socket.socket:
+    """A socket for the interface ioctls below, in the netns at `path` (this thread's when
+    None). AF_UNIX: the cheapest socket there is; its ioctls fall through to dev_ioctl of
+    the netns it was made in."""
+    if path is None:
+        return socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        return nsock.socket_in(path, socket.AF_UNIX, socket.SOCK_DGRAM)
+    except FileNotFoundError:
+        raise SimError(f"failed to find netns {path} of the sim NIC: it is gone; run "
+                       "`netmeta sim destroy` and create the NIC again") from None
+
+
+def name_of(sock: socket.socket, index: object) -> str | None:
+    """SIOCGIFNAME: the name of link `index` in the socket's netns, None if there is none."""
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 < index < 2**31:
+        return None
+    try:
+        out = fcntl.ioctl(sock.fileno(), SIOCGIFNAME, _IFREQ.pack(b"", index))
+    except OSError as e:
+        if e.errno in (errno.ENODEV, errno.ENXIO):
+            return None
+        raise
+    return _name(_IFREQ.unpack(out)[0])
+
+
+def index_of(sock: socket.socket, name: str) -> int | None:
+    """SIOCGIFINDEX: the ifindex of link `name` in the socket's netns, None if there is none.
+    (On a miss the kernel may ask modprobe for `netdev-<name>`: not for the common path.)"""
+    try:
+        out = fcntl.ioctl(sock.fileno(), SIOCGIFINDEX, _IFREQ.pack(name.encode(), 0))
+    except OSError as e:
+        if e.errno in (errno.ENODEV, errno.ENXIO):
+            return None
+        raise
+    return int(_IFREQ.unpack(out)[1])
 
 
 # ---------------------------------------------------------------- reading links
@@ -126,36 +172,56 @@ def nsid(nl: Rtnl, path: str, assign: bool = True) -> int | None:
         os.close(fd)
 
 
-def links_in(nl: Rtnl, ns_id: int) -> dict[str, tuple[int | None, int | None]]:
-    """{name: (IFLA_LINK, IFLA_LINK_NETNSID)} of the netns this netns calls `ns_id`.
+def _peer_link(payload: bytes) -> tuple[str | None, tuple[int, int | None, int | None]]:
+    """(IFLA_IFNAME, (ifindex, IFLA_LINK, IFLA_LINK_NETNSID)) of one RTM_NEWLINK payload."""
+    # attrs() inlined, values sliced only for the 3 we read: ~45 attributes a link
+    name, link, link_ns = None, None, None
+    unpack = struct.unpack_from
+    off, end = IFINFO.size, len(payload)
+    while off + 4 <= end:
+        length, kind = unpack("=HH", payload, off)
+        if length < 4:
+            break
+        kind &= 0x3FFF
+        if kind == IFLA_IFNAME:
+            name = payload[off + 4:off + length].split(b"\0", 1)[0].decode()
+        elif kind == IFLA_LINK:
+            link = unpack("=I", payload, off + 4)[0]
+        elif kind == IFLA_LINK_NETNSID:
+            link_ns = unpack("=i", payload, off + 4)[0]
+        off += (length + 3) & ~3
+    return name, (IFINFO.unpack_from(payload)[2], link, link_ns)
 
-    IFLA_TARGET_NETNSID makes the kernel dump another netns from this socket (no setns,
+
+def links_in(nl: Rtnl, ns_id: int, names: list[str] | None = None
+             ) -> dict[str, tuple[int, int | None, int | None]]:
+    """{name: (ifindex, IFLA_LINK, IFLA_LINK_NETNSID)} of the links of the netns this netns
+    calls `ns_id`: all of them (one dump) or only `names` (one RTM_GETLINK each; a missing one
+    is left out).
+
+    IFLA_TARGET_NETNSID makes the kernel read another netns from this socket (no setns,
     no fork) and give IFLA_LINK_NETNSID relative to *this* netns, so a veth peer's
     location compares with our own id. (On RTM_NEWLINK/SETLINK the same attribute means
-    "move the link there": never send it on a set.)
+    "move the link there": never send it on a set.) Both take RTNL in the kernel: refresh
+    asks only about ports whose cheap ioctl check failed (nic.py).
     """
-    body = _ifinfo() + attr(IFLA_TARGET_NETNSID, struct.pack("=i", ns_id)) + _SKIP_STATS
-    out: dict[str, tuple[int | None, int | None]] = {}
-    unpack = struct.unpack_from
-    for payload in nl.request(RTM_GETLINK, F_REQUEST | F_DUMP, body):
-        # attrs() inlined, values sliced only for the 3 we read: ~45 attributes a link,
-        # and every concurrent ADD's refresh parses all links of the NIC
-        name, link, link_ns = None, None, None
-        off, end = IFINFO.size, len(payload)
-        while off + 4 <= end:
-            length, kind = unpack("=HH", payload, off)
-            if length < 4:
-                break
-            kind &= 0x3FFF
-            if kind == IFLA_IFNAME:
-                name = payload[off + 4:off + length].split(b"\0", 1)[0].decode()
-            elif kind == IFLA_LINK:
-                link = unpack("=I", payload, off + 4)[0]
-            elif kind == IFLA_LINK_NETNSID:
-                link_ns = unpack("=i", payload, off + 4)[0]
-            off += (length + 3) & ~3
-        if name is not None:
-            out[name] = (link, link_ns)
+    target = attr(IFLA_TARGET_NETNSID, struct.pack("=i", ns_id)) + _SKIP_STATS
+    answers: list[bytes] = []
+    if names is None:
+        answers = nl.request(RTM_GETLINK, F_REQUEST | F_DUMP, _ifinfo() + target)
+    else:
+        for name in names:
+            try:
+                answers += nl.request(RTM_GETLINK, F_REQUEST,
+                                      _ifinfo() + attr(IFLA_IFNAME, name.encode() + b"\0") + target)
+            except NetlinkError as e:
+                if e.code not in (errno.ENODEV, errno.ERANGE):
+                    raise
+    out: dict[str, tuple[int, int | None, int | None]] = {}
+    for payload in answers:
+        found, link = _peer_link(payload)
+        if found is not None:
+            out[found] = link
     return out
 
 
