@@ -303,7 +303,7 @@ def _refresh_locked(root: str, meta: dict[str, Any], thorough: bool = False) -> 
             elif name_of(host, rec["away"][0]) is not None:
                 ask.append(key)                    # its ifindex is in use here: back?
         if ask:
-            dirty = _ask(root, meta, ask, priv, host, here, away, dead)
+            dirty = _ask(root, meta, ask, host, here, away, dead)
     if dead:
         plug_peers(ns, dead)
         with ioctl_socket(netns_path(ns)) as priv:
@@ -325,9 +325,8 @@ def _refresh_locked(root: str, meta: dict[str, Any], thorough: bool = False) -> 
     return result
 
 
-def _ask(root: str, meta: dict[str, Any], ask: list[str], priv: socket.socket,
-         host: socket.socket, here: dict[str, str], away: dict[str, list[int | None]],
-         dead: list[str]) -> bool:
+def _ask(root: str, meta: dict[str, Any], ask: list[str], host: socket.socket,
+         here: dict[str, str], away: dict[str, list[int | None]], dead: list[str]) -> bool:
     """Netlink for the ports the ioctls could not confirm: where each veth's host end is (its
     peer's IFLA_LINK, IFLA_LINK_NETNSID), its name in a pod, revival. Fills here / away /
     dead; True if the records changed."""
