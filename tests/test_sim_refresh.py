@@ -179,3 +179,28 @@ def test_records_without_peer_indexes_are_learnt_with_one_dump(nic, monkeypatch)
     assert _getlinks(reqs.take()) == (1, 0)
     assert simnic.refresh(root, pf) == names and reqs.take() == []
     assert all(isinstance(p["peer"], int) for p in json.load(open(path))["ports"].values())
+
+
+def test_a_read_of_one_vf_refreshes_only_that_vf(nic, netns, monkeypatch):
+    """The product's read of VF n's netdev (under its node lock) looks at VF n alone: with
+    another VF just moved into a pod, reading a VF that stayed sends nothing; reading all VFs
+    (vfs: the daemon's availability count) learns the moved one and its pod-side name."""
+    root, pf = nic["sysfsRoot"], nic["master"]
+    topo = Device(root, "sim").topo
+    simnic.refresh(root, pf)
+    vf1, vf6 = topo.vf_netdev(pf, 1), topo.vf_netdev(pf, 6)
+    ns = netns()
+    _ip("link", "set", vf1, "netns", ns, "name", "net1")
+    reqs = _Requests(monkeypatch)
+    assert topo.vf_netdev(pf, 6) == vf6
+    assert reqs.take() == []
+    assert topo.vf_netdev(pf, 1) is None                    # the moved VF: asked alone
+    assert _getlinks(reqs.take()) == (0, 2)
+    _ip("-n", ns, "link", "set", "net1", "netns", "1", "name", vf1)
+    _ip("link", "set", vf6, "netns", ns, "name", "net6")
+    assert topo.vf_netdev(pf, 1) == vf1
+    assert _getlinks(reqs.take()) == (0, 1)
+    assert {v.index: v.netdev for v in topo.vfs(pf)}[6] is None
+    assert _getlinks(reqs.take()) == (0, 2)
+    meta = json.load(open(os.path.join(root, "netmeta-sim", f"{pf}.nic.json")))
+    assert meta["ports"]["6"]["name"] == "net6"

@@ -79,7 +79,7 @@ from .vftable import STATE_DIR, SimVFTable, flocked, init_state, lock_path, stat
 __all__ = [
     "ALIAS_PREFIX", "BRIDGE", "DEFAULT_ROOT", "DRIVER", "MAX_VFS", "NETNS_PREFIX", "NSID_NONE",
     "PCI_DIR", "SimError", "create", "destroy", "is_sim_nic", "main", "netns_name",
-    "port_alias", "refresh", "set_netdev_name", "validate", "vf_netdev_name", "write_tree",
+    "port_alias", "refresh", "refresh_port", "set_netdev_name", "validate", "vf_netdev_name", "write_tree",
 ]
 
 # cni/log.py: in an exec'd plugin call it writes the product's lines without importing `logging`
@@ -273,7 +273,30 @@ def refresh(root: str, pf: str, thorough: bool = False) -> dict[str, str | None]
 _FEW = 8
 
 
-def _refresh_locked(root: str, meta: dict[str, Any], thorough: bool = False) -> dict[str, str | None]:
+def refresh_port(root: str, pf: str, key: str) -> None:
+    """The refresh before a read of port `key`'s netdev name (sim/topology.py vf_netdev): when
+    the records say the port is here and one ioctl confirms it (and no refresh died mid-tree),
+    nothing else is looked at: no netlink, no netns socket, no write. Otherwise a refresh that
+    asks netlink only about `key` and dead ports; other ports that changed are left for a later
+    refresh (as if they changed just after this one: the tree is as true as the kernel's
+    sysfs read a moment earlier)."""
+    root = os.path.abspath(root)
+    with flocked(_nic_lock(root, pf)):
+        meta = _load_meta(root, pf)
+        if meta is None:
+            raise SimError(f"failed to refresh sim NIC {pf}: no {_meta_path(root, pf)}")
+        rec = meta["ports"].get(key)
+        if rec is not None and rec.get("away") is None and not rec.get("driver") \
+                and not os.path.exists(_meta_path(root, pf) + ".tree-dirty"):
+            with ioctl_socket() as host:
+                now = name_of(host, rec.get("ifindex"))
+            if now is not None and now == rec.get("name"):
+                return
+        _refresh_locked(root, meta, only=key)
+
+
+def _refresh_locked(root: str, meta: dict[str, Any], thorough: bool = False,
+                    only: str | None = None) -> dict[str, str | None]:
     pf, ns, ports = meta["pf"], meta["netns"], meta["ports"]
     dirty = False
     dead: list[str] = []
@@ -294,6 +317,9 @@ def _refresh_locked(root: str, meta: dict[str, Any], thorough: bool = False) -> 
                 continue
             if thorough or name_of(priv, rec.get("peer")) != peer_name(key):
                 ask.append(key)                    # peer dead, or never seen: ask
+            elif only is not None and key != only and not full:
+                if rec.get("away") is None and rec.get("name"):   # left as the records say
+                    here[key] = rec["name"]
             elif rec.get("away") is None:
                 name = name_of(host, rec.get("ifindex"))
                 if name is not None and name == rec.get("name"):
