@@ -267,11 +267,7 @@ def _run_burst(a, out: str, walls: dict) -> None:
         d = start_daemon(st, work, out)
         n = parallel.N
         frag = fixtures.sim_nic(st, work, "b", n)
-        netdevs = {i: fixtures.vf_netdev(frag, i) for i in range(n)}
-        sr = [fixtures.sriov_conf(frag, work, 57, name="sriov-par", runtimeConfig={"ips": [f"10.57.0.{10 + i}/24"]})
-              for i in range(n)]
-        hd = [{"cniVersion": "1.0.0", "name": "hd-par", "type": "host-device", "device": netdevs[i],
-               "ipam": {"type": "static", "addresses": [{"address": f"10.58.0.{10 + i}/24"}]}} for i in range(n)]
+        netdevs, sr, hd = parallel.burst_confs(frag, work, n)
         stats = {k: collections.defaultdict(list) for k in ("hd", "sriovd")}
         errors: collections.Counter = collections.Counter()
         for _ in range(a.runs):
@@ -329,22 +325,30 @@ def _report_burst(a, out: str, walls: dict) -> int:
             w, c = [x[0] * 1000 for x in v], [x[1] * 1000 for x in v]
             print(f"    {k[-60:]:60} wall {statistics.median(w):7.2f} / {statistics.mean(w):7.2f}"
                   f"  CPU {statistics.median(c):7.2f} / {statistics.mean(c):7.2f}")
-    st = pstats.Stats(out + ".prof")
-    n = len(burst)
-    print(f"\ncProfile (wall per thread, so GIL and lock waits count) of {n} requests, ms per request, by cumulative:")
-    rows = sorted(st.stats.items(), key=lambda kv: kv[1][3], reverse=True)
-    for (fname, line, func), (_cc, nc, tt, ct, _callers) in rows[:a.top]:
-        where = f"{os.path.relpath(fname, REPO) if fname.startswith('/') else fname}:{line}"
-        print(f"  {ct * 1000 / n:8.2f} cum {tt * 1000 / n:7.2f} self {nc / n:6.1f} calls  {func}  ({where[-55:]})")
-    print("\nby self time:")
-    for (fname, line, func), (_cc, nc, tt, _ct, _callers) in sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:30]:
-        where = f"{os.path.relpath(fname, REPO) if fname.startswith('/') else fname}:{line}"
-        print(f"  {tt * 1000 / n:7.2f} self {nc / n:6.1f} calls  {func}  ({where[-55:]})")
+    st = _print_profile(out + ".prof", len(burst), a.top, 30,
+                        "cProfile (wall per thread, so GIL and lock waits count) of {n} requests")
     if a.keep:
         st.dump_stats(a.keep)
     for suffix in (".prof", ".stages.json", ".burst.json"):
         os.unlink(out + suffix)
     return 0
+
+
+def _print_profile(path: str, n: int, top: int, top_self: int, title: str) -> pstats.Stats:
+    """Print a cProfile dump as ms per request (n requests): by cumulative, then by self time."""
+    st = pstats.Stats(path)
+    print(f"\n{title.format(n=n)}, ms per request, by cumulative:")
+
+    def where(fname: str, line: int) -> str:
+        return f"{os.path.relpath(fname, REPO) if fname.startswith('/') else fname}:{line}"[-55:]
+    for (fname, line, func), (_cc, nc, tt, ct, _callers) in sorted(st.stats.items(), key=lambda kv: kv[1][3],
+                                                                    reverse=True)[:top]:
+        print(f"  {ct * 1000 / n:8.2f} cum {tt * 1000 / n:7.2f} self {nc / n:6.1f} calls  {func}  ({where(fname, line)})")
+    print("\nby self time:")
+    for (fname, line, func), (_cc, nc, tt, _ct, _callers) in sorted(st.stats.items(), key=lambda kv: kv[1][2],
+                                                                     reverse=True)[:top_self]:
+        print(f"  {tt * 1000 / n:7.2f} self {nc / n:6.1f} calls  {func}  ({where(fname, line)})")
+    return st
 
 
 def _report(a, out: str, walls: dict) -> int:
@@ -362,17 +366,8 @@ def _report(a, out: str, walls: dict) -> int:
             return statistics.median([t[b] - t[a] for t in ts]) * 1000.0
         print(f"  {k:20} n={len(ts):3} queue {med('queued', 'start'):6.2f}  locks {med('start', 'exec0'):6.2f}  "
               f"execute {med('exec0', 'exec1'):7.2f}  answer {med('exec1', 'sent'):6.2f}")
-    st = pstats.Stats(out + ".prof")
     n = len(stages) + 4 * (2 if a.case == "both" else 1)   # warm-up requests are profiled too
-    print(f"\ncProfile of every _execute ({n} requests incl. warm-up), ms per request, by cumulative:")
-    rows = sorted(st.stats.items(), key=lambda kv: kv[1][3], reverse=True)
-    for (fname, line, func), (_cc, nc, tt, ct, _callers) in rows[:a.top]:
-        where = f"{os.path.relpath(fname, REPO) if fname.startswith('/') else fname}:{line}"
-        print(f"  {ct * 1000 / n:8.2f} cum {tt * 1000 / n:7.2f} self {nc / n:6.1f} calls  {func}  ({where[-55:]})")
-    print("\nby self time:")
-    for (fname, line, func), (_cc, nc, tt, _ct, _callers) in sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:25]:
-        where = f"{os.path.relpath(fname, REPO) if fname.startswith('/') else fname}:{line}"
-        print(f"  {tt * 1000 / n:7.2f} self {nc / n:6.1f} calls  {func}  ({where[-55:]})")
+    st = _print_profile(out + ".prof", n, a.top, 25, "cProfile of every _execute ({n} requests incl. warm-up)")
     if os.path.exists(out + ".nl.txt"):
         print("\nrtnetlink calls in the daemon (DAEMONPROF_NLTRACE=1):")
         with open(out + ".nl.txt") as f:

@@ -60,15 +60,22 @@ def _round(confs: list, plugin: str, stats: dict, errors: collections.Counter, e
         fixtures.release(pods)
 
 
+def burst_confs(frag: dict, work: str, n: int) -> tuple[dict, list, list]:
+    """The VF netdevs and the burst's configs, one per VF: sriov+fixipam and host-device+static
+    (also bench/daemonprof.py)."""
+    netdevs = {i: fixtures.vf_netdev(frag, i) for i in range(n)}
+    sr = [fixtures.sriov_conf(frag, work, 57, name="sriov-par", runtimeConfig={"ips": [f"10.57.0.{10 + i}/24"]})
+          for i in range(n)]
+    hd = [{"cniVersion": "1.0.0", "name": "hd-par", "type": "host-device", "device": netdevs[i],
+           "ipam": {"type": "static", "addresses": [{"address": f"10.58.0.{10 + i}/24"}]}} for i in range(n)]
+    return netdevs, sr, hd
+
+
 def run(rounds: int = 3) -> Report:
     with ExitStack() as st:
         work = fixtures.scratch(st, "par")
         frag = fixtures.sim_nic(st, work, "p", N)
-        netdevs = {n: fixtures.vf_netdev(frag, n) for n in range(N)}
-        sr = [fixtures.sriov_conf(frag, work, 57, name="sriov-par", runtimeConfig={"ips": [f"10.57.0.{10 + i}/24"]})
-              for i in range(N)]
-        hd = [{"cniVersion": "1.0.0", "name": "hd-par", "type": "host-device", "device": netdevs[i],
-               "ipam": {"type": "static", "addresses": [{"address": f"10.58.0.{10 + i}/24"}]}} for i in range(N)]
+        netdevs, sr, hd = burst_confs(frag, work, N)
         d = daemon.start(st)   # HOOK: the same burst through the daemon (shim -> daemon)
         who_all = ("hd", "sriov") + (("sriovd",) if d else ())
         stats = {k: collections.defaultdict(list) for k in who_all}

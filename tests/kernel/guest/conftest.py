@@ -52,3 +52,14 @@ def guest_nsim() -> GuestNetdevsim:
         sysfs=Path(env["NETMETA_KERNEL_NSIM_SYSFS"]),
         debugfs=Path(env["NETMETA_KERNEL_NSIM_DEBUGFS"]),
     )
+
+
+@pytest.fixture
+def show(capsys):
+    """print() that bypasses pytest's capture, so the guest log shows kernel values."""
+
+    def _show(label, value):
+        with capsys.disabled():
+            print(f"\n  [{label}] {value}", flush=True)
+
+    return _show

@@ -34,17 +34,6 @@ def ipr():
         yield ipr
 
 
-@pytest.fixture
-def show(capsys):
-    """print() that bypasses pytest's capture, so the guest log shows kernel values."""
-
-    def _show(label, value):
-        with capsys.disabled():
-            print(f"\n  [{label}] {value}", flush=True)
-
-    return _show
-
-
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(["ip", *args], capture_output=True, text=True)
     if check and proc.returncode != 0:

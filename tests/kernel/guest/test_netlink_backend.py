@@ -43,14 +43,6 @@ def ip_vf(vf: int) -> dict:
 
 
 @pytest.fixture
-def show(capsys):
-    def _show(label, value):
-        with capsys.disabled():
-            print(f"\n  [{label}] {value}", flush=True)
-    return _show
-
-
-@pytest.fixture
 def table():
     from delegates.sriov.vftable import open_vftable
     with open_vftable("netlink", PF, "/sys") as t:

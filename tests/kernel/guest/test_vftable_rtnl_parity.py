@@ -79,14 +79,6 @@ def set_numvfs(n: int) -> None:
             f.write(str(value))
 
 
-@pytest.fixture
-def show(capsys):
-    def _show(label, value):
-        with capsys.disabled():
-            print(f"\n  [{label}] {value}", flush=True)
-    return _show
-
-
 # (fields given to set(), as the plugin gives them); each step builds on the one before
 STEPS = [
     {"mac": "02:11:22:33:44:55"},
