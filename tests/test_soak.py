@@ -152,6 +152,13 @@ def node(tmp_path, uid, netns):
                        coalesceWindow=0.1)
         os.makedirs(d.dir, exist_ok=True)
         bridge = f"nms{uid}"
+        # The cluster network's bridge exists first, with a MAC set by hand: a bridge the plugin
+        # creates takes the lowest MAC of its ports, which changes as pods come and go, and
+        # Debian's bridge plugin's CHECK compares the bridge's MAC with the one in the pod's ADD
+        # result ("Bridge interface ... Mac doesn't match"; plugins/main/bridge/bridge.go
+        # cmdCheck) -- a concurrent soak tripped it in CI. A set address is never recalculated.
+        subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+        subprocess.run(["ip", "link", "set", bridge, "address", "02:5a:6b:00:00:01", "up"], check=True)
         conf = {"cniVersion": "1.0.0", "name": "netmeta", "type": "netmeta", "mode": "daemon", "socketPath": d.socket,
                 "cniDir": d.cfg["cniDir"], "nadDir": str(nad_dir), "namespaceIsolation": True,
                 "delegates": [{"cniVersion": "1.0.0", "name": "cluster", "type": "bridge", "bridge": bridge,
