@@ -27,6 +27,7 @@ RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 18, 20, 24
 F_REQUEST, F_ACK = 0x1, 0x4                     # nlmsg_flags
 _F_EXCL, _F_CREATE = 0x200, 0x400
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_NET_NS_FD, IFLA_EXT_MASK = 1, 3, 4, 28, 29
+IFLA_MASTER, IFLA_IFALIAS = 10, 20
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 RTA_DST, RTA_OIF, RTA_GATEWAY = 1, 4, 5
 IFF_UP = 1
@@ -128,7 +129,8 @@ class Rtnl:
         return _link_state(answer[0]) if answer else None
 
     def set_link(self, index: int, *, up: bool | None = None, ifname: str | None = None,
-                 netns_fd: int | None = None, mac: str | None = None, mtu: int | None = None) -> None:
+                 netns_fd: int | None = None, mac: str | None = None, mtu: int | None = None,
+                 alias: str | None = None, master: int | None = None) -> None:
         """One RTM_NEWLINK for link `index` with the given changes (as pyroute2's
         link("set", index=..., state=/ifname=/net_ns_fd=/address=/mtu=) sends them)."""
         flags = change = 0
@@ -143,6 +145,10 @@ class Rtnl:
             body += attr(IFLA_ADDRESS, bytes.fromhex(mac.replace(":", "")))
         if mtu is not None:
             body += attr(IFLA_MTU, struct.pack("=I", mtu))
+        if alias is not None:
+            body += attr(IFLA_IFALIAS, alias.encode())
+        if master is not None:
+            body += attr(IFLA_MASTER, struct.pack("=I", master))
         self.request(RTM_NEWLINK, F_REQUEST | F_ACK, body)
 
     # ---------------- addresses and routes ----------------

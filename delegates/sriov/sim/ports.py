@@ -32,9 +32,7 @@ from cni import netns as nsock
 from cni.rtnl import (
     F_ACK,
     F_REQUEST,
-    IFF_UP,
     IFINFO,
-    IFLA_ADDRESS,
     IFLA_EXT_MASK,
     IFLA_IFNAME,
     IFLA_NET_NS_FD,
@@ -57,7 +55,7 @@ SELF_NETNS = "/proc/thread-self/ns/net"
 # what cni/rtnl.py does not name (yet)
 RTM_DELLINK, RTM_NEWNSID, RTM_GETNSID = 17, 88, 90
 F_EXCL, F_CREATE, F_DUMP = 0x200, 0x400, 0x300
-IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS = 5, 10, 18, 20
+IFLA_LINK, IFLA_LINKINFO, IFLA_IFALIAS = 5, 18, 20
 IFLA_LINK_NETNSID, IFLA_TARGET_NETNSID = 37, 46
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 NETNSA_NSID, NETNSA_FD = 1, 3
@@ -263,20 +261,6 @@ def add_veth(nl: Rtnl, name: str, peer: str, peer_netns: str, index: int = 0) ->
         os.close(fd)
 
 
-def set_link(nl: Rtnl, index: int, *, up: bool | None = None, alias: str | None = None,
-             mac: str | None = None, master: int | None = None) -> None:
-    """One RTM_NEWLINK for link `index` with what cni.rtnl's set_link does not set."""
-    flags, change = ((IFF_UP if up else 0), IFF_UP) if up is not None else (0, 0)
-    body = _ifinfo(index, flags, change)
-    if alias is not None:
-        body += attr(IFLA_IFALIAS, alias.encode())
-    if mac is not None:
-        body += attr(IFLA_ADDRESS, bytes.fromhex(mac.replace(":", "")))
-    if master is not None:
-        body += attr(IFLA_MASTER, struct.pack("=I", master))
-    nl.request(RTM_NEWLINK, F_REQUEST | F_ACK, body)
-
-
 def del_link(nl: Rtnl, index: int) -> None:
     nl.request(RTM_DELLINK, F_REQUEST | F_ACK, _ifinfo(index))
 
@@ -300,7 +284,7 @@ def add_port(nl: Rtnl, pf: str, key: str, name: str, ns: str,
     if new is None:
         raise SimError(f"failed to create port {key} of sim NIC {pf}: veth {name} vanished")
     # IFLA_IFALIAS is ignored on RTM_NEWLINK for veth: set it afterwards
-    set_link(nl, new, alias=port_alias(pf, key), mac=mac if mac and mac != ZERO_MAC else None)
+    nl.set_link(new, alias=port_alias(pf, key), mac=mac if mac and mac != ZERO_MAC else None)
     if up:
         nl.set_link(new, up=True)
     return new
@@ -321,4 +305,4 @@ def plug_peers(ns: str, keys: list[str]) -> None:
             if idx is None:
                 raise SimError(f"failed to plug port {key} into {BRIDGE} in netns {ns}: "
                                f"no {peer_name(key)}")
-            set_link(nl, idx, up=True, master=br)
+            nl.set_link(idx, up=True, master=br)
