@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 
-from . import hostroot, log, operation, version
+from . import childproc, hostroot, log, operation, version
 from .errors import DECODE_FAILURE, DELEGATE_FAILED, DELEGATE_NOT_FOUND, DELEGATE_TIMEOUT, INVALID_CONFIG, CNIError
 from .plugin import dispatch
 from .request import Request, from_env
@@ -74,14 +74,12 @@ def _run(exe: str, env: dict, stdin: bytes, timeout: float,
     full_env.update(env)
     full_env.update(operation.delegate_env())   # its calls of ours join this operation
     try:
-        p = subprocess.run(view.argv(exe), input=stdin, env=full_env, capture_output=True, timeout=timeout,
-                           close_fds=True, pass_fds=operation.pass_fds())
+        return childproc.run(view.argv(exe), stdin, full_env, timeout, operation.pass_fds())
     except subprocess.TimeoutExpired:
         raise CNIError(DELEGATE_TIMEOUT, f"plugin {os.path.basename(exe)} timed out",
                        f"no answer after {timeout:.0f}s") from None
     except OSError as e:
         raise CNIError(DELEGATE_FAILED, f"failed to execute plugin {exe}", str(e)) from None
-    return p.returncode, p.stdout, p.stderr
 
 
 def plugin_versions(exe: str, timeout: float = 10.0, view: hostroot.HostRoot = hostroot.OWN_VIEW) -> list:
