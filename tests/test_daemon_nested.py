@@ -119,6 +119,12 @@ def test_macvlan_and_bridge_with_fixipam_through_the_daemon(node, netns):
     assert d.metric("netmeta_cni_request_seconds_count", plugin="fixipam", command="ADD") == 2
     assert d.metric("netmeta_cni_request_seconds_count", plugin="fixipam", command="CHECK") == 2
     assert d.metric("netmeta_cni_errors_total") == 0
+    # every container lock is unlocked before the answer and its file closed after it
+    # (server.py _work: the last close of an unlinked file waits on the fs journal): none is left
+    locks = os.path.join(os.path.dirname(d.socket), "locks")
+    held = [os.readlink(f"/proc/{d.proc.pid}/fd/{fd}") for fd in os.listdir(f"/proc/{d.proc.pid}/fd")]
+    assert not [h for h in held if h.startswith(locks + "/")], held
+    assert os.listdir(locks) == []
 
 
 def test_sixteen_pods_in_parallel_wait_no_more_than_a_second(node, netns):

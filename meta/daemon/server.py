@@ -320,6 +320,7 @@ class Daemon:
         bounded by the request's deadline and maxWait; a request whose deadline passed before it
         could start is refused (11) and leaves no trace."""
         op, cid, cmd = job.op, job.key[1], job.key[3]
+        lock = None
         try:
             code, out = 1, _error(TRY_AGAIN, "internal error before the request ran")
             self._start_check(job, f"{cmd} (queued)")
@@ -341,7 +342,7 @@ class Daemon:
                         self._ops.pop(op.token, None)
                     if lock is not None:
                         op.lock_fd = None
-                        lock.release()
+                        lock.release(close=False)   # unlocked now; its file closed after the answer
         except CNIError as e:
             if e.code == TRY_AGAIN:
                 _log.warning("%s %s for %s refused: %s", name, cmd, cid[:12], e)
@@ -352,6 +353,8 @@ class Daemon:
             code, out = 1, _error(5, f"netmeta daemon: container lock: {e}")
         finally:
             self._finish(job, code, out)
+            if lock is not None:
+                lock.close()
 
     def _start_check(self, job, what: str) -> None:
         """The deadline check before the request starts, atomic with a retry joining it: either
