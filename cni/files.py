@@ -60,10 +60,14 @@ def makedirs(d: str) -> None:
         pass
 
 
-def atomic_write(path: str, data: bytes | str, mode: int = 0o600, durable: bool = True) -> None:
+def atomic_write(path: str, data: bytes | str, mode: int = 0o600, durable: bool = True,
+                 sync_dir: bool = True) -> None:
     """Write `data` so a reader sees the old file or the new one, never a torn one, even after a
     crash: write a temp file in the same directory, fsync it, rename over, fsync the directory.
     Any failure (a full disk included) raises and leaves the old file and no temp file.
+    `sync_dir=False` skips the directory's fsync: after a power loss the file holds the old
+    version or the new one, both whole (the data was synced before the rename), but the rename
+    itself may be lost; for replacing a file whose older version is as good after a crash.
     `durable=False` skips both fsyncs: readers still see the old file or the new one (rename is
     atomic; a killed process loses nothing, the page cache has it), but after a power loss or
     kernel crash the file may hold either version or, on some file systems, be empty. Only for
@@ -88,7 +92,7 @@ def atomic_write(path: str, data: bytes | str, mode: int = 0o600, durable: bool 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    if not durable:
+    if not (durable and sync_dir):
         return
     dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -128,8 +132,8 @@ def stale_tmp(directory: str, name: str) -> bool:
     return True
 
 
-def write_json(path: str, obj, durable: bool = True) -> None:
-    atomic_write(path, json.dumps(obj, sort_keys=True, separators=(",", ":")), durable=durable)
+def write_json(path: str, obj, durable: bool = True, sync_dir: bool = True) -> None:
+    atomic_write(path, json.dumps(obj, sort_keys=True, separators=(",", ":")), durable=durable, sync_dir=sync_dir)
 
 
 def read_json(path: str):

@@ -207,7 +207,7 @@ class Engine:
             routes.apply(req.netns, atts, results)
             fault.point("meta.add.attached")
             entry["state"] = "ready"
-            cache.write(self.cfg.cni_dir, entry)   # a full disk fails the ADD here, rolled back
+            cache.write(self.cfg.cni_dir, entry, replacing=True)   # a full disk fails the ADD here, rolled back
         except BaseException as e:
             _log.warning("ADD failed (%s): rolling back %d attachment(s)", e, len(started))
             self._rollback(req, atts, started)

@@ -386,3 +386,26 @@ def test_atomic_write_durable_flag_only_skips_the_fsyncs(tmp_path, monkeypatch):
     assert synced == []
     assert json.loads(p.read_text()) == {"a": 2} and oct(p.stat().st_mode & 0o777) == "0o600"
     assert os.listdir(p.parent) == ["rec.json"]
+
+
+def test_atomic_write_sync_dir_false_syncs_the_data_not_the_directory(tmp_path, monkeypatch):
+    """sync_dir=False (meta's "ready" DEL-cache rewrite, meta/cache.py write(replacing=True)):
+    the new data is synced before the rename, so after a power loss either version is whole;
+    only the directory's fsync (the rename's durability) is skipped."""
+    from cni import files
+    from meta import cache
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real(fd)))
+    entry = {"containerID": "c1", "ifname": "eth0", "state": "adding"}
+    cache.write(str(tmp_path), entry)
+    p = cache.path(str(tmp_path), "c1", "eth0")
+    assert synced == [p + f".tmp.{os.getpid()}", str(tmp_path)]
+    synced.clear()
+    cache.write(str(tmp_path), {**entry, "state": "ready"}, replacing=True)
+    assert synced == [p + f".tmp.{os.getpid()}"]
+    assert cache.read(str(tmp_path), "c1", "eth0")["state"] == "ready" and os.listdir(tmp_path) == ["c1-eth0.json"]
+    assert oct(os.stat(p).st_mode & 0o777) == "0o600"
+    synced.clear()
+    files.write_json(p, {"a": 1}, durable=False, sync_dir=True)   # durable=False wins: no fsync at all
+    assert synced == []
