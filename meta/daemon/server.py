@@ -531,7 +531,7 @@ def main(argv: list) -> int:
         # our in-process delegates: sriov reads a stand-alone call's pod through its cache,
         # fixipam reserves cluster-wide through its client (as this node)
         from delegates.fixipam import cluster
-        fixipam_api = cluster.node_api(kube.http, cfg.node_name, kube._count, kube._count_error)
+        fixipam_api = cluster.node_api(kube.http, cfg.node_name, kube.count_call, kube.count_error)
         d.delegates = registry.Services(pod_lookup=kube.get_pod, fixipam_api=fixipam_api,
                                         host_root=d.delegates.host_root)
         d.plugins.update({name: d.delegates.own.plugin(name) for name in registry.OWN.in_process})

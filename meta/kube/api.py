@@ -61,35 +61,37 @@ class Kube:
     def start_caches(self, node_name: str | None) -> None:
         """Daemon only: watch NADs cluster-wide and the pods of this node."""
         list_fn, watch_fn = self.lister(kubeclient.path(NAD_GROUP, NAD_VERSION, NAD_PLURAL))
-        self.nad_cache = Informer("nads", list_fn, watch_fn, self._count).start()
+        self.nad_cache = Informer("nads", list_fn, watch_fn, self.count_call).start()
         if node_name:
             list_fn, watch_fn = self.lister("/api/v1/pods", fieldSelector=f"spec.nodeName={node_name}")
-            self.pod_cache = Informer("pods", list_fn, watch_fn, self._count).start()
+            self.pod_cache = Informer("pods", list_fn, watch_fn, self.count_call).start()
 
-    def _count(self, verb: str) -> None:
+    def count_call(self, verb: str) -> None:
+        """One API request made (the daemon's metrics); also lent to the daemon's other API
+        users (fixipam's cluster scope, the informers) so every request is counted here."""
         with self._lock:
             self.calls[verb] = self.calls.get(verb, 0) + 1
 
-    def _count_error(self, verb: str, code) -> None:
+    def count_error(self, verb: str, code) -> None:
         with self._lock:
             self.errors[(verb, code)] = self.errors.get((verb, code), 0) + 1
 
     def _call(self, verb: str, what: str, fn, attempts: int = 4):
         delay = 0.05
         for attempt in range(attempts):
-            self._count(verb)
+            self.count_call(verb)
             fault.point(f"k8s.{verb}")
             try:
                 return fn()
             except self.exc as e:
-                self._count_error(verb, e.status)
+                self.count_error(verb, e.status)
                 if e.status in RETRYABLE and attempt + 1 < attempts:
                     time.sleep(delay * (1 + random.random()))
                     delay *= 2
                     continue
                 raise
             except OSError as e:  # refused / reset / timed out / TLS: the API is away
-                self._count_error(verb, "unreachable")
+                self.count_error(verb, "unreachable")
                 if attempt + 1 < attempts:
                     time.sleep(delay)
                     delay *= 2
