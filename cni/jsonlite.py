@@ -66,7 +66,7 @@ if _json is not None:
         """json.loads(s) for a str, bytes or bytearray document."""
         if isinstance(s, (bytes, bytearray)):
             # json.detect_encoding: UTF-8 unless a BOM or a NUL among the first two bytes
-            if not s or s[0] in b"\x00\xef\xfe\xff" or (len(s) > 1 and not s[1]):
+            if s and (s[0] in b"\x00\xef\xfe\xff" or (len(s) > 1 and not s[1])):
                 import json
                 return json.loads(s)
             s = s.decode("utf-8", "surrogatepass")
