@@ -1,10 +1,6 @@
 """One CNI invocation: the CNI_* environment and the stdin network config, validated as the
 spec (and Go's pkg/skel) does before a plugin sees it."""
-import json
-import re
-from dataclasses import dataclass, field
-
-from . import version
+from . import jsonlite, version
 from .args import parse_cni_args
 from .errors import DECODE_FAILURE, INCOMPATIBLE_VERSION, INVALID_CONFIG, INVALID_ENV, CNIError
 
@@ -18,9 +14,15 @@ REQUIRED = {
 }
 # Minimum spec version of the config for a verb (CHECK is 0.4.0, GC/STATUS are 1.1.0).
 MIN_VERSION = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
-CONTAINER_ID_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
-NETWORK_NAME_RE = CONTAINER_ID_RE
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_NAME_CHARS = _ALNUM | frozenset("_.-")
 MAX_STDIN = 4 * 1024 * 1024
+
+
+def is_plain_name(s: str) -> bool:
+    """`[a-zA-Z0-9][a-zA-Z0-9_.-]*` (ASCII only), the spec's rule for container IDs and network
+    names (as a regex fullmatch; str methods: no `re` import on an exec'd plugin's path)."""
+    return bool(s) and s[0] in _ALNUM and _NAME_CHARS.issuperset(s)
 
 
 def validate_ifname(name: str) -> str:
@@ -38,22 +40,28 @@ def validate_ifname(name: str) -> str:
 
 def validate_container_id(cid: str) -> str:
     # 192: state files are named <containerID>-<ifname>.json and a name may not exceed 255 bytes
-    if not CONTAINER_ID_RE.fullmatch(cid) or len(cid) > 192:
+    if not is_plain_name(cid) or len(cid) > 192:
         raise CNIError(INVALID_ENV, f"invalid container ID {cid[:80]!r}",
                        "must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
     return cid
 
 
-@dataclass
 class Request:
-    command: str
-    container_id: str = ""
-    netns: str = ""
-    ifname: str = ""
-    args: dict = field(default_factory=dict)
-    raw_args: str = ""
-    path: list = field(default_factory=list)
-    config: dict = field(default_factory=dict)
+    """One validated call: the CNI_* variables (CNI_ARGS parsed into `args`, CNI_PATH split into
+    `path`) and the network config."""
+    __slots__ = ("command", "container_id", "netns", "ifname", "args", "raw_args", "path", "config")
+
+    def __init__(self, command: str, container_id: str = "", netns: str = "", ifname: str = "",
+                 args: dict | None = None, raw_args: str = "", path: list | None = None,
+                 config: dict | None = None):
+        self.command = command
+        self.container_id = container_id
+        self.netns = netns
+        self.ifname = ifname
+        self.args = {} if args is None else args
+        self.raw_args = raw_args
+        self.path = [] if path is None else path
+        self.config = {} if config is None else config
 
     @property
     def cni_version(self) -> str:
@@ -77,7 +85,7 @@ def decode_config(stdin: bytes) -> dict:
     if len(stdin) > MAX_STDIN:
         raise CNIError(DECODE_FAILURE, "network config too large", f"{len(stdin)} bytes")
     try:
-        conf = json.loads(stdin or b"{}")
+        conf = jsonlite.loads(stdin or b"{}")
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise CNIError(DECODE_FAILURE, "failed to decode network config", str(e)[:300]) from None
     if not isinstance(conf, dict):
@@ -115,7 +123,7 @@ def from_env(environ, stdin: bytes) -> Request:
                        f"config version {v} does not allow {cmd}",
                        f"{cmd} needs cniVersion >= {MIN_VERSION[cmd]}")
     name = req.config.get("name")
-    if not isinstance(name, str) or not NETWORK_NAME_RE.fullmatch(name) or len(name) > 200:
+    if not isinstance(name, str) or not is_plain_name(name) or len(name) > 200:
         raise CNIError(INVALID_CONFIG, f"invalid network name {str(name)[:80]!r}",
                        "must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
     return req

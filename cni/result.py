@@ -14,7 +14,6 @@ cannot be written ("cannot convert: no valid IP addresses"). A legacy result the
 round-trips through every later version unchanged.
 """
 import ipaddress
-from dataclasses import dataclass, field
 
 from . import version as ver
 from .errors import DECODE_FAILURE, INCOMPATIBLE_VERSION, CNIError
@@ -27,12 +26,15 @@ def _bad(what: str, detail: str) -> CNIError:
     return CNIError(DECODE_FAILURE, f"failed to decode result: invalid {what}", detail)
 
 
-@dataclass
 class Interface:
-    name: str
-    mac: str = ""
-    sandbox: str = ""
-    extra: dict = field(default_factory=dict)  # 1.1.0 fields
+    """An interface of a result; `extra`: its 1.1.0 fields (mtu, socketPath, pciID)."""
+    __slots__ = ("name", "mac", "sandbox", "extra")
+
+    def __init__(self, name: str, mac: str = "", sandbox: str = "", extra: dict | None = None):
+        self.name = name
+        self.mac = mac
+        self.sandbox = sandbox
+        self.extra = {} if extra is None else extra
 
     def to_dict(self, v11: bool) -> dict:
         d = {"name": self.name}
@@ -45,11 +47,15 @@ class Interface:
         return d
 
 
-@dataclass
 class IPConfig:
-    address: str                 # CIDR, e.g. 10.1.0.5/24
-    gateway: str = ""
-    interface: int | None = None
+    """An address of a result: `address` in CIDR form (10.1.0.5/24), `interface` the index of
+    its interface in the result's `interfaces` (None: not given)."""
+    __slots__ = ("address", "gateway", "interface")
+
+    def __init__(self, address: str, gateway: str = "", interface: int | None = None):
+        self.address = address
+        self.gateway = gateway
+        self.interface = interface
 
     @property
     def family(self) -> str:
@@ -67,11 +73,14 @@ class IPConfig:
         return d
 
 
-@dataclass
 class Route:
-    dst: str
-    gw: str = ""
-    extra: dict = field(default_factory=dict)
+    """A route of a result; `extra`: its 1.1.0 fields (mtu, advmss, priority, table, scope)."""
+    __slots__ = ("dst", "gw", "extra")
+
+    def __init__(self, dst: str, gw: str = "", extra: dict | None = None):
+        self.dst = dst
+        self.gw = gw
+        self.extra = {} if extra is None else extra
 
     def to_dict(self, v11: bool) -> dict:
         d = {"dst": self.dst}
@@ -82,13 +91,18 @@ class Route:
         return d
 
 
-@dataclass
 class Result:
-    cni_version: str = ver.CURRENT
-    interfaces: list = field(default_factory=list)
-    ips: list = field(default_factory=list)
-    routes: list = field(default_factory=list)
-    dns: dict = field(default_factory=dict)
+    """A result in the 1.1.0 shape (lists of Interface, IPConfig, Route; `dns` as in the spec),
+    whatever version it was read from; `to_dict(v)` writes version v's shape."""
+    __slots__ = ("cni_version", "interfaces", "ips", "routes", "dns")
+
+    def __init__(self, cni_version: str = ver.CURRENT, interfaces: list | None = None,
+                 ips: list | None = None, routes: list | None = None, dns: dict | None = None):
+        self.cni_version = cni_version
+        self.interfaces = [] if interfaces is None else interfaces
+        self.ips = [] if ips is None else ips
+        self.routes = [] if routes is None else routes
+        self.dns = {} if dns is None else dns
 
     def to_dict(self, version: str | None = None) -> dict:
         v = version or self.cni_version
