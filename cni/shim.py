@@ -23,7 +23,7 @@ import os
 import sys
 import time
 
-from . import wire
+from . import jsonlite, wire
 
 FORWARD = ("CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH")   # + P+OP
 BUDGET = 90.0      # seconds the daemon gets (see above)
@@ -32,11 +32,9 @@ LOCK_WAIT = 15.0   # seconds the in-process fallback waits for the container loc
 
 
 def config_string(stdin: bytes, key: bytes):
-    """A top-level string value of the config (a delegate's own "mode" must not count). This
-    Python shim is the fallback path (the native shim is the fast one), so json is fine."""
-    import json
+    """A top-level string value of the config (a delegate's own "mode" must not count)."""
     try:
-        v = json.loads(stdin).get(key.decode())
+        v = jsonlite.loads(stdin).get(key.decode())
     except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
         return None
     return v if isinstance(v, str) else None
@@ -172,9 +170,8 @@ def run_locked(in_process, stdin: bytes, socket_path: str, profile) -> int:
 
 
 def _try_again(profile, stdin: bytes, msg: str, code: int = 11, details: str | None = None) -> int:
-    import json
     v = config_string(stdin, b"cniVersion") or "1.1.0"
     details = profile.daemon_hint if details is None else details
-    _write(json.dumps({"cniVersion": v[:16], "code": code, "msg": msg, "details": details}).encode() + b"\n")
+    _write(jsonlite.dumps({"cniVersion": v[:16], "code": code, "msg": msg, "details": details}).encode() + b"\n")
     sys.stderr.write(f"{profile.product}: {msg}\n")
     return 1
