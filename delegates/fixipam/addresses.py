@@ -6,18 +6,21 @@ Sources, highest precedence first (as Debian's `static`): runtimeConfig.ips (cap
 An address may omit its prefix length; it then takes its subnet's.
 """
 import ipaddress
-from dataclasses import dataclass
 
 from cni.errors import ADDRESS_INVALID, NO_ADDRESS, CNIError
 
 from .config import IPAMConfig, Subnet
 
 
-@dataclass(frozen=True)
 class Wanted:
-    interface: ipaddress.IPv4Interface | ipaddress.IPv6Interface
-    subnet: Subnet
-    source: str
+    """One requested address: with its subnet's prefix length, the subnet, and where it came from."""
+    __slots__ = ("interface", "subnet", "source")
+
+    def __init__(self, interface: ipaddress.IPv4Interface | ipaddress.IPv6Interface, subnet: Subnet,
+                 source: str):
+        self.interface = interface
+        self.subnet = subnet
+        self.source = source
 
     @property
     def key(self) -> str:

@@ -13,10 +13,8 @@ gives it its own client (`for_kubeconfig`); with neither, fixipam is node-local,
 """
 import ipaddress
 import os
-import re
 import time
 from _thread import allocate_lock  # threading.Lock itself, without importing threading
-from dataclasses import dataclass
 
 from cni import fault, log
 from cni.errors import ADDRESS_IN_USE, API_FAILED, CNIError, config_error
@@ -36,13 +34,17 @@ class NotServed(Exception):
     """The API answers but does not serve FixedIPReservations (the CRD is not installed)."""
 
 
-@dataclass(frozen=True)
 class Owner:
-    container_id: str
-    ifname: str
-    pod_namespace: str = ""
-    pod_name: str = ""
-    pod_uid: str = ""
+    """Who a cluster reservation is for: the attachment (container ID + ifname) and its pod."""
+    __slots__ = ("container_id", "ifname", "pod_namespace", "pod_name", "pod_uid")
+
+    def __init__(self, container_id: str, ifname: str, pod_namespace: str = "", pod_name: str = "",
+                 pod_uid: str = ""):
+        self.container_id = container_id
+        self.ifname = ifname
+        self.pod_namespace = pod_namespace
+        self.pod_name = pod_name
+        self.pod_uid = pod_uid
 
     @classmethod
     def from_request(cls, req) -> "Owner":
@@ -152,12 +154,14 @@ def for_call(kubeconfig: str | None, node: str | None, lent: Api | None = None) 
 # ---------------- names ----------------
 def network_label(network: str) -> str:
     """A label value (<= 63 chars, [a-z0-9-]) unique per network name: readable prefix + hash."""
-    import hashlib  # here: a node-scope call (the exec'd fixipam's usual one) never needs it
+    import hashlib  # these two here: a node-scope call (the exec'd fixipam's usual one) never needs them
+    import re
     safe = re.sub(r"[^a-z0-9]+", "-", network.lower()).strip("-")[:40].strip("-") or "net"
     return f"{safe}-{hashlib.sha256(network.encode()).hexdigest()[:8]}"
 
 
 def node_label(node: str) -> str:
+    import re  # cluster scope only, as hashlib
     if len(node) <= 63 and re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?", node):
         return node
     import hashlib

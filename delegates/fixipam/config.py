@@ -1,10 +1,9 @@
-"""fixipam configuration: parsed once into frozen dataclasses, validated before anything is
-touched. Accepts Debian `static`-style and host-local-style subnet declarations:
+"""fixipam configuration: parsed once into plain objects (read, never changed), validated
+before anything is touched. Accepts Debian `static`-style and host-local-style subnet declarations:
   "subnet": "10.1.0.0/24", "gateway": "10.1.0.1"
   "ranges": [[{"subnet": ..., "gateway": ...}], ...]   (or a flat list of range objects)
 """
 import ipaddress
-from dataclasses import dataclass
 
 from cni.errors import config_error
 
@@ -14,20 +13,31 @@ KNOWN_KEYS = {"type", "subnet", "gateway", "ranges", "routes", "dns", "dataDir"}
 DEFAULT_DATA_DIR = "/var/lib/cni/netmeta/fixipam"
 
 
-@dataclass(frozen=True)
 class Subnet:
-    network: ipaddress.IPv4Network | ipaddress.IPv6Network
-    gateway: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+    """A configured subnet and its gateway (None: none)."""
+    __slots__ = ("network", "gateway")
+
+    def __init__(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network,
+                 gateway: ipaddress.IPv4Address | ipaddress.IPv6Address | None):
+        self.network = network
+        self.gateway = gateway
 
 
-@dataclass(frozen=True)
+_NO_POLICY = _policy.Policy(None, "refuse", None, None)
+
+
 class IPAMConfig:
-    network_name: str
-    subnets: tuple
-    routes: tuple            # ((dst, gw or ""), ...)
-    dns: dict
-    data_dir: str
-    policy: _policy.Policy = _policy.Policy(None, "refuse", None, None)
+    """The validated `ipam` object of one network."""
+    __slots__ = ("network_name", "subnets", "routes", "dns", "data_dir", "policy")
+
+    def __init__(self, network_name: str, subnets: tuple, routes: tuple, dns: dict, data_dir: str,
+                 policy: _policy.Policy = _NO_POLICY):
+        self.network_name = network_name
+        self.subnets = subnets      # (Subnet, ...)
+        self.routes = routes        # ((dst, gw or ""), ...)
+        self.dns = dns
+        self.data_dir = data_dir
+        self.policy = policy
 
 
 def _text(value, what: str) -> str:

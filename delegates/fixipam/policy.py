@@ -16,10 +16,6 @@ Address sets are netaddr IPSets: CIDRs, single addresses and `a-b` ranges mix, I
 alike, and membership is a log-time lookup however many ranges an operator lists. netaddr is
 imported only by a network that sets one (~20 ms on the no-daemon path otherwise).
 """
-from __future__ import annotations
-
-from dataclasses import dataclass
-
 from cni.errors import POLICY_DENIED, CNIError, config_error
 
 # typing.TYPE_CHECKING without importing typing (~3 ms of an exec'd call): mypy takes any
@@ -33,14 +29,19 @@ ON_API_UNAVAILABLE = ("refuse", "nodeLocal")
 KEYS = {"scope", "onApiUnavailable", "exclude", "allowed", "kubeconfig", "nodeName"}
 
 
-@dataclass(frozen=True)
 class Policy:
-    scope: str | None               # None: not set (cluster when the daemon offers it)
-    on_api_unavailable: str
-    exclude: "netaddr.IPSet | None"
-    allowed: "netaddr.IPSet | None"
-    kubeconfig: str | None = None
-    node_name: str | None = None
+    """scope (None: not set, cluster when the daemon offers it), onApiUnavailable, the exclude
+    and allowed address sets (None: not set), fixipam's own kubeconfig and node name."""
+    __slots__ = ("scope", "on_api_unavailable", "exclude", "allowed", "kubeconfig", "node_name")
+
+    def __init__(self, scope: str | None, on_api_unavailable: str, exclude: "netaddr.IPSet | None",
+                 allowed: "netaddr.IPSet | None", kubeconfig: str | None = None, node_name: str | None = None):
+        self.scope = scope
+        self.on_api_unavailable = on_api_unavailable
+        self.exclude = exclude
+        self.allowed = allowed
+        self.kubeconfig = kubeconfig
+        self.node_name = node_name
 
     def check(self, ip) -> None:
         """Refuse an address outside `allowed` or inside `exclude`, naming the setting."""

@@ -8,10 +8,9 @@ owner's containerID and ifname) is moved aside to <network>/.quarantine/<address
 reads as a `damaged` owner: the address stays held (its real owner may still use it) until GC
 (CNI GC, or `netmeta gc`) releases it, instead of blocking it for ever."""
 import contextlib
-import json
 import os
 
-from cni import files, log
+from cni import files, jsonlite, log
 
 LOCK = ".lock"
 QUARANTINE = ".quarantine"
@@ -114,4 +113,4 @@ def is_owner(rec: dict | None, container_id: str, ifname: str) -> bool:
 
 
 def describe(rec: dict | None) -> str:
-    return json.dumps(rec, sort_keys=True)[:200] if rec else "unknown owner"
+    return jsonlite.dumps(rec, sort_keys=True)[:200] if rec else "unknown owner"
