@@ -7,11 +7,10 @@ group/world-writable. Otherwise a user who can write the directory could plant `
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import stat
 
-from . import fault
+from . import fault, jsonlite
 from .errors import IO_FAILURE, CNIError
 
 
@@ -133,7 +132,7 @@ def stale_tmp(directory: str, name: str) -> bool:
 
 
 def write_json(path: str, obj, durable: bool = True, sync_dir: bool = True) -> None:
-    atomic_write(path, json.dumps(obj, sort_keys=True, separators=(",", ":")), durable=durable, sync_dir=sync_dir)
+    atomic_write(path, jsonlite.dumps(obj, sort_keys=True, separators=(",", ":")), durable=durable, sync_dir=sync_dir)
 
 
 def read_json(path: str):
@@ -143,7 +142,7 @@ def read_json(path: str):
     except FileNotFoundError:
         return None
     with os.fdopen(fd, "rb") as f:
-        return json.loads(f.read())
+        return jsonlite.loads(f.read())
 
 
 def remove(path: str) -> bool:
