@@ -14,9 +14,11 @@ What is not the C code's, mirrored here from json's Python wrapper:
   first two bytes, i.e. UTF-16/32, goes to the json module itself, as does a str starting
   with a BOM (an error) and any type but str/bytes/bytearray (a TypeError)); whitespace
   around the document is " \\t\\n\\r"; NaN, Infinity and -Infinity are read, as json does.
-- errors: json.JSONDecodeError (a ValueError) with json's message and position. The C
-  scanner imports json.decoder itself to raise one; the two top-level errors ("Expecting
-  value", "Extra data") import it here, on the error path only.
+- errors: json.JSONDecodeError (a ValueError) with json's message and position, json
+  imported on the error path only: the two top-level errors ("Expecting value", "Extra data")
+  are raised here; one found inside the document is raised by the C scanner, which in 3.11
+  takes JSONDecodeError from an already imported json.decoder (or fails with a SystemError:
+  then the document goes to json.loads, which raises it).
 - dumps: json.dumps' defaults (ensure_ascii, allow_nan, check_circular, no skipkeys) with
   `sort_keys` and `separators` as json takes them; an object json cannot encode raises
   json's TypeError ("Object of type X is not JSON serializable").
@@ -77,6 +79,12 @@ if _json is not None:
             obj, end = _scan(s, _skip_ws(s, 0))
         except StopIteration as e:
             raise _decode_error("Expecting value", s, e.value) from None
+        except SystemError:
+            # CPython 3.11's scanner raises its errors with the JSONDecodeError of json.decoder
+            # as found in sys.modules, without importing it: before json is imported its errors
+            # come out as "returned NULL without setting an exception". json raises the real one.
+            import json
+            return json.loads(s)
         end = _skip_ws(s, end)
         if end != len(s):
             raise _decode_error("Extra data", s, end)

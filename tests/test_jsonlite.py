@@ -173,6 +173,25 @@ def test_imports_neither_json_nor_re_until_an_error():
     assert out.splitlines() == ["[]", "JSONDecodeError 3"]
 
 
+BROKEN = ['{"a" 1}', '[1 2]', '{"a": 1,}', '"abc', '{"a": tru}', '[1,', '1 2', '', '{"a": "\x01"}',
+          '{"a": "\\q"}', '["\\ud800\\u"]', '{1: 2}', '[' * 100000]
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_errors_in_a_process_that_has_not_imported_json(as_bytes):
+    """The first error of a process (json not imported yet: an exec'd plugin reading a torn
+    state file) is json's JSONDecodeError with json's position, as every later one."""
+    want = [outcome(json.loads, d)[1:5] for d in BROKEN]
+    out = _fresh("from cni import jsonlite\n"
+                 f"for d in {BROKEN!r}:\n"
+                 "    try:\n"
+                 f"        jsonlite.loads(d.encode() if {as_bytes} else d)\n"
+                 "    except (ValueError, RecursionError) as e:\n"
+                 "        print(repr((type(e).__module__, type(e).__name__, str(e), getattr(e, 'pos', None),"
+                 " getattr(e, 'lineno', None))))\n")
+    assert out.splitlines() == [repr((t.__module__, t.__name__, m, p, ln)) for t, m, p, ln in want]
+
+
 def test_without_the_c_module_it_is_the_json_module():
     out = _fresh("sys.modules['_json'] = None\n"
                  "import json\nfrom cni import jsonlite\n"
