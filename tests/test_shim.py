@@ -54,3 +54,44 @@ def test_only_a_top_level_mode_counts(tmp_path):
     assert raw.index('"mode": "thin"') < raw.index('"mode": "daemon"')
     r = cni("netmeta", "ADD", raw, netns="/x")
     assert r.rc == 1 and r.out["code"] == 11, r.out
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _leave(body: str, tmp_path) -> subprocess.CompletedProcess:
+    """Run `body` then `leave(rc)` (the entry scripts' last line) in a fresh `python3 -I -S`,
+    as the entries run; a module-level object reports when the interpreter finalizes it."""
+    code = ("import os, sys\n"
+            f"sys.path.insert(0, {REPO!r})\n"
+            "from cni.shim import leave\n"
+            "class Fin:\n"
+            "    def __del__(self): os.write(2, b'finalized')\n"
+            "fin = Fin()\n" + body)
+    return subprocess.run(["/usr/bin/python3.11", "-I", "-S", "-c", code], capture_output=True, timeout=60,
+                          cwd=tmp_path)
+
+
+def test_leave_ends_at_once_with_the_answer_flushed(tmp_path):
+    """Nothing asked for an orderly shutdown: the process ends without tearing modules down
+    (no finalizer runs), with every byte it printed delivered and its exit code."""
+    r = _leave("sys.stdout.write('x' * (1 << 20)); sys.stderr.write('log line'); leave(3)\n", tmp_path)
+    assert r.returncode == 3 and r.stdout == b"x" * (1 << 20) and r.stderr == b"log line"
+
+
+def test_leave_shuts_down_in_order_when_something_registered_for_it(tmp_path):
+    """atexit handlers (logging, tempfile/weakref.finalize, the kube client's temp files) run,
+    and a running thread is joined, as with sys.exit."""
+    flag, done = tmp_path / "atexit-ran", tmp_path / "thread-done"
+    r = _leave(f"import atexit; atexit.register(lambda: open({str(flag)!r}, 'w').close()); leave(4)\n", tmp_path)
+    assert r.returncode == 4 and flag.exists() and b"finalized" in r.stderr
+    r = _leave("import threading, time\n"
+               f"threading.Thread(target=lambda: (time.sleep(0.3), open({str(done)!r}, 'w').close())).start()\n"
+               "leave(0)\n", tmp_path)
+    assert r.returncode == 0 and done.exists()
+
+
+def test_leave_keeps_sys_exit_meaning_for_none_and_messages(tmp_path):
+    assert _leave("leave(None)\n", tmp_path).returncode == 0
+    r = _leave("leave('netmeta: bad usage')\n", tmp_path)
+    assert r.returncode == 1 and b"netmeta: bad usage" in r.stderr

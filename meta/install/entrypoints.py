@@ -19,7 +19,8 @@ def script(module: str, python: str, paths: list) -> str:
             "import sys\n"
             f"sys.path[:0] = {paths!r}\n"
             f"from {module} import main\n"
-            "sys.exit(main())\n")
+            "from cni.shim import leave\n"
+            "leave(main())\n")
 
 
 def write(bin_dir: str, python: str | None = None, paths: list | None = None) -> list:
