@@ -11,26 +11,22 @@ always exec'd, never shadowed.
 With a host root (the daemon's `hostRoot`, cni/hostroot.py, lent as `own.host_root`) CNI_PATH
 is searched and plugins run in the host's filesystem view; paths returned by find() are host paths.
 """
-import json
 import os
-import re
-import subprocess
 
-from . import childproc, hostroot, log, operation, version
+from . import childproc, hostroot, jsonlite, log, operation, version
 from .errors import DECODE_FAILURE, DELEGATE_FAILED, DELEGATE_NOT_FOUND, DELEGATE_TIMEOUT, INVALID_CONFIG, CNIError
 from .plugin import dispatch
-from .request import Request, from_env
+from .request import Request, from_env, is_plain_name
 from .result import Result
 
 _log = log.get("invoke")
-TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 DEFAULT_TIMEOUT = 60.0
 _version_cache: dict = {}
 _own_cache: dict = {}
 
 
 def validate_type(t) -> str:
-    if not isinstance(t, str) or not TYPE_RE.fullmatch(t) or t in (".", ".."):
+    if not isinstance(t, str) or not (len(t) <= 64 and is_plain_name(t)) or t in (".", ".."):
         raise CNIError(INVALID_CONFIG, f"invalid plugin type {str(t)[:80]!r}",
                        "a plugin type is a plain file name: no '/', no '..'")
     return t
@@ -75,7 +71,7 @@ def _run(exe: str, env: dict, stdin: bytes, timeout: float,
     full_env.update(operation.delegate_env())   # its calls of ours join this operation
     try:
         return childproc.run(view.argv(exe), stdin, full_env, timeout, operation.pass_fds())
-    except subprocess.TimeoutExpired:
+    except childproc.Timeout:
         raise CNIError(DELEGATE_TIMEOUT, f"plugin {os.path.basename(exe)} timed out",
                        f"no answer after {timeout:.0f}s") from None
     except OSError as e:
@@ -88,9 +84,9 @@ def plugin_versions(exe: str, timeout: float = 10.0, view: hostroot.HostRoot = h
     key = (view.root, exe, st.st_mtime_ns, st.st_size)
     if key not in _version_cache:
         rc, out, err = _run(exe, {"CNI_COMMAND": "VERSION"},
-                            json.dumps({"cniVersion": version.CURRENT}).encode(), timeout, view)
+                            jsonlite.dumps({"cniVersion": version.CURRENT}).encode(), timeout, view)
         try:
-            info = json.loads(out)
+            info = jsonlite.loads(out)
             vers = list(info.get("supportedVersions") or [info["cniVersion"]])
         except Exception:
             raise CNIError(DELEGATE_FAILED, f"plugin {os.path.basename(exe)} answered VERSION badly",
@@ -101,7 +97,7 @@ def plugin_versions(exe: str, timeout: float = 10.0, view: hostroot.HostRoot = h
 
 def _delegate_error(plugin_type: str, rc: int, out: bytes, err: bytes) -> CNIError:
     try:
-        e = json.loads(out)
+        e = jsonlite.loads(out)
         code = int(e["code"])
         return CNIError(code, f"plugin {plugin_type} failed: {e.get('msg', '')}", str(e.get("details", "")))
     except Exception:
@@ -145,7 +141,7 @@ def delegate(plugin_type: str, command: str, netconf: dict, req: Request,
     if isinstance(conf.get("prevResult"), dict) and use in version.SUPPORTED:
         conf["prevResult"] = Result.from_dict(conf["prevResult"]).to_dict(use)
     _log.debug("exec %s %s (cniVersion %s)", exe, command, use)
-    rc, out, err = _run(exe, env, json.dumps(conf).encode(), timeout, view)
+    rc, out, err = _run(exe, env, jsonlite.dumps(conf).encode(), timeout, view)
     if err:
         _log.debug("%s stderr: %s", plugin_type, err.decode(errors="replace").strip()[:2000])
     if rc != 0:
@@ -153,14 +149,14 @@ def delegate(plugin_type: str, command: str, netconf: dict, req: Request,
     if command != "ADD":
         return None
     try:
-        parsed = json.loads(out)
+        parsed = jsonlite.loads(out)
     except ValueError as e:
         raise CNIError(DECODE_FAILURE, f"plugin {plugin_type} returned invalid JSON", str(e)) from None
     return Result.from_dict(parsed)
 
 
 def _in_process(plugin, conf: dict, env: dict) -> Result | None:
-    sub = from_env(env, json.dumps(conf).encode())
+    sub = from_env(env, jsonlite.dumps(conf).encode())
     if sub.command == "ADD":  # keep the Result object: no lossy round trip through JSON
         from . import log as _l
         _l.set_container(sub.container_id)

@@ -60,7 +60,7 @@ def test_timeout_kills_and_reaps_the_child(tmp_path, closes_output):
     close = "os.close(1); os.close(2); " if closes_output else ""
     code = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); {close}time.sleep(60)"
     t0 = time.monotonic()
-    with pytest.raises(subprocess.TimeoutExpired):
+    with pytest.raises(childproc.Timeout):
         childproc.run([PY, "-c", code], b"", dict(os.environ), 1.0)
     assert time.monotonic() - t0 < 30
     pid = int(pidfile.read_text())
@@ -71,3 +71,47 @@ def test_timeout_kills_and_reaps_the_child(tmp_path, closes_output):
 def test_a_missing_executable_raises_oserror():
     with pytest.raises(OSError):
         childproc.run(["/nonexistent/plugin"], b"", {}, 5)
+
+
+def test_the_child_gets_its_env_only_the_pass_fds_and_default_sigpipe(tmp_path):
+    """What subprocess.run(close_fds=True, pass_fds=..., env=...) gives a child: exactly its env;
+    of our fds only pass_fds (an fd we made inheritable is not leaked); SIGPIPE and SIGXFSZ at
+    their defaults (Python ignores SIGPIPE; a Go plugin writing to a closed pipe must die of it)."""
+    keep = os.open(tmp_path, os.O_RDONLY)          # non-inheritable, passed
+    stray = os.open(tmp_path, os.O_RDONLY)
+    os.set_inheritable(stray, True)                # inheritable, not passed: must not leak
+    try:
+        code = "import os; print(' '.join(sorted(os.listdir('/proc/self/fd'), key=int)))"
+        rc, out, err = childproc.run([PY, "-I", "-S", "-c", code], b"", {}, 30, (keep,))
+        assert rc == 0, err
+        opened = [int(f) for f in out.split()]
+        assert keep in opened and stray not in opened, (keep, stray, opened)
+        assert childproc.run(["/usr/bin/env"], b"", {"ONLY": "this"}, 30) == (0, b"ONLY=this\n", b"")
+        rc, out, _ = childproc.run(["/bin/cat", "/proc/self/status"], b"", {}, 30)
+        ignored = int(next(ln for ln in out.decode().splitlines() if ln.startswith("SigIgn")).split()[1], 16)
+        assert not ignored & (1 << (13 - 1)) and not ignored & (1 << (25 - 1)), hex(ignored)   # SIGPIPE, SIGXFSZ
+    finally:
+        os.close(keep)
+        os.close(stray)
+
+
+def test_works_with_our_own_stdio_closed(tmp_path):
+    """A daemon may run with fds 0-2 closed: the pipes then get those numbers and must not be
+    overwritten by the child's dup2s onto 0, 1, 2."""
+    res = tmp_path / "res"
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("import os, sys; os.close(0); os.close(1); os.close(2)\n"
+            f"sys.path.insert(0, {repo!r})\n"
+            "from cni import childproc\n"
+            "r = childproc.run(['/bin/sh', '-c', 'cat; echo err >&2'], b'in', {}, 30)\n"
+            f"open({str(res)!r}, 'w').write(repr(r))\n")
+    subprocess.run([PY, "-I", "-S", "-c", code], check=True, timeout=60)
+    assert res.read_text() == repr((0, b"in", b"err\n"))
+
+
+def test_killed_by_a_signal_is_a_negative_code_and_bad_executables_raise(tmp_path):
+    assert childproc.run(["/bin/sh", "-c", "kill -TERM $$"], b"", {}, 30)[0] == -15
+    f = tmp_path / "plugin"
+    f.write_text("#!/bin/sh\necho hi\n")
+    with pytest.raises(PermissionError):   # not executable
+        childproc.run([str(f)], b"", {}, 5)

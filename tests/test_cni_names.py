@@ -59,3 +59,18 @@ def test_network_name_rule_unchanged(name):
 ])
 def test_plain_name_cases(s, ok):
     assert is_plain_name(s) is ok and bool(OLD.fullmatch(s)) is ok
+
+
+OLD_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")   # cni/invoke.py's TYPE_RE, as fullmatch'd
+
+
+@given(names | st.builds(lambda a, n: a * n, st.sampled_from(["a", "0", "a.", "é"]), st.integers(60, 70)))
+def test_plugin_type_rule_unchanged(t):
+    """cni/invoke.validate_type: what `TYPE_RE.fullmatch(t) and t not in (".", "..")` accepted."""
+    from cni.invoke import validate_type
+    try:
+        ok = validate_type(t) == t
+    except CNIError as e:
+        assert e.code == errors.INVALID_CONFIG and "invalid plugin type" in e.msg
+        ok = False
+    assert ok == (bool(OLD_TYPE.fullmatch(t)) and t not in (".", ".."))

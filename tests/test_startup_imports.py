@@ -106,7 +106,9 @@ def test_meta_thin_to_bridge_imports_no_kube_client_metrics_or_yaml(netns, uid, 
         assert not set(NEVER) & mods, sorted(set(NEVER) & mods)
         assert not any(m == "pyroute2" or m.startswith("pyroute2.") for m in mods)
         assert not set(LAZY) & mods, sorted(set(LAZY) & mods)
-        assert {"meta.plan", "subprocess"} <= mods     # planned, and the bridge exec'd
+        assert {"meta.plan", "cni.childproc"} <= mods     # planned, and the bridge exec'd
+        # exec'd by posix_spawn (cni/childproc.py): no subprocess, and through it no locale/re/selectors
+        assert not {"subprocess", "locale", "selectors"} & mods, sorted({"subprocess", "locale", "selectors"} & mods)
         assert all(LINE.match(ln) for ln in logs), logs
         rc, out, logs, mods = entry_call("netmeta", "DEL", conf, **env)
         assert rc == 0, logs
