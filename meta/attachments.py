@@ -1,9 +1,6 @@
 """One attachment = one delegate network on one pod interface, and how its delegate(s) run:
 a conf, or a conflist run like libcni (ADD in order with prevResult chained, DEL in reverse,
 CHECK in order), with runtimeConfig injected only for the capabilities each plugin declares."""
-import copy
-from dataclasses import asdict, dataclass, field
-
 from cni import invoke
 from cni.request import Request
 from cni.result import Result
@@ -12,27 +9,53 @@ from delegates import registry
 from . import deviceinfo
 
 
-@dataclass
+def copy_json(v):
+    """copy.deepcopy(v) for JSON values (dicts, lists, strings, numbers, None; tuples) without
+    the `copy` module (and weakref) on a plugin call's import path; any other object in it (a
+    JSONObject of an annotation's cni-args) is handed to copy.deepcopy."""
+    t = type(v)
+    if t is dict:
+        return {k: copy_json(x) for k, x in v.items()}
+    if t is list:
+        return [copy_json(x) for x in v]
+    if t is str or t is int or t is float or t is bool or v is None:
+        return v
+    if t is tuple:
+        return tuple(copy_json(x) for x in v)
+    import copy
+    return copy.deepcopy(v)
+
+
 class Attachment:
-    network: str                 # "ns/name" of the NAD, or the cluster network's conf name
-    ifname: str
-    conf: dict                   # conf or conflist, as resolved
-    default: bool = False        # the cluster default network (eth0, primary result)
-    runtime_config: dict = field(default_factory=dict)   # capability values for this attachment
-    cni_args: str = ""           # the CNI_ARGS its delegates get (an annotation's "cni-args" object
-    #                              goes into `conf`'s args.cni instead: meta/plan.py)
-    gateways: list = field(default_factory=list)         # default-route request
-    drop_default: list = field(default_factory=list)     # families ("4"/"6") whose default route goes
-    resource_name: str | None = None
-    result: dict | None = None   # the delegate's ADD result (its own cniVersion)
-    serial: bool = False         # "serial": true in its network's config: never beside another (meta/parallel.py)
+    __slots__ = ("network", "ifname", "conf", "default", "runtime_config", "cni_args", "gateways",
+                 "drop_default", "resource_name", "result", "serial")
+
+    def __init__(self, network: str, ifname: str, conf: dict, default: bool = False,
+                 runtime_config: dict | None = None, cni_args: str = "", gateways: list | None = None,
+                 drop_default: list | None = None, resource_name: str | None = None,
+                 result: dict | None = None, serial: bool = False) -> None:
+        self.network = network             # "ns/name" of the NAD, or the cluster network's conf name
+        self.ifname = ifname
+        self.conf = conf                   # conf or conflist, as resolved
+        self.default = default             # the cluster default network (eth0, primary result)
+        self.runtime_config: dict = {} if runtime_config is None else runtime_config   # capability values
+        self.cni_args = cni_args           # the CNI_ARGS its delegates get (an annotation's "cni-args"
+        #                                    object goes into `conf`'s args.cni instead: meta/plan.py)
+        self.gateways: list = [] if gateways is None else gateways               # default-route request
+        self.drop_default: list = [] if drop_default is None else drop_default   # families ("4"/"6")
+        #                                    whose default route goes
+        self.resource_name = resource_name
+        self.result = result               # the delegate's ADD result (its own cniVersion)
+        self.serial = serial               # "serial": true in its network's config: never beside
+        #                                    another (meta/parallel.py)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every attribute, values copied (what the DEL cache keeps)."""
+        return {k: copy_json(getattr(self, k)) for k in self.__slots__}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Attachment":
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        return cls(**{k: d[k] for k in cls.__slots__ if k in d})
 
     @property
     def plugins(self) -> list:
@@ -43,7 +66,7 @@ class Attachment:
         return [self.conf]
 
     def _plugin_conf(self, p: dict, prev: dict | None) -> dict:
-        conf = copy.deepcopy(p)
+        conf = copy_json(p)
         caps = conf.get("capabilities") or {}
         runtime = {k: v for k, v in self.runtime_config.items() if caps.get(k)}
         if runtime:

@@ -1,12 +1,10 @@
 """The `netmeta` CNI configuration: Multus's keys with Multus's meaning (so a Multus config is
-a drop-in) plus ours. Parsed once into a frozen dataclass, validated before anything runs."""
+a drop-in) plus ours. Parsed once into a read-only MetaConfig, validated before anything runs."""
 import os
-import re
-from dataclasses import dataclass
 
 from cni.errors import config_error
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 DEFAULT_CNI_DIR = "/var/lib/cni/netmeta/cache"
 DEFAULT_CONF_DIR = "/etc/cni/multus/net.d"   # Multus's confDir: files for NADs without config
 DEFAULT_SOCKET = "/run/netmeta/netmeta.sock"
@@ -29,35 +27,85 @@ OUR_KEYS = {"socketPath", "mode", "nadDir", "statusDir", "delegateTimeout", "nod
 READINESS_POLL, READINESS_TIMEOUT = 1.0, 45.0
 
 
-@dataclass(frozen=True)
 class MetaConfig:
-    name: str
-    kubeconfig: str | None
-    delegates: tuple          # inline delegate confs (Multus "delegates"); [0] = cluster default
-    cluster_network: str | None
-    default_networks: tuple
-    cni_dir: str
-    conf_dir: str
-    namespace_isolation: bool
-    global_namespaces: frozenset
-    system_namespaces: frozenset
-    multus_namespace: str
-    readiness_file: str | None
-    log_level: str
-    log_file: str | None
-    socket_path: str
-    mode: str                 # auto | daemon | thin
-    nad_dir: str | None       # Kubernetes-free mode: NADs from <dir>/<ns>/<name>.json|yaml
-    status_dir: str | None
-    delegate_timeout: float
-    node_name: str | None
-    readiness_timeout: float = READINESS_TIMEOUT
-    log_options: tuple = ()            # Multus logOptions (lumberjack) items: maxSize MB, maxBackups, ...
-    unknown_keys: tuple = ()           # warned about, not refused (Multus ignores them)
-    parallel: int = 4                  # parallelAttachments: a pod's non-cluster attachments at once (1 = serial)
-    podresources_socket: str = DEFAULT_PODRESOURCES
-    checkpoint_file: str = DEFAULT_CHECKPOINT
-    devinfo_dir: str = DEFAULT_DEVINFO_DIR
+    """The parsed configuration; read-only (each attribute is set once, by __init__)."""
+
+    __slots__ = ("name", "kubeconfig", "delegates", "cluster_network", "default_networks", "cni_dir", "conf_dir",
+                 "namespace_isolation", "global_namespaces", "system_namespaces", "multus_namespace",
+                 "readiness_file", "log_level", "log_file", "socket_path", "mode", "nad_dir", "status_dir",
+                 "delegate_timeout", "node_name", "readiness_timeout", "log_options", "unknown_keys", "parallel",
+                 "podresources_socket", "checkpoint_file", "devinfo_dir")
+
+    def __init__(self, *,
+                 name: str,
+                 kubeconfig: str | None,
+                 delegates: tuple,  # inline delegate confs (Multus "delegates"); [0] = cluster default
+                 cluster_network: str | None,
+                 default_networks: tuple,
+                 cni_dir: str,
+                 conf_dir: str,
+                 namespace_isolation: bool,
+                 global_namespaces: frozenset,
+                 system_namespaces: frozenset,
+                 multus_namespace: str,
+                 readiness_file: str | None,
+                 log_level: str,
+                 log_file: str | None,
+                 socket_path: str,
+                 mode: str,  # auto | daemon | thin
+                 nad_dir: str | None,  # Kubernetes-free mode: NADs from <dir>/<ns>/<name>.json|yaml
+                 status_dir: str | None,
+                 delegate_timeout: float,
+                 node_name: str | None,
+                 readiness_timeout: float = READINESS_TIMEOUT,
+                 log_options: tuple = (),  # Multus logOptions (lumberjack) items: maxSize MB, maxBackups, ...
+                 unknown_keys: tuple = (),  # warned about, not refused (Multus ignores them)
+                 parallel: int = 4,  # parallelAttachments: a pod's non-cluster attachments at once (1 = serial)
+                 podresources_socket: str = DEFAULT_PODRESOURCES,
+                 checkpoint_file: str = DEFAULT_CHECKPOINT,
+                 devinfo_dir: str = DEFAULT_DEVINFO_DIR,
+                 ) -> None:
+        self.name = name
+        self.kubeconfig = kubeconfig
+        self.delegates = delegates
+        self.cluster_network = cluster_network
+        self.default_networks = default_networks
+        self.cni_dir = cni_dir
+        self.conf_dir = conf_dir
+        self.namespace_isolation = namespace_isolation
+        self.global_namespaces = global_namespaces
+        self.system_namespaces = system_namespaces
+        self.multus_namespace = multus_namespace
+        self.readiness_file = readiness_file
+        self.log_level = log_level
+        self.log_file = log_file
+        self.socket_path = socket_path
+        self.mode = mode
+        self.nad_dir = nad_dir
+        self.status_dir = status_dir
+        self.delegate_timeout = delegate_timeout
+        self.node_name = node_name
+        self.readiness_timeout = readiness_timeout
+        self.log_options = log_options
+        self.unknown_keys = unknown_keys
+        self.parallel = parallel
+        self.podresources_socket = podresources_socket
+        self.checkpoint_file = checkpoint_file
+        self.devinfo_dir = devinfo_dir
+
+    def __setattr__(self, name: str, value) -> None:
+        if hasattr(self, name):   # already set (by __init__)
+            raise AttributeError(f"MetaConfig is read-only: cannot set {name}")
+        object.__setattr__(self, name, value)
+
+
+def is_dns_label(s: str) -> bool:
+    """A namespace name: what re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", s) accepted before
+    (no `re` on the plugin call's import path), including its one quirk: `$` also matches
+    before a single trailing newline."""
+    if s.endswith("\n"):
+        s = s[:-1]
+    return bool(s) and s[0] != "-" and s[-1] != "-" and _LABEL_CHARS.issuperset(s)
 
 
 def _strs(conf, key, default=()):
@@ -131,7 +179,7 @@ def load(conf: dict) -> MetaConfig:
     if not isinstance(mns, str):
         raise config_error("multusNamespace", "must be a namespace name")
     for ns in (mns, *_strs(conf, "globalNamespaces"), *_strs(conf, "systemNamespaces")):
-        if not DNS_LABEL.match(ns):
+        if not is_dns_label(ns):
             raise config_error("globalNamespaces", f"{ns[:64]!r} is not a namespace name")
     return MetaConfig(
         name=conf.get("name", "netmeta"), kubeconfig=_path(conf, "kubeconfig"), delegates=tuple(delegates),

@@ -3,7 +3,6 @@
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from cni import fault, log
 from cni.errors import (
@@ -37,22 +36,36 @@ _log = log.get("meta")
 ANNOTS_KEY = "io.kubernetes.cri.pod-annotations"
 
 
-@dataclass(frozen=True)
 class Services:
     """What the process hosting the engine lends it. The defaults are thin mode's (the exec'd
     plugin): a kube client per kubeconfig, network-status PATCHed at once, events posted
     synchronously, the config's logLevel for stderr too. The daemon passes its own
-    (meta/daemon/server.py main)."""
-    kube: "Kube | None" = None     # the client for every request, whatever kubeconfig a config names
-    # (namespace, name, uid, value): the daemon's StatusWriter.submit with a short wait (the write
-    # lands before ADD returns, or stays pending in the background past that wait)
-    status_sink: Callable[[str, str, str | None, str], object] | None = None
-    events: "Recorder | None" = None   # an events.Recorder (the daemon's is asynchronous)
-    file_log_level_only: bool = False   # a config's logLevel applies to its logFile only (the daemon
-    #                                     owns stderr's level)
-    # what our in-process delegates (sriov, fixipam) get: the daemon's pod getter and cluster
-    # client for fixipam (delegates/registry.py Services); its `own` runs them
-    delegates: registry.Services = registry.STANDALONE
+    (meta/daemon/server.py main). Read-only (each attribute is set once, by __init__)."""
+
+    __slots__ = ("kube", "status_sink", "events", "file_log_level_only", "delegates")
+
+    def __init__(self, *,
+                 # the client for every request, whatever kubeconfig a config names
+                 kube: "Kube | None" = None,
+                 # (namespace, name, uid, value): the daemon's StatusWriter.submit with a short wait
+                 # (the write lands before ADD returns, or stays pending in the background past that wait)
+                 status_sink: Callable[[str, str, str | None, str], object] | None = None,
+                 events: "Recorder | None" = None,   # an events.Recorder (the daemon's is asynchronous)
+                 # a config's logLevel applies to its logFile only (the daemon owns stderr's level)
+                 file_log_level_only: bool = False,
+                 # what our in-process delegates (sriov, fixipam) get: the daemon's pod getter and
+                 # cluster client for fixipam (delegates/registry.py Services); its `own` runs them
+                 delegates: registry.Services = registry.STANDALONE) -> None:
+        self.kube = kube
+        self.status_sink = status_sink
+        self.events = events
+        self.file_log_level_only = file_log_level_only
+        self.delegates = delegates
+
+    def __setattr__(self, name: str, value) -> None:
+        if hasattr(self, name):   # already set (by __init__)
+            raise AttributeError(f"Services is read-only: cannot set {name}")
+        object.__setattr__(self, name, value)
 
 
 THIN = Services()

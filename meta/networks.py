@@ -4,7 +4,6 @@ NetworkAttachmentDefinitions from the API or, in Kubernetes-free mode, from a di
 network from files, as Multus does."""
 import json
 import os
-from dataclasses import dataclass
 
 from cni import log
 from cni.errors import INVALID_CONFIG, NETWORK_NOT_FOUND, CNIError
@@ -14,11 +13,13 @@ RESOURCE_ANNOT = "k8s.v1.cni.cncf.io/resourceName"
 CONF_EXT = (".conf", ".conflist", ".json")
 
 
-@dataclass
 class Network:
-    name: str                    # "namespace/name" for a NAD, the conf's name otherwise
-    conf: dict                   # a CNI conf, or a conflist (has "plugins")
-    resource_name: str | None = None
+    __slots__ = ("name", "conf", "resource_name")
+
+    def __init__(self, name: str, conf: dict, resource_name: str | None = None) -> None:
+        self.name = name                    # "namespace/name" for a NAD, the conf's name otherwise
+        self.conf = conf                    # a CNI conf, or a conflist (has "plugins")
+        self.resource_name = resource_name
 
     @property
     def is_list(self) -> bool:
@@ -108,6 +109,17 @@ def from_nad(nad: dict, conf_dir: str) -> Network:
     return Network(f"{ns}/{name}", conf, (meta.get("annotations") or {}).get(RESOURCE_ANNOT))
 
 
+_LABEL = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+_SUBDOMAIN = _LABEL | {"."}
+
+
+def _dns_name(s: str, chars: frozenset, max_len: int) -> bool:
+    """re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", s) for a namespace (`chars` _LABEL,
+    max_len 63) and r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?" for a name (_SUBDOMAIN, 253),
+    without `re`: 1..max_len of `chars`, starting and ending with a letter or digit."""
+    return 0 < len(s) <= max_len and chars.issuperset(s) and s[0] not in "-." and s[-1] not in "-."
+
+
 def _yaml(raw: bytes):
     """YAML without aliases: a few bytes of nested aliases expand to gigabytes (billion laughs)."""
     import yaml
@@ -125,9 +137,7 @@ class DirNADs:
         self.dir = directory
 
     def get_nad(self, namespace: str, name: str) -> dict:
-        import re
-        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", namespace or "") or \
-                not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", name or ""):
+        if not _dns_name(namespace or "", _LABEL, 63) or not _dns_name(name or "", _SUBDOMAIN, 253):
             raise CNIError(INVALID_CONFIG, f"invalid network reference {namespace[:64]!r}/{name[:64]!r}",
                            "namespace and name must be DNS-1123 names")
         for ext in (".json", ".yaml", ".yml"):

@@ -1,13 +1,11 @@
 """ADD planning: from the config, the pod's annotations and the NADs to the ordered list of
 attachments (default network first). Everything is resolved and validated here, before the
 DEL cache is written and before any delegate runs, so bad input changes nothing."""
-import copy
-
 from cni import log
 from cni.errors import INVALID_CONFIG, NAMESPACE_DENIED, NETWORK_NOT_FOUND, POLICY_DENIED, CNIError
 
 from . import devices, networks
-from .attachments import Attachment
+from .attachments import Attachment, copy_json
 
 _log = log.get("plan")
 NETWORKS_ANNOT = "k8s.v1.cni.cncf.io/networks"
@@ -59,7 +57,7 @@ class Planner:
 
     def cluster_default(self) -> networks.Network:
         if self.cfg.delegates:
-            conf = copy.deepcopy(self.cfg.delegates[0])
+            conf = copy_json(self.cfg.delegates[0])
             return networks.Network(conf.get("name", "default"), conf)
         return self.by_name(self.cfg.cluster_network)
 
@@ -139,7 +137,7 @@ class Planner:
             v = getattr(sel, src, None)
             if v:
                 runtime[cap] = list(v) if isinstance(v, tuple) else v
-        conf = copy.deepcopy(net.conf)
+        conf = copy_json(net.conf)
         caps = _capabilities(conf)
         args = base_args
         # CNI_ARGS IP=/MAC= for delegates that do not declare the capability (e.g. static)

@@ -9,18 +9,18 @@ pod's file is the one with its UID (the newest one when the runtime passed no UI
 and name go through podref.filename (podman passes any container name as K8S_POD_NAME)."""
 import contextlib
 import os
-import re
 
 from cni import files
 
 from .podref import filename
 
-_UID_RE = re.compile(r"[A-Za-z0-9-]{1,64}")   # Kubernetes UIDs are UUIDs; never a path
+# Kubernetes UIDs are UUIDs; never a path: 1..64 of these (as re.fullmatch(r"[A-Za-z0-9-]{1,64}"))
+_UID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
 
 
 def path(status_dir: str, pod: dict, container_id: str) -> str:
     uid = pod.get("uid") or ""
-    uid = uid if _UID_RE.fullmatch(uid) else "-"
+    uid = uid if 0 < len(uid) <= 64 and _UID_CHARS.issuperset(uid) else "-"
     return os.path.join(status_dir, filename(pod["namespace"]), filename(pod["name"]), f"{uid}_{container_id}.json")
 
 
