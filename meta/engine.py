@@ -260,6 +260,8 @@ class Engine:
             cache.remove(self.cfg.cni_dir, req.container_id, req.ifname)
 
     def _publish_status(self, pod: PodRef, entries: list, container_id: str) -> None:
+        if not (pod.name and pod.namespace and (self.cfg.kubeconfig or self.cfg.status_dir)):
+            return   # nowhere to publish it (thin mode on a bare host): not even formatted
         value = status.annotation(entries)
         sink = self.services.status_sink
         if self.cfg.kubeconfig and pod.name and pod.namespace and sink is not None:
@@ -272,7 +274,7 @@ class Engine:
         elif self.cfg.status_dir and pod.name and pod.namespace:
             from cni import files
 
-            from . import statusfile  # (and re.compile) with a statusDir only
+            from . import statusfile  # with a statusDir only
             try:
                 files.atomic_write(statusfile.path(self.cfg.status_dir, pod.to_dict(), container_id), value)
             except (CNIError, OSError) as e:   # as with the API: a lost status must not undo the networks

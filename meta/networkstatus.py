@@ -1,8 +1,6 @@
 """`k8s.v1.cni.cncf.io/network-status`: one entry per attachment, with the field names of the
 Network Plumbing WG client (name, interface, ips, mac, mtu, default, dns, gateway,
 device-info)."""
-import json
-
 from cni.result import Result
 
 from . import deviceinfo
@@ -44,4 +42,6 @@ def entry(att, res: Result) -> dict:
 
 
 def annotation(entries: list) -> str:
+    # indented as Multus writes it (json's Python encoder); not on a bare thin call's path
+    import json
     return json.dumps(entries, indent=4)
