@@ -1,10 +1,13 @@
-"""Issue 19 (thin netmeta -> bridge): the meta modules on the exec'd plugin call's path use plain
-classes instead of dataclasses, str methods instead of `re`, and a JSON copy instead of `copy`.
-Each replacement is pinned here against what it replaced (the old regexes, copy.deepcopy,
-dataclasses' semantics), and a real thin ADD + DEL shows which meta module imports what."""
+"""Issue 19 (thin netmeta -> bridge): the meta modules on the exec'd plugin call's path (and
+the annotation parser's Selection) use plain classes instead of dataclasses, str methods
+instead of `re`, and a JSON copy instead of `copy`. Each replacement is pinned here against
+what it replaced (the old regexes, copy.deepcopy, dataclasses' semantics), and a real thin
+ADD + DEL shows which meta module imports what."""
 import copy
+import dataclasses
 import json
 import os
+import pickle
 import re
 import subprocess
 
@@ -13,7 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from meta import config, engine, networks, statusfile
-from meta.annotations.selection import JSONObject
+from meta.annotations.selection import JSONObject, Selection
 from meta.attachments import Attachment, copy_json
 from tests.cnirun import CNI_PATH, REPO
 
@@ -208,3 +211,51 @@ def test_thin_add_del_meta_modules_import_no_dataclasses_re_or_copy(netns, uid, 
         assert not [f for _, _, fs in os.walk(tmp_path / "status") for f in fs]
     finally:
         subprocess.run(["ip", "link", "del", bridge], check=False, capture_output=True)
+
+
+# ---- Selection (meta/annotations/selection.py) against the frozen dataclass it was ----
+@dataclasses.dataclass(frozen=True, slots=True)
+class OldSelection:
+    name: str
+    namespace: str
+    interface: str | None = None
+    ips: tuple = ()
+    mac: str | None = None
+    default_route: tuple = ()
+    cni_args: JSONObject | None = None
+    port_mappings: tuple | None = None
+    bandwidth: JSONObject | None = None
+    device_id: str | None = None
+    infiniband_guid: str | None = None
+    default_route_set: bool = False
+    ignored_keys: tuple = dataclasses.field(default=(), compare=False)
+
+
+SMALL = st.sampled_from(["a", "b"])
+OPT = st.none() | SMALL
+FIELDS = st.fixed_dictionaries({}, optional={
+    "interface": OPT, "ips": st.lists(SMALL, max_size=2).map(tuple), "mac": OPT,
+    "default_route": st.lists(SMALL, max_size=1).map(tuple),
+    "cni_args": st.none() | st.dictionaries(SMALL, st.integers(0, 1) | st.lists(SMALL, max_size=1), max_size=2).map(JSONObject),
+    "port_mappings": st.none() | st.lists(st.just(JSONObject({"hostPort": 1})), max_size=1).map(tuple),
+    "bandwidth": st.none() | st.just(JSONObject({"ingressRate": 1})), "device_id": OPT, "infiniband_guid": OPT,
+    "default_route_set": st.booleans(), "ignored_keys": st.lists(SMALL, max_size=2).map(tuple)})
+
+
+@given(SMALL, SMALL, FIELDS, SMALL, SMALL, FIELDS)
+def test_selection_eq_hash_repr_are_the_dataclass_ones(n1, ns1, f1, n2, ns2, f2):
+    new1, new2 = Selection(n1, ns1, **f1), Selection(name=n2, namespace=ns2, **f2)
+    old1, old2 = OldSelection(n1, ns1, **f1), OldSelection(name=n2, namespace=ns2, **f2)
+    assert (new1 == new2) == (old1 == old2) and (new1 != new2) == (old1 != old2)
+    assert hash(new1) == hash(old1) and hash(new2) == hash(old2)
+    assert repr(new1) == repr(old1).replace("OldSelection(", "Selection(", 1)
+    assert new1 == Selection(n1, ns1, **dict(f1, ignored_keys=("other",)))     # ignored_keys not compared
+    assert new1 != old1 and new1 != (n1, ns1)          # another class: never equal (NotImplemented both ways)
+    assert copy.deepcopy(new1) == new1 and copy.deepcopy(new1).ignored_keys == new1.ignored_keys
+    assert pickle.loads(pickle.dumps(new1)) == new1
+    for attr in ("name", "ips", "ignored_keys"):
+        with pytest.raises(AttributeError):
+            setattr(new1, attr, "x")
+        with pytest.raises(AttributeError):
+            delattr(new1, attr)
+    assert list(Selection.__slots__) == [f.name for f in dataclasses.fields(OldSelection)]
