@@ -156,7 +156,7 @@ def test_meta_config_and_services_stay_read_only():
 # every `import` statement the process runs (also of a module already loaded, which -X
 # importtime does not show) is recorded with the module that runs it
 HOOK = r"""
-import builtins, os, runpy, sys
+import builtins, gc, os, runpy, sys
 _real, _seen = builtins.__import__, []
 def _hook(name, globals=None, locals=None, fromlist=(), level=0):
     _seen.append(((globals or {}).get("__name__", "?"), name if not level else "." + name))
@@ -167,7 +167,7 @@ try:
 finally:
     builtins.__import__ = _real
     with open(os.environ["IMPORT_LOG"], "w") as f:
-        f.write("\n".join(f"{a} {b}" for a, b in _seen))
+        f.write("\n".join([f"{a} {b}" for a, b in _seen] + [f"gc.isenabled {gc.isenabled()}"]))
 """
 STDLIB_NOT_IN_META = ("dataclasses", "re", "copy")
 
@@ -184,7 +184,7 @@ def thin_call(command: str, conf: dict, env: dict, log: str) -> tuple:
     return p, pairs
 
 
-def test_thin_add_del_meta_modules_import_no_dataclasses_re_or_copy(netns, uid, tmp_path):
+def test_thin_add_del_no_gc_and_meta_modules_import_no_dataclasses_re_or_copy(netns, uid, tmp_path):
     ns = netns()
     bridge = f"nmtl{uid}"
     conf = {"cniVersion": "1.0.0", "name": "netmeta", "type": "netmeta", "cniDir": str(tmp_path / "cache"),
@@ -199,6 +199,8 @@ def test_thin_add_del_meta_modules_import_no_dataclasses_re_or_copy(netns, uid, 
         for command in ("ADD", "DEL"):
             p, pairs = thin_call(command, conf, env, str(tmp_path / f"{command}.imports"))
             assert p.returncode == 0, p.stderr.decode()
+            # meta/main.py: an exec'd plugin call runs without the cyclic GC
+            assert ("gc.isenabled", "False") in pairs, pairs[-1:]
             by_meta = {(who, what) for who, what in pairs if who == "meta" or who.startswith("meta.")}
             # the hook saw the meta modules' imports (a hook that saw nothing would pass anything)
             assert ("meta.engine", "cni.request") in by_meta and ("meta.statusfile", "os") in by_meta, \
