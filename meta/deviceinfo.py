@@ -5,10 +5,9 @@ network-attachment-definition-client utils Multus v4.1.4 vendors lay them out
 `<dir>/cni/<network>-<containerID>_<ifname>` before the delegate's ADD (CopyDeviceInfoForCNIFromDP),
 the delegate may write that file itself when no device plugin did, network-status carries it
 (`device-info`), DEL removes it (CleanDeviceInfoForCNI)."""
-import json
 import os
 
-from cni import files, log
+from cni import files, jsonlite, log
 
 _log = log.get("deviceinfo")
 KEY = "CNIDeviceInfoFile"
@@ -25,7 +24,7 @@ def dp_path(devinfo_dir: str, resource: str, device_id: str) -> str:
 def load(path: str) -> dict | None:
     try:
         with open(path, "rb") as f:
-            info = json.load(f)
+            info = jsonlite.loads(f.read())
     except (OSError, ValueError):
         return None
     return info if isinstance(info, dict) else None
@@ -40,7 +39,7 @@ def before_add(att) -> None:
     base = os.path.dirname(os.path.dirname(path))
     info = load(dp_path(base, att.resource_name, dev))
     if info is not None:
-        files.atomic_write(path, json.dumps(info), mode=0o444)
+        files.atomic_write(path, jsonlite.dumps(info), mode=0o444)
 
 
 def after_add(att) -> dict | None:
@@ -52,7 +51,7 @@ def after_add(att) -> dict | None:
     info = load(path)
     if info is None and att.runtime_config.get("deviceID"):
         info = {"type": "pci", "version": "1.1.0", "pci": {"pci-address": att.runtime_config["deviceID"]}}
-        files.atomic_write(path, json.dumps(info), mode=0o444)
+        files.atomic_write(path, jsonlite.dumps(info), mode=0o444)
     return info
 
 

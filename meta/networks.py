@@ -2,10 +2,9 @@
 NetworkAttachmentDefinitions from the API or, in Kubernetes-free mode, from a directory
 (<nadDir>/<namespace>/<name>.json|.yaml); NADs without spec.config and the cluster default
 network from files, as Multus does."""
-import json
 import os
 
-from cni import log
+from cni import jsonlite, log
 from cni.errors import INVALID_CONFIG, NETWORK_NOT_FOUND, CNIError
 
 _log = log.get("networks")
@@ -32,7 +31,7 @@ class Network:
 
 def _parse_conf(raw, where: str) -> dict:
     try:
-        conf = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+        conf = jsonlite.loads(raw) if isinstance(raw, (str, bytes)) else raw
     except (ValueError, RecursionError) as e:
         raise CNIError(INVALID_CONFIG, f"invalid CNI config in {where}", str(e)[:200]) from None
     if not isinstance(conf, dict):
@@ -148,7 +147,7 @@ class DirNADs:
                 try:
                     if len(raw) > 1024 * 1024:
                         raise ValueError("larger than 1 MiB")
-                    obj = json.loads(raw) if ext == ".json" else _yaml(raw)
+                    obj = jsonlite.loads(raw) if ext == ".json" else _yaml(raw)
                 except (ValueError, RecursionError, UnicodeDecodeError) as e:
                     raise CNIError(INVALID_CONFIG, f"invalid NetworkAttachmentDefinition file {p}", str(e)[:200]) from None
                 except Exception as e:   # yaml.YAMLError

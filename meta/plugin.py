@@ -2,6 +2,7 @@
 import collections
 import threading
 
+from cni import jsonlite
 from cni.plugin import Plugin
 
 from . import config
@@ -23,10 +24,9 @@ class MetaPlugin(Plugin):
     def engine_for(self, conf: dict) -> Engine:
         """A warm engine per distinct configuration (the daemon serves many calls with it); the
         least recently used ones are dropped past MAX_ENGINES."""
-        import json
-        key = json.dumps({k: v for k, v in conf.items() if k not in ("runtimeConfig", "prevResult", "args",
-                                                                    "cni.dev/valid-attachments")},
-                         sort_keys=True)
+        key = jsonlite.dumps({k: v for k, v in conf.items()
+                              if k not in ("runtimeConfig", "prevResult", "args", "cni.dev/valid-attachments")},
+                             sort_keys=True)
         with self._lock:
             eng = self._engines.get(key)
             if eng is not None:
