@@ -38,6 +38,12 @@ LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ER
 
 def entry_call(entry: str, command: str, conf: dict, **env) -> tuple:
     """(rc, stdout JSON, stderr log lines, imported modules) of one call of a libexec entry."""
+    return entry_imports(entry, command, conf, **env)[:4]
+
+
+def entry_imports(entry: str, command: str, conf: dict, **env) -> tuple:
+    """entry_call's answer and {module: the module whose import loaded it (None: the entry script)},
+    from -X importtime's indentation (a module shows once: under whoever imported it first)."""
     script = os.path.join(LIBEXEC, entry)
     python = open(script).readline()[2:].split()[0]
     full = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": command, "CNI_CONTAINERID": "ctr1",
@@ -46,9 +52,26 @@ def entry_call(entry: str, command: str, conf: dict, **env) -> tuple:
     p = subprocess.run([python, "-IS", "-X", "importtime", script], input=json.dumps(conf).encode(),
                        env=full, capture_output=True, timeout=120)
     err = p.stderr.decode(errors="replace").splitlines()
-    mods = {ln.split("|")[2].strip() for ln in err if ln.startswith("import time:") and "cumulative" not in ln}
+    rows = [ln.split("|")[2] for ln in err if ln.startswith("import time:") and "cumulative" not in ln]
+    mods = {r.strip() for r in rows}
+    # a module's line comes after those of the modules it imported, indented one step deeper
+    parents: dict = {}
+    open_rows: list = []     # (depth, name) of lines still waiting for their importer
+    for r in rows:
+        depth, name = (len(r) - len(r.lstrip())) // 2, r.strip()
+        while open_rows and open_rows[-1][0] > depth:
+            parents[open_rows.pop()[1]] = name
+        open_rows.append((depth, name))
+    parents.update((name, None) for _, name in open_rows)
     logs = [ln for ln in err if not ln.startswith("import time:")]
-    return p.returncode, json.loads(p.stdout) if p.stdout.strip() else None, logs, mods
+    return p.returncode, json.loads(p.stdout) if p.stdout.strip() else None, logs, mods, parents
+
+
+def first_of_ours(parents: dict, mod: str) -> str | None:
+    """The first of our modules (cni, meta, delegates) on the chain that imported `mod`."""
+    while mod is not None and mod.split(".")[0] not in ("cni", "meta", "delegates"):
+        mod = parents.get(mod)
+    return mod
 
 
 def fix_conf(data_dir: str) -> dict:
@@ -100,9 +123,10 @@ def test_meta_thin_to_bridge_imports_no_kube_client_metrics_or_yaml(netns, uid, 
     env = {"CNI_NETNS": f"/var/run/netns/{ns}", "CNI_CONTAINERID": f"c{uid}",
            "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p{uid};K8S_POD_UID=u{uid}"}
     try:
-        rc, out, logs, mods = entry_call("netmeta", "ADD", conf, **env)
+        rc, out, logs, mods, parents = entry_imports("netmeta", "ADD", conf, **env)
         assert rc == 0 and len(out["ips"]) == 1, (out, logs)
         assert "meta.engine" in mods
+        _thin_lean(mods, parents)
         assert not set(NEVER) & mods, sorted(set(NEVER) & mods)
         assert not any(m == "pyroute2" or m.startswith("pyroute2.") for m in mods)
         assert not set(LAZY) & mods, sorted(set(LAZY) & mods)
@@ -110,15 +134,28 @@ def test_meta_thin_to_bridge_imports_no_kube_client_metrics_or_yaml(netns, uid, 
         # exec'd by posix_spawn (cni/childproc.py): no subprocess, and through it no locale/re/selectors
         assert not {"subprocess", "locale", "selectors"} & mods, sorted({"subprocess", "locale", "selectors"} & mods)
         assert all(LINE.match(ln) for ln in logs), logs
-        rc, out, logs, mods = entry_call("netmeta", "DEL", conf, **env)
+        rc, out, logs, mods, parents = entry_imports("netmeta", "DEL", conf, **env)
         assert rc == 0, logs
         assert "meta.engine" in mods and not set(NEVER) & mods, sorted(set(NEVER) & mods)
+        _thin_lean(mods, parents)
         # a DEL runs from its cache: no plan (meta/plan.py, meta/networks.py, the sriov overrides)
         lazy_del = set(LAZY) | {"meta.plan", "meta.networks", "meta.devices"}
         assert not lazy_del & mods, sorted(lazy_del & mods)
         assert not os.listdir(tmp_path / "cache"), os.listdir(tmp_path / "cache")     # the DEL did its work
     finally:
         subprocess.run(["ip", "link", "del", bridge], check=False, capture_output=True)
+
+
+def _thin_lean(mods: set, parents: dict) -> None:
+    """issue 19, target 1: a thin ADD / DEL runs on plain classes and cni/jsonlite.py: no
+    dataclasses (with inspect, ast, dis, tokenize) and no copy; json and re (with enum) only
+    through cni/invoke.py, the one module of the path still on them (tests/test_thinlean_plain.py
+    pins that no meta module imports json, re, dataclasses or copy at all)."""
+    lean = set(LEAN) - {"json", "re", "enum"} | {"copy"}
+    assert not lean & mods, sorted((m, first_of_ours(parents, m)) for m in lean & mods)
+    assert {"_json", "cni.jsonlite"} <= mods
+    assert {m: first_of_ours(parents, m) for m in ("json", "re") if m in mods} in (
+        {}, {"json": "cni.invoke", "re": "cni.invoke"}), {m: first_of_ours(parents, m) for m in ("json", "re")}
 
 
 # pyroute2's IPRoute and what it brings (asyncio: ~200 modules, ~40 ms of an exec'd call, ~11 MB
