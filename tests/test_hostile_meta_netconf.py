@@ -132,7 +132,7 @@ def test_a_bad_kubeconfig_file_is_a_config_error(world):
 
 
 @pytest.mark.parametrize("over,where", [
-    ({"multusNamespace": None}, "meta/config.py load(): DNS_LABEL.match(ns) on a non-string multusNamespace"),
+    ({"multusNamespace": None}, "meta/config.py load(): is_dns_label(ns) on a non-string multusNamespace"),
     ({"cniDir": None}, "meta/config.py _path(): an explicit null skips the default and the check, cni_dir=None"),
     ({"delegates": [{"cniVersion": "1.0.0", "name": "c", "plugins": [{"type": "okplug"}, 1]}]},
      ("meta/config.py load() does not check the plugins of an inline conflist (networks._parse_conf does for NADs); "
