@@ -1,6 +1,6 @@
 """`netmeta` as a CNI plugin (the verbs, on top of the engine)."""
+import _thread  # (threading's Lock; `threading` itself would rule out the exec'd call's fast exit: cni.shim.leave)
 import collections
-import threading
 
 from cni import jsonlite
 from cni.plugin import Plugin
@@ -19,7 +19,7 @@ class MetaPlugin(Plugin):
         the daemon passes its own, thin mode takes the defaults)."""
         self.services = services
         self._engines: collections.OrderedDict = collections.OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def engine_for(self, conf: dict) -> Engine:
         """A warm engine per distinct configuration (the daemon serves many calls with it); the

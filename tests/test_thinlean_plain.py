@@ -173,7 +173,7 @@ def test_meta_config_and_services_stay_read_only():
 # every `import` statement the process runs (also of a module already loaded, which -X
 # importtime does not show) is recorded with the module that runs it
 HOOK = r"""
-import builtins, gc, os, runpy, sys
+import atexit, builtins, gc, os, runpy, sys   # atexit: cni.shim.leave then exits in order, through `finally`
 _real, _seen = builtins.__import__, []
 def _hook(name, globals=None, locals=None, fromlist=(), level=0):
     _seen.append(((globals or {}).get("__name__", "?"), name if not level else "." + name))
