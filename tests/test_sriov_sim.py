@@ -6,7 +6,6 @@ real sim NIC (veths, a private netns) with a unique PF name per test and remove 
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import multiprocessing
 import os
@@ -208,8 +207,7 @@ def test_plan_set_properties(current, vf, fields):
     assert not int(new.mac[:2], 16) & 1 and new.mac == new.mac.lower()
     assert new.max_tx_rate == 0 or new.min_tx_rate <= new.max_tx_rate
     # only the given fields changed, and the groups cover exactly them
-    changed = {f.name for f in dataclasses.fields(VFState)
-               if getattr(new, f.name) != getattr(current, f.name)}
+    changed = {f for f in VFState.FIELDS if getattr(new, f) != getattr(current, f)}
     assert changed <= set(fields)
     assert set(groups) == {g for g, names in (("mac", {"mac"}),
                                               ("vlan", {"vlan", "qos", "proto"}),

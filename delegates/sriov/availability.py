@@ -3,21 +3,25 @@
 sriov_numvfs), has no allocation record, its netdev is in the host netns, and the kubelet's
 device plugin does not own it (reserved.py)."""
 import contextlib
-from dataclasses import dataclass
 
 from . import reserved
 from .device import Device
 from .records import Records
 
 
-@dataclass(frozen=True)
 class PFCount:
-    pf: str
-    total: int
-    free: int
-    allocated: int
-    pf_attached: bool   # the PF itself is in a pod (pfOnly): none of its VFs is usable
-    pods: tuple = ()    # UIDs of the pods holding its VFs (records carrying K8S_POD_UID), sorted
+    """One PF's VFs: `total`, `free`, `allocated`; `pf_attached`: the PF itself is in a pod
+    (pfOnly), none of its VFs is usable; `pods`: the UIDs of the pods holding its VFs (records
+    carrying K8S_POD_UID), sorted."""
+    __slots__ = ("pf", "total", "free", "allocated", "pf_attached", "pods")
+
+    def __init__(self, pf: str, total: int, free: int, allocated: int, pf_attached: bool, pods: tuple = ()):
+        self.pf = pf
+        self.total = total
+        self.free = free
+        self.allocated = allocated
+        self.pf_attached = pf_attached
+        self.pods = pods
 
     def to_dict(self) -> dict:
         return {"pf": self.pf, "total": self.total, "free": self.free, "allocated": self.allocated,

@@ -16,8 +16,6 @@ winner would attach a pod to a VLAN or with a MAC someone did not ask for.
 Unknown CNI_ARGS keys are refused unless `IgnoreUnknown=1`, as the CNI spec (and Go's
 types.LoadArgs) say.
 """
-import re
-
 from cni.args import require_known
 from cni.errors import INVALID_ENV, CNIError
 
@@ -26,15 +24,20 @@ from . import config, podannotations
 # what this plugin reads, plus the pod identity every runtime passes (kubelet, podman, Multus)
 KNOWN = {"IP", "VF", "VLAN", "MAC", "K8S_POD_NAMESPACE", "K8S_POD_NAME",
          "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID"}
-_UINT = re.compile(r"^[0-9]{1,5}$")
 
 
 def _bad(key: str, raw: str, why: str) -> CNIError:
     return CNIError(INVALID_ENV, f"invalid CNI_ARGS {key}={raw[:40]!r}: {why}", f"argument={key}")
 
 
+def is_uint(raw: str) -> bool:
+    """1-5 ASCII digits, maybe followed by one newline: what `^[0-9]{1,5}$` matches (int() takes both)."""
+    digits = raw[:-1] if raw[-1:] == "\n" else raw
+    return 0 < len(digits) <= 5 and digits.isascii() and digits.isdigit()
+
+
 def _int(key: str, raw: str, hi: int) -> int:
-    if not _UINT.match(raw) or int(raw) > hi:
+    if not is_uint(raw) or int(raw) > hi:
         raise _bad(key, raw, f"expected an integer 0..{hi}")
     return int(raw)
 

@@ -1,13 +1,9 @@
-"""sriov network configuration, parsed once into a frozen dataclass and validated before
+"""sriov network configuration, parsed once into a SriovConfig and validated before
 anything is touched. Keys follow upstream sriov-cni where they overlap, so its configs work
 unchanged; an unknown key is an error, not silence."""
-import re
-from dataclasses import dataclass
-
 from cni.errors import config_error
 
-PCI_RE = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
-MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+_HEX = frozenset("0123456789abcdefABCDEF")
 DEFAULT_STATE_DIR = "/var/lib/cni/netmeta/sriov"
 
 # keys the CNI spec, libcni, Multus or the device plugin inject: known, not ours to validate
@@ -23,28 +19,38 @@ VF_ONLY = ("vf", "vlan", "vlanQoS", "vlanProto", "min_tx_rate", "max_tx_rate", "
            "trust", "link_state", "excludeVFs")
 
 
-@dataclass(frozen=True)
 class SriovConfig:
-    name: str
-    master: str | None
-    device_id: str | None
-    vf: int | None
-    pf_only: bool
-    vlan: int | None
-    qos: int | None
-    proto: str | None          # "802.1Q" | "802.1ad"
-    mac: str | None
-    min_tx_rate: int | None
-    max_tx_rate: int | None
-    spoofchk: bool | None
-    trust: bool | None
-    link_state: str | None
-    mtu: int | None
-    ipam: dict | None
-    sysfs_root: str
-    backend: str
-    state_dir: str
-    exclude_vfs: frozenset
+    """One sriov network's validated settings (load() builds it; read-only by convention).
+    None: not set. `proto`: "802.1Q" | "802.1ad"; `exclude_vfs`: a frozenset of VF indices."""
+    __slots__ = ("name", "master", "device_id", "vf", "pf_only", "vlan", "qos", "proto", "mac", "min_tx_rate",
+                 "max_tx_rate", "spoofchk", "trust", "link_state", "mtu", "ipam", "sysfs_root", "backend",
+                 "state_dir", "exclude_vfs")
+
+    def __init__(self, name: str, master: str | None, device_id: str | None, vf: int | None, pf_only: bool,
+                 vlan: int | None, qos: int | None, proto: str | None, mac: str | None,
+                 min_tx_rate: int | None, max_tx_rate: int | None, spoofchk: bool | None, trust: bool | None,
+                 link_state: str | None, mtu: int | None, ipam: dict | None, sysfs_root: str, backend: str,
+                 state_dir: str, exclude_vfs: frozenset):
+        self.name = name
+        self.master = master
+        self.device_id = device_id
+        self.vf = vf
+        self.pf_only = pf_only
+        self.vlan = vlan
+        self.qos = qos
+        self.proto = proto
+        self.mac = mac
+        self.min_tx_rate = min_tx_rate
+        self.max_tx_rate = max_tx_rate
+        self.spoofchk = spoofchk
+        self.trust = trust
+        self.link_state = link_state
+        self.mtu = mtu
+        self.ipam = ipam
+        self.sysfs_root = sysfs_root
+        self.backend = backend
+        self.state_dir = state_dir
+        self.exclude_vfs = exclude_vfs
 
     def pf_settings(self) -> dict:
         """The VF-table changes this config asks for (only those it sets)."""
@@ -77,10 +83,40 @@ def _onoff(conf, key):
     raise config_error(key, f"{v!r} must be \"on\", \"off\" or a boolean")
 
 
+def _hex(s: str) -> bool:
+    return all(c in _HEX for c in s)
+
+
+def _dollar(test, s: str) -> bool:
+    """`test(s)`, or s ends with one newline and test holds without it: what a `^...$`
+    pattern's match() accepts (`$` matches before a trailing newline too)."""
+    return test(s) or (s[-1:] == "\n" and test(s[:-1]))
+
+
+def _is_pci(s: str) -> bool:
+    """dddd:bb:dd.f, hex of either case (the sysfs form is checked by topology.parse_pci)."""
+    return (len(s) == 12 and s[4] == ":" and s[7] == ":" and s[10] == "." and s[11] in "01234567"
+            and _hex(s[:4] + s[5:7] + s[8:10]))
+
+
+def _is_mac(s: str) -> bool:
+    return len(s) == 17 and s[2::3] == ":::::" and _hex(s[0::3] + s[1::3])
+
+
+def is_pci(s: str) -> bool:
+    """What the config accepts as a PCI address (deviceID): `^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$`."""
+    return _dollar(_is_pci, s)
+
+
+def is_mac(s: str) -> bool:
+    """What the config accepts as a MAC address: `^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$`."""
+    return _dollar(_is_mac, s)
+
+
 def check_mac(v, key):
     if v in (None, ""):
         return None
-    if not isinstance(v, str) or not MAC_RE.match(v):
+    if not isinstance(v, str) or not is_mac(v):
         raise config_error(key, f"{str(v)[:40]!r} is not a MAC address")
     if int(v[:2], 16) & 1:
         raise config_error(key, f"{v} is a multicast MAC address")
@@ -97,8 +133,9 @@ def load(conf: dict) -> SriovConfig:
         raise config_error("kubernetes", "must be a boolean")
     if not isinstance(conf.get("kubeconfig", ""), str):
         raise config_error("kubeconfig", "must be a path")
-    from .podoverrides import policy_of
-    policy_of(conf, conf.get("name", ""))   # its syntax, whether or not a pod asks
+    if conf.get("podOverrides") is not None:
+        from .podoverrides import policy_of
+        policy_of(conf, conf.get("name", ""))   # its syntax, whether or not a pod asks
     runtime = conf.get("runtimeConfig")
     if not isinstance(runtime, dict):
         runtime = {}
@@ -106,7 +143,7 @@ def load(conf: dict) -> SriovConfig:
     if master is not None and (not isinstance(master, str) or not 0 < len(master) <= 15 or "/" in master):
         raise config_error("master", f"{str(master)[:40]!r} is not an interface name")
     device_id = conf.get("deviceID") or runtime.get("deviceID") or conf.get("pciBusID")
-    if device_id is not None and (not isinstance(device_id, str) or not PCI_RE.match(device_id)):
+    if device_id is not None and (not isinstance(device_id, str) or not is_pci(device_id)):
         raise config_error("deviceID", f"{str(device_id)[:40]!r} is not a PCI address (dddd:bb:dd.f)")
     pf_only = conf.get("pfOnly", False)
     if not isinstance(pf_only, bool):

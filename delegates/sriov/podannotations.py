@@ -16,15 +16,15 @@ When the meta plugin planned the attachment it has already applied them (and rem
 """
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
-from types import SimpleNamespace
-
 from cni import log
-from cni.annotjson import GO_SPACE, INT64_MAX, MAX_ANNOTATION_BYTES, AnnotationError, JSONPairs, fail, go_loads, json_kind, quote
 from cni.errors import API_FAILED, INVALID_CONFIG, CNIError
 
-from . import podoverrides
+# typing.TYPE_CHECKING without importing typing: mypy takes any `TYPE_CHECKING` as true. The
+# annotation parser (cni/annotjson.py), json and podoverrides.py are imported where used: a
+# call whose pod's annotations cannot be seen, or carry no override, needs none of them.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 _log = log.get("sriov")
 APPLIED = "podOverridesApplied"
@@ -60,6 +60,7 @@ def parse_override(value: str, network_names: Iterable,
     `override_for` to find the value for one attachment. The meta plugin knows every network of
     the pod and refuses other names; a stand-alone sriov plugin knows only its own
     (`other_networks_ok`: entries for other networks are syntax-checked and skipped)."""
+    from cni.annotjson import GO_SPACE, INT64_MAX, MAX_ANNOTATION_BYTES, JSONPairs, fail, go_loads, json_kind, quote
     if value is None or not isinstance(value, str):
         raise fail(key, "annotation", "must be a string")
     if len(value) > MAX_ANNOTATION_BYTES:
@@ -117,6 +118,8 @@ def override_for(overrides: Mapping[str, int], selection) -> int | None:
 
 def _get_pod(kubeconfig: str, ns: str, name: str) -> dict:
     try:
+        import json
+
         from kubernetes import client, config
         api = config.new_client_from_config(config_file=kubeconfig)
         with api:
@@ -162,13 +165,14 @@ def apply(conf: dict, args: dict, lookup=None) -> dict:
     if not annots:
         return conf
     network = str(conf.get("name", ""))
-    sel = SimpleNamespace(name=network, key=f"{args.get('K8S_POD_NAMESPACE')}/{network}")
+    sel = _Selection(network, f"{args.get('K8S_POD_NAMESPACE')}/{network}")
     found: list[int | None] = []
     for key in (SRIOV_VLAN_ANNOTATION, SRIOV_TXRATE_ANNOTATION):
         raw = annots.get(key)
         if raw in (None, ""):
             found.append(None)
             continue
+        from cni.annotjson import AnnotationError
         try:
             found.append(override_for(parse_override(raw, [network, sel.key], key, other_networks_ok=True), sel))
         except AnnotationError as e:
@@ -177,4 +181,13 @@ def apply(conf: dict, args: dict, lookup=None) -> dict:
     if vlan is None and rate is None:
         return conf
     _log.info("pod %s applies %s", sel.key, {k: v for k, v in (("vlan", vlan), ("max_tx_rate", rate)) if v is not None})
+    from . import podoverrides
     return podoverrides.apply(conf, network, vlan, rate)
+
+
+class _Selection:
+    """The attachment override_for() looks up: the network's `name` and `namespace/name`."""
+    __slots__ = ("name", "key")
+
+    def __init__(self, name: str, key: str):
+        self.name, self.key = name, key

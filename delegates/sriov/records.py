@@ -10,13 +10,11 @@ metrics report the files set aside (`aside()`).
 
 Parsed records are cached per process (see `_Cache`): a long-lived process (the node daemon)
 re-reads only the files that changed since it last read them."""
+import _thread
 import collections
 import contextlib
-import copy
 import json
 import os
-import re
-import threading
 import time
 
 from cni import files, log
@@ -24,10 +22,30 @@ from cni import files, log
 from . import owner
 
 LOCK = ".lock"
-NAME_RE = re.compile(r"(?:vf(0|[1-9][0-9]{0,3})|pf)\.json")
-ASIDE_RE = re.compile(r"(?P<name>.+)\.(?P<kind>damaged|vanished|reclaimed)\.(?P<ns>[0-9]+)")
+ASIDE_KINDS = ("damaged", "vanished", "reclaimed")
 STATES = ("allocated", "ready")
 KEEP_ASIDE = 20   # per PF: the newest files set aside are kept for the operator
+
+
+def parse_name(name: str) -> tuple | None:
+    """(VF index, or None for the PF's own record,) of a record file name: `vf<N>.json` (N:
+    0..9999, no leading zero) or `pf.json`; None for any other name."""
+    if name == "pf.json":
+        return (None,)
+    n = name[2:-5] if name.startswith("vf") and name.endswith(".json") else ""
+    if 0 < len(n) <= 4 and n.isascii() and n.isdigit() and (n == "0" or n[0] != "0"):
+        return (int(n),)
+    return None
+
+
+def parse_aside(name: str) -> tuple | None:
+    """(file name, kind, ns) of a file set aside, `<name>.<kind>.<ns>` (kind: ASIDE_KINDS, ns:
+    decimal digits, no newline anywhere); None for any other name."""
+    parts = name.rsplit(".", 2)
+    if (len(parts) == 3 and parts[0] and parts[1] in ASIDE_KINDS and parts[2].isascii() and parts[2].isdigit()
+            and "\n" not in parts[0]):
+        return parts[0], parts[1], parts[2]
+    return None
 
 
 def validate(rec, pf: str, vf: int | None) -> str | None:
@@ -80,6 +98,7 @@ class Frozen(dict):
     update = pop = popitem = clear = setdefault = _read_only
 
     def __deepcopy__(self, memo):
+        import copy
         return {k: copy.deepcopy(v, memo) for k, v in self.items()}
 
     def __reduce__(self):
@@ -115,7 +134,7 @@ class _Cache:
 
     def __init__(self):
         self._dirs: collections.OrderedDict = collections.OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self.hits = self.misses = 0
 
     def get(self, d: str) -> dict:
@@ -205,7 +224,7 @@ class Records:
         except FileNotFoundError:
             return None
         log.get("sriov").error("VF record %s/%s set aside as %s: %s", pf, name, new, why)
-        old = sorted((n for n in os.listdir(d) if ASIDE_RE.fullmatch(n)), key=lambda n: int(n.rsplit(".", 1)[1]))
+        old = sorted((n for n in os.listdir(d) if parse_aside(n)), key=lambda n: int(n.rsplit(".", 1)[1]))
         for n in old[:-KEEP_ASIDE]:
             files.remove(os.path.join(d, n))
         return new
@@ -220,13 +239,14 @@ class Records:
         d = os.path.join(self.dir, pf)
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             for n in os.listdir(d):
-                m = ASIDE_RE.fullmatch(n)
+                m = parse_aside(n)
                 if not m:
                     continue
-                vm = NAME_RE.fullmatch(m["name"])
-                vf = int(vm[1]) if vm and vm[1] is not None else None
+                base, kind, ns = m
+                vm = parse_name(base)
+                vf = vm[0] if vm else None
                 why = None
-                if m["kind"] == "damaged":
+                if kind == "damaged":
                     try:
                         rec = files.read_json(os.path.join(d, n))
                         why = validate(rec, pf, vf) if vm else "not a record file name"
@@ -234,7 +254,7 @@ class Records:
                         why = f"not JSON: {e}"
                     except OSError as e:
                         why = f"unreadable: {e}"
-                out.append({"file": n, "kind": m["kind"], "vf": vf, "why": why, "ns": int(m["ns"])})
+                out.append({"file": n, "kind": kind, "vf": vf, "why": why, "ns": int(ns)})
         return sorted(out, key=lambda a: a["ns"])
 
     def report(self, pf: str) -> list:
@@ -246,8 +266,8 @@ class Records:
             for name in sorted(os.listdir(d)):
                 if not name.endswith(".json"):
                     continue
-                m = NAME_RE.fullmatch(name)
-                vf = None if m is None or m[1] is None else int(m[1])
+                m = parse_name(name)
+                vf = None if m is None else m[0]
                 why = "not a record file name" if m is None else None
                 if m is not None:
                     try:
@@ -276,7 +296,7 @@ class Records:
                     continue
                 if not name.endswith(".json"):
                     continue
-                m = NAME_RE.fullmatch(name)
+                m = parse_name(name)
                 if m is None:
                     if fix:
                         self.set_aside(pf, name, "damaged", "not a record file name")
@@ -295,7 +315,7 @@ class Records:
                         out.append(hit[1])
                         continue
                 CACHE.misses += 1
-                rec, seen = self._read(pf, None if m[1] is None else int(m[1]), fix)
+                rec, seen = self._read(pf, m[0], fix)
                 if rec is not None:
                     out.append(rec)
                     if seen is not None and _Cache.settled(seen[1], seen[2]):

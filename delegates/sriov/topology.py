@@ -15,13 +15,10 @@ its fake tree before each read of netdev names, so it is as live as the real one
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass
 
 from .vftable import VFTableError
 
-_PCI_RE = re.compile(r"[0-9a-f]{4,8}:[0-9a-f]{2}:[0-1][0-9a-f]\.[0-7]")
-_VIRTFN_RE = re.compile(r"virtfn(0|[1-9][0-9]{0,5})")
+_HEX = frozenset("0123456789abcdef")
 IFNAMSIZ = 16
 
 
@@ -29,16 +26,43 @@ class TopologyError(VFTableError):
     """Topology lookup failed (a VFTableError, so callers catch one type)."""
 
 
-@dataclass(frozen=True)
 class VFInfo:
-    index: int
-    pci: str
-    netdev: str | None      # current name in this netns; None when elsewhere / no netdev
+    """One VF of a PF: its index, PCI address and netdev name in this netns (None when it is
+    elsewhere or has none)."""
+    __slots__ = ("index", "pci", "netdev")
+
+    def __init__(self, index: int, pci: str, netdev: str | None):
+        self.index = index
+        self.pci = pci
+        self.netdev = netdev
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VFInfo):
+            return NotImplemented
+        return (self.index, self.pci, self.netdev) == (other.index, other.pci, other.netdev)
+
+    def __repr__(self) -> str:
+        return f"VFInfo(index={self.index!r}, pci={self.pci!r}, netdev={self.netdev!r})"
+
+
+def _is_pci(s: str) -> bool:
+    """`s` fullmatches `[0-9a-f]{4,8}:[0-9a-f]{2}:[0-1][0-9a-f]\\.[0-7]` (a lower-case PCI address)."""
+    dom, _, rest = s.partition(":")
+    return (4 <= len(dom) <= 8 and len(rest) == 7 and rest[2] == ":" and rest[5] == "."
+            and rest[3] in "01" and rest[6] in "01234567" and all(c in _HEX for c in dom + rest[:2] + rest[4]))
+
+
+def virtfn_index(name: str) -> int | None:
+    """N of a `virtfn<N>` link name (N: 0..999999, no leading zero), else None."""
+    digits = name[6:] if name.startswith("virtfn") else ""
+    if 0 < len(digits) <= 6 and digits.isascii() and digits.isdigit() and (digits == "0" or digits[0] != "0"):
+        return int(digits)
+    return None
 
 
 def parse_pci(addr: object, field: str = "deviceID") -> str:
     """Validate a PCI address `DDDD:BB:SS.F` (lower-case hex); return it lower-cased."""
-    if isinstance(addr, str) and _PCI_RE.fullmatch(addr.lower()):
+    if isinstance(addr, str) and _is_pci(addr.lower()):
         return addr.lower()
     raise TopologyError(field, f"failed to parse PCI address {addr!r}: want DDDD:BB:SS.F")
 
@@ -159,9 +183,9 @@ class Topology:
                                             f"{os.path.basename(pf_dir)} has no netdev in "
                                             "this network namespace")
         for name in os.listdir(pf_dir):
-            m = _VIRTFN_RE.fullmatch(name)
-            if m and self._link_pci(os.path.join(pf_dir, name)) == pci:
-                return pf, int(m.group(1))
+            n = virtfn_index(name)
+            if n is not None and self._link_pci(os.path.join(pf_dir, name)) == pci:
+                return pf, n
         raise TopologyError("deviceID", f"failed to find VF index of {pci}: no virtfn link "
                                         f"of {pf} points to it")
 

@@ -8,18 +8,20 @@ Both validate a change completely before touching anything, with the kernel's ru
 from __future__ import annotations
 
 import abc
-import dataclasses
-import re
-from dataclasses import dataclass
-from typing import Any, ClassVar
 
 from delegates import registry
+
+# typing.TYPE_CHECKING without importing typing (an exec'd call needs nothing of it): mypy
+# takes any `TYPE_CHECKING` as true
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
 
 VLAN_PROTOS = ("802.1Q", "802.1ad")
 LINK_STATES = ("auto", "enable", "disable")
 ZERO_MAC = "00:00:00:00:00:00"
 MAX_U32 = 0xFFFFFFFF
-_MAC_RE = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+_HEX = frozenset("0123456789abcdef")
 
 
 class VFTableError(Exception):
@@ -31,24 +33,47 @@ class VFTableError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
 class VFState:
-    mac: str = ZERO_MAC           # lower-case; all-zero = unset
-    vlan: int = 0
-    qos: int = 0
-    proto: str = "802.1Q"
-    min_tx_rate: int = 0          # Mbps, 0 = no limit
-    max_tx_rate: int = 0
-    spoofchk: bool = True
-    trust: bool = False
-    link_state: str = "auto"
+    """One VF's entry in the PF's table. Treated as immutable (instances are shared, e.g. one
+    default for every VF): replace() gives a changed copy. Equal when every field is."""
+    __slots__ = ("mac", "vlan", "qos", "proto", "min_tx_rate", "max_tx_rate", "spoofchk", "trust",
+                 "link_state")
+    FIELDS = __slots__
+
+    def __init__(self, mac: str = ZERO_MAC, vlan: int = 0, qos: int = 0, proto: str = "802.1Q",
+                 min_tx_rate: int = 0, max_tx_rate: int = 0, spoofchk: bool = True, trust: bool = False,
+                 link_state: str = "auto"):
+        self.mac = mac                   # lower-case; all-zero = unset
+        self.vlan = vlan
+        self.qos = qos
+        self.proto = proto               # "802.1Q" | "802.1ad"
+        self.min_tx_rate = min_tx_rate   # Mbps, 0 = no limit
+        self.max_tx_rate = max_tx_rate
+        self.spoofchk = spoofchk
+        self.trust = trust
+        self.link_state = link_state     # "auto" | "enable" | "disable"
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, k) for k in self.FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VFState):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __repr__(self) -> str:
+        return "VFState(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.FIELDS) + ")"
+
+    def replace(self, **changes: Any) -> "VFState":
+        """A copy with `changes` (field names) applied."""
+        return VFState(**{**self.to_dict(), **changes})
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {k: getattr(self, k) for k in self.FIELDS}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "VFState":
-        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+        return cls(**{k: d[k] for k in cls.FIELDS if k in d})
 
 
 # Field groups the kernel takes in one attribute each (IFLA_VF_VLAN[_LIST], IFLA_VF_RATE, ...).
@@ -66,8 +91,13 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _is_mac(s: str) -> bool:
+    """`s` is xx:xx:xx:xx:xx:xx in lower-case hex (what `[0-9a-f]{2}(:[0-9a-f]{2}){5}` fullmatches)."""
+    return len(s) == 17 and s[2::3] == ":::::" and all(c in _HEX for i, c in enumerate(s) if i % 3 != 2)
+
+
 def normalize_mac(mac: Any, vf: int) -> str:
-    if not isinstance(mac, str) or not _MAC_RE.fullmatch(mac.lower()):
+    if not isinstance(mac, str) or not _is_mac(mac.lower()):
         raise VFTableError("mac", f"failed to set vf {vf} mac {mac!r}: not a MAC address "
                                   "(want xx:xx:xx:xx:xx:xx)")
     mac = mac.lower()
@@ -120,7 +150,7 @@ def plan_set(current: VFState, vf: Any, numvfs: int, given: dict[str, Any]
                                              f"{given['link_state']!r}: want auto, enable "
                                              "or disable")
         new["link_state"] = given["link_state"]
-    state = dataclasses.replace(current, **new)
+    state = current.replace(**new)
     if state.qos and not state.vlan and {"vlan", "qos", "proto"} & new.keys():
         raise VFTableError("vlanQoS", f"failed to set vf {vf} vlan qos {state.qos}: "
                                       "a QoS needs a VLAN id other than 0")

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import socket
 import struct
-from typing import Any
 
+from cni import log
 from cni.rtnl import (
     F_ACK,
     F_REQUEST,
@@ -42,7 +41,13 @@ from cni.rtnl import (
 
 from .vftable import GROUPS, VFState, VFTable, VFTableError, plan_set
 
-log = logging.getLogger(__name__)
+_log = log.get("sriov")
+
+# typing.TYPE_CHECKING without importing typing (an exec'd call needs nothing of it): mypy
+# takes any `TYPE_CHECKING` as true
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 ETH_P_8021Q = 0x8100
 ETH_P_8021AD = 0x88A8
@@ -267,7 +272,7 @@ class NetlinkVFTable(VFTable):
             try:
                 self._send(vf, group, old)
             except NetlinkError as e:
-                log.warning("failed to restore vf %d %s of %s: %s", vf, group, self.pf, e)
+                _log.warning("failed to restore vf %d %s of %s: %s", vf, group, self.pf, e)
 
     def _error(self, vf: int, group: str, given: dict[str, Any],
                e: NetlinkError) -> VFTableError:

@@ -34,7 +34,6 @@ import json
 import os
 import socket
 import sys
-from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError  # what cni.rtnl raises: 3 small modules
 
@@ -75,6 +74,12 @@ from .ports import (
 )
 from .sysfs import DRIVER, PCI_DIR, remove_tree, set_netdev_name, tree_lock, write_tree
 from .vftable import STATE_DIR, SimVFTable, flocked, init_state, lock_path, state_path
+
+# typing.TYPE_CHECKING without importing typing (an exec'd call needs nothing of it): mypy
+# takes any `TYPE_CHECKING` as true
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "ALIAS_PREFIX", "BRIDGE", "DEFAULT_ROOT", "DRIVER", "MAX_VFS", "NETNS_PREFIX", "NSID_NONE",

@@ -24,7 +24,6 @@ import fcntl
 import os
 import socket
 import struct
-from typing import Iterator
 
 from pyroute2.netlink.exceptions import NetlinkError  # what cni.rtnl raises: 3 small modules
 
@@ -46,6 +45,12 @@ from cni.rtnl import (
 from delegates.sriov.vftable import ZERO_MAC
 
 from .names import SimError, peer_name, port_alias
+
+# typing.TYPE_CHECKING without importing typing (an exec'd call needs nothing of it): mypy
+# takes any `TYPE_CHECKING` as true
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator
 
 BRIDGE = "esw"
 NSID_NONE = (-1, 0xFFFFFFFF)

@@ -11,11 +11,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from typing import Any
 
 from cni.files import atomic_write, locked, read_json
 from delegates.sriov.topology import Topology, TopologyError
 from delegates.sriov.vftable import VFState, VFTable, VFTableError, plan_set
+
+# typing.TYPE_CHECKING without importing typing (an exec'd call needs nothing of it): mypy
+# takes any `TYPE_CHECKING` as true
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 STATE_DIR = "netmeta-sim"
 

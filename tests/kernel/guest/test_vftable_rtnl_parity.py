@@ -11,7 +11,6 @@ against pyroute2 0.9 and iproute2 on a real kernel's VF table (netdevsim), in th
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import struct
@@ -109,7 +108,7 @@ def test_each_group_leaves_the_kernel_as_pyroute2_did(show):
             assert want == table.get(THEIRS)
             for step in STEPS:
                 table.set(OURS, **step)
-                want = dataclasses.replace(want, **step)
+                want = want.replace(**step)
                 for group in [g for g, f in GROUPS.items() if set(f) & step.keys()]:
                     ipr.link("set", index=index, vf=old_spec(THEIRS, group, want))
                 num, old = pyroute2_read(ipr, index)
@@ -188,14 +187,11 @@ def test_a_large_pf_is_read_whole(many_vfs, show, n):
                                                          states[-1]))
         assert table.num_vfs() == len(states) == n
         default = VFState(spoofchk=False)                           # netdevsim's
-        assert states[last] == dataclasses.replace(default, mac="02:00:00:00:99:99", vlan=12,
-                                                   qos=3)
-        assert states[n // 2] == dataclasses.replace(default, vlan=13, proto="802.1ad",
-                                                     spoofchk=True)
+        assert states[last] == default.replace(mac="02:00:00:00:99:99", vlan=12, qos=3)
+        assert states[n // 2] == default.replace(vlan=13, proto="802.1ad", spoofchk=True)
         assert states.count(default) == n - 2
         table.set(last - 1, mac="02:00:00:00:88:88", vlan=300, proto="802.1ad",
                   max_tx_rate=70, trust=True)
-        assert table.get(last - 1) == dataclasses.replace(
-            default, mac="02:00:00:00:88:88", vlan=300, proto="802.1ad", max_tx_rate=70,
-            trust=True)
+        assert table.get(last - 1) == default.replace(mac="02:00:00:00:88:88", vlan=300, proto="802.1ad",
+                                                      max_tx_rate=70, trust=True)
         assert table.get(last) == states[last]
