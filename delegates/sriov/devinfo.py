@@ -2,10 +2,9 @@
 attached when the runtime hands it a `CNIDeviceInfoFile` (capability) and no device plugin's
 copy is there already (Multus copies the device plugin's first). A userspace-bound VF (DPDK)
 also names its driver (`driver`, netmeta's addition; JSON readers of the spec ignore it)."""
-import json
 import os
 
-from cni import files, log
+from cni import files, jsonlite, log
 
 _log = log.get("sriov")
 
@@ -20,5 +19,5 @@ def write(runtime: dict, pci: str, pf_pci: str | None, driver: str | None) -> No
     if driver:
         info["driver"] = driver
     # 0444 like the spec's writers: the pod reads it through a host path
-    files.atomic_write(path, json.dumps({"type": "pci", "version": "1.1.0", "pci": info}), mode=0o444)
+    files.atomic_write(path, jsonlite.dumps({"type": "pci", "version": "1.1.0", "pci": info}), mode=0o444)
     _log.info("wrote device-info %s for %s", path, pci)

@@ -13,11 +13,10 @@ re-reads only the files that changed since it last read them."""
 import _thread
 import collections
 import contextlib
-import json
 import os
 import time
 
-from cni import files, log
+from cni import files, jsonlite, log
 
 from . import owner
 
@@ -103,6 +102,15 @@ class Frozen(dict):
 
     def __reduce__(self):
         return dict, (dict(self),)
+
+
+def _frozen(v):
+    """`v` (parsed JSON) with every object a Frozen (json's object_hook=Frozen)."""
+    if isinstance(v, dict):
+        return Frozen({k: _frozen(x) for k, x in v.items()})
+    if isinstance(v, list):
+        return [_frozen(x) for x in v]
+    return v
 
 
 def _key(st: os.stat_result) -> tuple:
@@ -193,7 +201,7 @@ class Records:
             with os.fdopen(fd, "rb") as f:
                 st = os.fstat(fd)
                 seen = (_key(st), st, time.time_ns())
-                rec = json.loads(f.read(), object_hook=Frozen)
+                rec = _frozen(jsonlite.loads(f.read()))
             why = validate(rec, pf, vf)   # (a file holding `null` is damaged, not absent)
         except (ValueError, UnicodeDecodeError) as e:
             why = f"not JSON: {e}"

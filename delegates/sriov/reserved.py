@@ -6,10 +6,9 @@ a device plugin registered -- GetAllocatableResources -- and every device alloca
 List) plus the device-plugin pools its config names. sriov's allocator (no deviceID) never
 takes one of them and node availability does not count them; a deviceID names its VF
 explicitly (the kubelet gave it to this pod) and is not affected."""
-import json
 import os
 
-from cni import files
+from cni import files, jsonlite
 
 NAME = "kubelet-devices.json"
 
@@ -21,7 +20,7 @@ def path(state_dir: str) -> str:
 def load(state_dir: str) -> frozenset:
     try:
         with open(path(state_dir), "rb") as f:
-            data = json.load(f)
+            data = jsonlite.loads(f.read())
         return frozenset(str(d).lower() for d in data.get("devices") or ())
     except (OSError, ValueError, AttributeError, TypeError):
         return frozenset()
@@ -33,5 +32,5 @@ def store(state_dir: str, devices, now: float) -> bool:
     exists = os.path.exists(path(state_dir))
     if (sorted(load(state_dir)) == devices and exists) or (not devices and not exists):
         return False
-    files.atomic_write(path(state_dir), json.dumps({"devices": devices, "updated": now}))
+    files.atomic_write(path(state_dir), jsonlite.dumps({"devices": devices, "updated": now}))
     return True

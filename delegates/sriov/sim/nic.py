@@ -30,14 +30,13 @@ imported only by create/destroy, for netns.create/remove (tests/test_startup_imp
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import sys
 
 from pyroute2.netlink.exceptions import NetlinkError  # what cni.rtnl raises: 3 small modules
 
-from cni import log
+from cni import jsonlite, log
 from cni.files import atomic_write, read_json
 from cni.rtnl import Rtnl
 from delegates.sriov.topology import valid_ifname
@@ -113,7 +112,7 @@ def _load_meta(root: str, pf: str) -> dict[str, Any] | None:
 
 def _save_meta(root: str, meta: dict[str, Any]) -> None:
     # not fsync'd, like the VF table (sim/vftable.py _write): a power loss ends the sim NIC
-    atomic_write(_meta_path(root, meta["pf"]), json.dumps(meta, indent=1) + "\n", durable=False)
+    atomic_write(_meta_path(root, meta["pf"]), jsonlite.dumps(meta) + "\n", durable=False)
 
 
 # ---------------------------------------------------------------- create / destroy
@@ -489,6 +488,6 @@ def main(argv: list[str] | None = None) -> int:
     except (SimError, VFTableError, NetlinkError, OSError) as e:
         print(f"netmeta sim {args.cmd}: {e}", file=sys.stderr)
         return 1
-    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.write(jsonlite.dumps(out) + "\n")
     sys.stdout.flush()
     return 0

@@ -9,9 +9,9 @@ enabled VF has: zero MAC, no VLAN, no rate limit, spoofchk on, trust off, link s
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 
+from cni import jsonlite
 from cni.files import atomic_write, locked, read_json
 from delegates.sriov.topology import Topology, TopologyError
 from delegates.sriov.vftable import VFState, VFTable, VFTableError, plan_set
@@ -48,7 +48,7 @@ def _write(root: str, pf: str, vfs: list[VFState]) -> None:
     doc = {"pf": pf, "vfs": [s.to_dict() for s in vfs]}
     # the NIC's registers: hardware keeps them in no file, and a power loss takes the sim's
     # veths and netns with it (the sim is created again): atomic, not fsync'd
-    atomic_write(state_path(root, pf), json.dumps(doc, indent=1) + "\n", durable=False)
+    atomic_write(state_path(root, pf), jsonlite.dumps(doc) + "\n", durable=False)
 
 
 class SimVFTable(VFTable):
