@@ -202,3 +202,35 @@ def test_sriov_modules_import_no_dataclasses_typing_re_json_or_logging():
                     bad[os.path.relpath(path, REPO)] = sorted(hit)
     assert not bad, bad
     assert {"os", "cni"} <= _module_level_imports(os.path.join(root, "reserved.py"))   # (the walk sees imports)
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=4), kids, max_size=3),
+                    max_leaves=12)
+
+
+def _shape(v):
+    """`v` with each container replaced by (its type name, its items' shapes)."""
+    if isinstance(v, dict):
+        return type(v).__name__, {k: _shape(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return "list", [_shape(x) for x in v]
+    return v
+
+
+@settings(max_examples=200)
+@given(extra=JSON)
+def test_a_record_reads_as_json_with_object_hook_frozen(tmp_path_factory, extra):
+    """Records are parsed by cni/jsonlite and frozen after: the same value and the same types
+    (every object a Frozen, arrays lists) as json.loads(..., object_hook=Frozen) gave."""
+    import json
+    d = tmp_path_factory.mktemp("srivlean-rec")
+    recs = records.Records(str(d))
+    rec = {"containerID": "c1", "ifname": "net1", "netns": "/var/run/netns/x", "pf": "pf0", "vf": 1,
+           "state": "ready", "tmpName": "nmv0", "owner": {"token": "ab", "x": [{"y": extra}]}, "extra": extra,
+           "saved": {"table": {"vlan": 0}, "netdev": {"name": "pf0v1", "mac": None, "mtu": 1500, "up": False}}}
+    recs.write(rec)
+    with open(recs.path("pf0", 1), "rb") as f:
+        want = json.loads(f.read(), object_hook=records.Frozen)
+    got = recs.read("pf0", 1)
+    assert got == want and _shape(got) == _shape(want)
