@@ -104,9 +104,12 @@ class Frozen(dict):
         return dict, (dict(self),)
 
 
+_set = dict.__setitem__   # (a Frozen's own __setitem__ refuses)
+
+
 def _frozen(v):
     """`v` (parsed JSON) with every object a Frozen, as json's object_hook=Frozen gives (only
-    the objects and arrays are walked: as fast as the hook was)."""
+    objects and arrays are walked: with cni/jsonlite's parse, ~9 us a record, the hook's ~7)."""
     if type(v) is dict:
         f = Frozen(v)
         for k, x in v.items():
@@ -116,9 +119,6 @@ def _frozen(v):
     if type(v) is list:
         return [_frozen(x) if type(x) is dict or type(x) is list else x for x in v]
     return v
-
-
-_set = dict.__setitem__
 
 
 def _key(st: os.stat_result) -> tuple:
