@@ -196,8 +196,8 @@ def importers(stderr: str) -> dict:
 
 # issue 19: none of these is imported by an exec'd sriov call at all; and no module of the sriov
 # plugin (or its simulator) imports any of SRIOV_NEVER_IMPORTS, directly or through another
-# (re and json are still cni/invoke.py's: it imports them, and subprocess, at module level)
-SRIOV_LEAN = ("dataclasses", "inspect", "typing", "delegates.sriov.podoverrides", "cni.annotjson")
+# (enum and threading still come with the stdlib socket module and cni/netns.py, delegates/sriov/garp.py)
+SRIOV_LEAN = ("dataclasses", "inspect", "typing", "re", "json", "subprocess", "delegates.sriov.podoverrides", "cni.annotjson")
 SRIOV_NEVER_IMPORTS = ("dataclasses", "typing", "re", "inspect", "logging", "json", "enum")
 
 
