@@ -25,6 +25,11 @@ def is_plain_name(s: str) -> bool:
     return bool(s) and s[0] in _ALNUM and _NAME_CHARS.issuperset(s)
 
 
+def is_network_name(name) -> bool:
+    """The spec's network name: a plain name (is_plain_name) of at most 200 characters."""
+    return isinstance(name, str) and is_plain_name(name) and len(name) <= 200
+
+
 def validate_ifname(name: str) -> str:
     """Linux interface name rules (dev_valid_name): 1-15 bytes, not . or .., no / : or space."""
     if not name:
@@ -123,7 +128,7 @@ def from_env(environ, stdin: bytes) -> Request:
                        f"config version {v} does not allow {cmd}",
                        f"{cmd} needs cniVersion >= {MIN_VERSION[cmd]}")
     name = req.config.get("name")
-    if not isinstance(name, str) or not is_plain_name(name) or len(name) > 200:
+    if not is_network_name(name):
         raise CNIError(INVALID_CONFIG, f"invalid network name {str(name)[:80]!r}",
                        "must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
     return req

@@ -3,6 +3,7 @@ attachments (default network first). Everything is resolved and validated here, 
 DEL cache is written and before any delegate runs, so bad input changes nothing."""
 from cni import log
 from cni.errors import INVALID_CONFIG, NAMESPACE_DENIED, NETWORK_NOT_FOUND, POLICY_DENIED, CNIError
+from cni.request import is_network_name
 
 from . import devices, networks
 from .attachments import Attachment, copy_json
@@ -107,6 +108,8 @@ class Planner:
             n += 1
         for att, (drop4, drop6) in zip(atts, drops):
             att.drop_default = [f for f, d in (("4", drop4), ("6", drop6)) if d]
+        for att in atts:
+            _check_name(att)
         devices.assign(atts, req, self.cfg)   # resourceName -> the kubelet's devices
         return atts
 
@@ -231,3 +234,14 @@ def _with_overrides(conf: dict, network: str, vlan, rate, explicit: bool) -> dic
     if not is_list:
         return out_plugins[0]
     return dict({k: v for k, v in conf.items() if k != "podOverrides"}, plugins=out_plugins)
+
+
+def _check_name(att) -> None:
+    """A delegate config's name, when it has one, must be a CNI network name (the spec's rule;
+    cni/request.py and libcni's skel refuse any other). Refused here, before the DEL cache is
+    written: a delegate refusing it would refuse its DEL too, and the cache could never be
+    cleared. (Multus v4.1.4 hands such a config on, and its DEL then fails the same way.)"""
+    name = att.conf.get("name")
+    if name is not None and not is_network_name(name):
+        raise CNIError(INVALID_CONFIG, f"network {att.network}: invalid network name {str(name)[:80]!r}",
+                       "a CNI network name must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")
