@@ -52,7 +52,7 @@ class _Nodes(Informer):
     def __init__(self, kube, ledger):
         self.ledger = ledger
         list_fn, watch_fn = kube.lister("/api/v1/nodes")
-        super().__init__("nodes", list_fn, watch_fn, kube._count, transform=parse_free)
+        super().__init__("nodes", list_fn, watch_fn, kube.count_call, transform=parse_free)
 
     def changed(self, key, old, new, obj) -> None:
         if new is not old:
@@ -68,7 +68,7 @@ class _PendingPods(Informer):
     def __init__(self, kube, ledger, need):
         self.ledger, self.need = ledger, need
         list_fn, watch_fn = kube.lister("/api/v1/pods", fieldSelector=PENDING)
-        super().__init__("pending-pods", list_fn, watch_fn, kube._count, transform=_pod_key)
+        super().__init__("pending-pods", list_fn, watch_fn, kube.count_call, transform=_pod_key)
 
     def changed(self, key, old, new, obj) -> None:
         if new is None:
