@@ -27,7 +27,18 @@ OUR_KEYS = {"socketPath", "mode", "nadDir", "statusDir", "delegateTimeout", "nod
 READINESS_POLL, READINESS_TIMEOUT = 1.0, 45.0
 
 
-class MetaConfig:
+class SetOnce:
+    """A slotted class whose attributes are set once, by __init__, then read-only."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value) -> None:
+        if hasattr(self, name):   # already set (by __init__)
+            raise AttributeError(f"{type(self).__name__} is read-only: cannot set {name}")
+        object.__setattr__(self, name, value)
+
+
+class MetaConfig(SetOnce):
     """The parsed configuration; read-only (each attribute is set once, by __init__)."""
 
     __slots__ = ("name", "kubeconfig", "delegates", "cluster_network", "default_networks", "cni_dir", "conf_dir",
@@ -92,11 +103,6 @@ class MetaConfig:
         self.podresources_socket = podresources_socket
         self.checkpoint_file = checkpoint_file
         self.devinfo_dir = devinfo_dir
-
-    def __setattr__(self, name: str, value) -> None:
-        if hasattr(self, name):   # already set (by __init__)
-            raise AttributeError(f"MetaConfig is read-only: cannot set {name}")
-        object.__setattr__(self, name, value)
 
 
 def is_dns_label(s: str) -> bool:

@@ -36,7 +36,7 @@ _log = log.get("meta")
 ANNOTS_KEY = "io.kubernetes.cri.pod-annotations"
 
 
-class Services:
+class Services(config.SetOnce):
     """What the process hosting the engine lends it. The defaults are thin mode's (the exec'd
     plugin): a kube client per kubeconfig, network-status PATCHed at once, events posted
     synchronously, the config's logLevel for stderr too. The daemon passes its own
@@ -61,11 +61,6 @@ class Services:
         self.events = events
         self.file_log_level_only = file_log_level_only
         self.delegates = delegates
-
-    def __setattr__(self, name: str, value) -> None:
-        if hasattr(self, name):   # already set (by __init__)
-            raise AttributeError(f"Services is read-only: cannot set {name}")
-        object.__setattr__(self, name, value)
 
 
 THIN = Services()

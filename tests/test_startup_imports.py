@@ -41,16 +41,21 @@ def entry_call(entry: str, command: str, conf: dict, **env) -> tuple:
     return entry_imports(entry, command, conf, **env)[:4]
 
 
-def entry_imports(entry: str, command: str, conf: dict, **env) -> tuple:
-    """entry_call's answer and {module: the module whose import loaded it (None: the entry script)},
-    from -X importtime's indentation (a module shows once: under whoever imported it first)."""
+def run_importtime(entry: str, command: str, conf: dict, **env) -> subprocess.CompletedProcess:
+    """One call of a libexec entry as the shim runs it (its #! python, -IS) under -X importtime."""
     script = os.path.join(LIBEXEC, entry)
     python = open(script).readline()[2:].split()[0]
     full = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": command, "CNI_CONTAINERID": "ctr1",
             "CNI_NETNS": "/x", "CNI_IFNAME": "eth0", "CNI_ARGS": "", "CNI_PATH": CNI_PATH,
             "NETMETA_SOCKET": "/nonexistent/netmeta.sock", **env}
-    p = subprocess.run([python, "-IS", "-X", "importtime", script], input=json.dumps(conf).encode(),
-                       env=full, capture_output=True, timeout=120)
+    return subprocess.run([python, "-IS", "-X", "importtime", script], input=json.dumps(conf).encode(),
+                          env=full, capture_output=True, timeout=120)
+
+
+def entry_imports(entry: str, command: str, conf: dict, **env) -> tuple:
+    """entry_call's answer and {module: the module whose import loaded it (None: the entry script)},
+    from -X importtime's indentation (a module shows once: under whoever imported it first)."""
+    p = run_importtime(entry, command, conf, **env)
     err = p.stderr.decode(errors="replace").splitlines()
     rows = [ln.split("|")[2] for ln in err if ln.startswith("import time:") and "cumulative" not in ln]
     mods = {r.strip() for r in rows}
@@ -210,13 +215,7 @@ def sriov_entry_call(command: str, conf: dict, **env) -> tuple:
     """entry_call("sriov", ...) (the same call) plus, for each SRIOV_NEVER_IMPORTS module a
     delegates.sriov module imported (itself or through stdlib modules), (module, its chain of
     importers)."""
-    script = os.path.join(LIBEXEC, "sriov")
-    python = open(script).readline()[2:].split()[0]
-    full = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": command, "CNI_CONTAINERID": "ctr1",
-            "CNI_NETNS": "/x", "CNI_IFNAME": "eth0", "CNI_ARGS": "", "CNI_PATH": CNI_PATH,
-            "NETMETA_SOCKET": "/nonexistent/netmeta.sock", **env}
-    p = subprocess.run([python, "-IS", "-X", "importtime", script], input=json.dumps(conf).encode(),
-                       env=full, capture_output=True, timeout=120)
+    p = run_importtime("sriov", command, conf, **env)
     err = p.stderr.decode(errors="replace")
     chains = importers(err)
     logs = [ln for ln in err.splitlines() if not ln.startswith("import time:")]
