@@ -237,11 +237,16 @@ def _with_overrides(conf: dict, network: str, vlan, rate, explicit: bool) -> dic
 
 
 def _check_name(att) -> None:
-    """A delegate config's name, when it has one, must be a CNI network name (the spec's rule;
-    cni/request.py and libcni's skel refuse any other). Refused here, before the DEL cache is
-    written: a delegate refusing it would refuse its DEL too, and the cache could never be
-    cleared. (Multus v4.1.4 hands such a config on, and its DEL then fails the same way.)"""
+    """A delegate config's name must be a CNI network name (the spec's rule; cni/request.py
+    and the reference plugins' skel refuse a missing or other name, for ADD and DEL alike).
+    Refused here, before the DEL cache is written: a delegate refusing it would refuse its DEL
+    too, and the cache could never be cleared. (Multus v4.1.4 hands such a config on, and its
+    DEL then fails the same way. A NAD's config without a name was named after the NAD by
+    meta/networks.py, as Multus does.)"""
     name = att.conf.get("name")
-    if name is not None and not is_network_name(name):
+    if name is None:
+        raise CNIError(INVALID_CONFIG, f"network {att.network}: the delegate config has no name",
+                       "a CNI network config needs a name; the plugins refuse one without (ADD and DEL)")
+    if not is_network_name(name):
         raise CNIError(INVALID_CONFIG, f"network {att.network}: invalid network name {str(name)[:80]!r}",
                        "a CNI network name must match [a-zA-Z0-9][a-zA-Z0-9_.-]*")

@@ -87,16 +87,18 @@ def test_netconf_every_key_wrong(world, over):
     (world.root / "alt").mkdir()
 
 
-@pytest.mark.parametrize("name", ["", " x", "a/b", "x\n", "n" * 201, 7])
+@pytest.mark.parametrize("name", ["", " x", "a/b", "x\n", "n" * 201, 7, None])
 @pytest.mark.parametrize("ptype", ["fixipam", "sriov", "okplug"])
 def test_a_delegate_with_an_invalid_network_name_is_refused_before_the_cache(world, name, ptype):
-    """Found by test_netconf_every_key_wrong: an inline delegate named "" passed the config,
+    """Found by test_netconf_every_key_wrong: an inline delegate named "" (or with no name: the
+    reference plugins answer "missing network name" to ADD and DEL) passed the config,
     the DEL cache was written, our in-process delegate refused the name (code 7), and so did
     every DEL after: a cache nothing could clear. meta/plan.py refuses such a name up front
     (meta_call's judge: no cache, no leftovers, a clear error)."""
-    delegate = {"cniVersion": "1.0.0", "name": name, "type": ptype}
+    delegate = {"cniVersion": "1.0.0", "type": ptype, **({} if name is None else {"name": name})}
     code, doc = meta_call("netconf", world, dict(world.conf, delegates=[delegate]), {})
-    assert code != 0 and doc["code"] == 7 and "invalid network name" in doc["msg"], doc
+    want = "has no name" if name is None else "invalid network name"
+    assert code != 0 and doc["code"] == 7 and want in doc["msg"], doc
 
 
 CD = "CNIDIR"   # replaced by the test's cache dir: no case may use the node's default one
