@@ -80,12 +80,6 @@ def _in_process(stdin: bytes) -> int:
 
 def main() -> int:
     if os.environ.get("CNI_COMMAND"):
-        # A plugin call (forwarded to the daemon, or thin) lives well under a second and makes no
-        # garbage cycles worth collecting: the cyclic collector's passes over what its imports
-        # create were ~1.7 ms of a thin ADD and ~1.1 ms of a DEL here (13-14 passes each).
-        # Reference counting still frees everything else; the daemon (`netmeta daemon`) keeps it.
-        import gc
-        gc.disable()
         from cni import shim
         from delegates.registry import SHIM
         return shim.run("netmeta", _in_process, SHIM)
