@@ -259,14 +259,14 @@ class Engine:
             return   # nowhere to publish it (thin mode on a bare host): not even formatted
         value = status.annotation(entries)
         sink = self.services.status_sink
-        if self.cfg.kubeconfig and pod.name and pod.namespace and sink is not None:
+        if self.cfg.kubeconfig and sink is not None:
             sink(pod.namespace, pod.name, pod.uid, value)
-        elif self.cfg.kubeconfig and pod.name and pod.namespace:
+        elif self.cfg.kubeconfig:
             try:
                 self.kube.patch_pod_annotations(pod.namespace, pod.name, {status.ANNOTATION: value}, uid=pod.uid)
             except CNIError as e:   # the pod has its networks; a lost annotation must not undo them
                 _log.error("failed to write network-status of %s/%s: %s", pod.namespace, pod.name, e)
-        elif self.cfg.status_dir and pod.name and pod.namespace:
+        elif self.cfg.status_dir:
             from cni import files
 
             from . import statusfile  # with a statusDir only
