@@ -4,7 +4,8 @@ import os
 
 from cni.errors import config_error
 
-_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+DNS_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+DNS_SUBDOMAIN_CHARS = DNS_LABEL_CHARS | {"."}
 DEFAULT_CNI_DIR = "/var/lib/cni/netmeta/cache"
 DEFAULT_CONF_DIR = "/etc/cni/multus/net.d"   # Multus's confDir: files for NADs without config
 DEFAULT_SOCKET = "/run/netmeta/netmeta.sock"
@@ -105,13 +106,18 @@ class MetaConfig(SetOnce):
         self.devinfo_dir = devinfo_dir
 
 
+def dns_name(s: str, chars: frozenset, max_len: int | None = None) -> bool:
+    """1..max_len characters of `chars` (DNS_LABEL_CHARS or DNS_SUBDOMAIN_CHARS), starting and
+    ending with a letter or digit: r"[a-z0-9]([-a-z0-9]*[a-z0-9])?" (or with "." inside) as a
+    fullmatch, without `re` on the plugin call's import path."""
+    return (0 < len(s) and (max_len is None or len(s) <= max_len) and chars.issuperset(s)
+            and s[0] not in "-." and s[-1] not in "-.")
+
+
 def is_dns_label(s: str) -> bool:
-    """A namespace name: what re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", s) accepted before
-    (no `re` on the plugin call's import path), including its one quirk: `$` also matches
-    before a single trailing newline."""
-    if s.endswith("\n"):
-        s = s[:-1]
-    return bool(s) and s[0] != "-" and s[-1] != "-" and _LABEL_CHARS.issuperset(s)
+    """A namespace name: what re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", s) accepted before,
+    including its one quirk: `$` also matches before a single trailing newline."""
+    return dns_name(s[:-1] if s.endswith("\n") else s, DNS_LABEL_CHARS)
 
 
 def _strs(conf, key, default=()):

@@ -7,6 +7,8 @@ import os
 from cni import jsonlite, log
 from cni.errors import INVALID_CONFIG, NETWORK_NOT_FOUND, CNIError
 
+from .config import DNS_LABEL_CHARS, DNS_SUBDOMAIN_CHARS, dns_name
+
 _log = log.get("networks")
 RESOURCE_ANNOT = "k8s.v1.cni.cncf.io/resourceName"
 CONF_EXT = (".conf", ".conflist", ".json")
@@ -108,17 +110,6 @@ def from_nad(nad: dict, conf_dir: str) -> Network:
     return Network(f"{ns}/{name}", conf, (meta.get("annotations") or {}).get(RESOURCE_ANNOT))
 
 
-_LABEL = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
-_SUBDOMAIN = _LABEL | {"."}
-
-
-def _dns_name(s: str, chars: frozenset, max_len: int) -> bool:
-    """re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", s) for a namespace (`chars` _LABEL,
-    max_len 63) and r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?" for a name (_SUBDOMAIN, 253),
-    without `re`: 1..max_len of `chars`, starting and ending with a letter or digit."""
-    return 0 < len(s) <= max_len and chars.issuperset(s) and s[0] not in "-." and s[-1] not in "-."
-
-
 def _yaml(raw: bytes):
     """YAML without aliases: a few bytes of nested aliases expand to gigabytes (billion laughs)."""
     import yaml
@@ -136,7 +127,8 @@ class DirNADs:
         self.dir = directory
 
     def get_nad(self, namespace: str, name: str) -> dict:
-        if not _dns_name(namespace or "", _LABEL, 63) or not _dns_name(name or "", _SUBDOMAIN, 253):
+        # re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", namespace), and with "." and 253 for the name
+        if not dns_name(namespace or "", DNS_LABEL_CHARS, 63) or not dns_name(name or "", DNS_SUBDOMAIN_CHARS, 253):
             raise CNIError(INVALID_CONFIG, f"invalid network reference {namespace[:64]!r}/{name[:64]!r}",
                            "namespace and name must be DNS-1123 names")
         for ext in (".json", ".yaml", ".yml"):

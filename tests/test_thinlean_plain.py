@@ -55,8 +55,8 @@ def test_namespace_label_check_keeps_the_trailing_newline_quirk():
 @example("a\n", "b\n")
 @example("a.b", "a.-b")
 def test_nad_dir_name_checks_are_the_old_regexes(ns, name):
-    assert networks._dns_name(ns, networks._LABEL, 63) == bool(re.fullmatch(OLD_NAD_NS, ns)), repr(ns)
-    assert networks._dns_name(name, networks._SUBDOMAIN, 253) == bool(re.fullmatch(OLD_NAD_NAME, name)), repr(name)
+    assert config.dns_name(ns, config.DNS_LABEL_CHARS, 63) == bool(re.fullmatch(OLD_NAD_NS, ns)), repr(ns)
+    assert config.dns_name(name, config.DNS_SUBDOMAIN_CHARS, 253) == bool(re.fullmatch(OLD_NAD_NAME, name)), repr(name)
 
 
 def test_nad_dir_refuses_what_the_regexes_refused(tmp_path):
