@@ -3,6 +3,8 @@ anything is touched. Keys follow upstream sriov-cni where they overlap, so its c
 unchanged; an unknown key is an error, not silence."""
 from cni.errors import config_error
 
+from . import vftable
+
 _HEX = frozenset("0123456789abcdefABCDEF")
 DEFAULT_STATE_DIR = "/var/lib/cni/netmeta/sriov"
 
@@ -99,10 +101,6 @@ def _is_pci(s: str) -> bool:
             and _hex(s[:4] + s[5:7] + s[8:10]))
 
 
-def _is_mac(s: str) -> bool:
-    return len(s) == 17 and s[2::3] == ":::::" and _hex(s[0::3] + s[1::3])
-
-
 def is_pci(s: str) -> bool:
     """What the config accepts as a PCI address (deviceID): `^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$`."""
     return _dollar(_is_pci, s)
@@ -110,7 +108,7 @@ def is_pci(s: str) -> bool:
 
 def is_mac(s: str) -> bool:
     """What the config accepts as a MAC address: `^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$`."""
-    return _dollar(_is_mac, s)
+    return _dollar(vftable.is_mac, s)
 
 
 def check_mac(v, key):

@@ -21,7 +21,7 @@ VLAN_PROTOS = ("802.1Q", "802.1ad")
 LINK_STATES = ("auto", "enable", "disable")
 ZERO_MAC = "00:00:00:00:00:00"
 MAX_U32 = 0xFFFFFFFF
-_HEX = frozenset("0123456789abcdef")
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 class VFTableError(Exception):
@@ -91,13 +91,14 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_mac(s: str) -> bool:
-    """`s` is xx:xx:xx:xx:xx:xx in lower-case hex (what `[0-9a-f]{2}(:[0-9a-f]{2}){5}` fullmatches)."""
-    return len(s) == 17 and s[2::3] == ":::::" and all(c in _HEX for i, c in enumerate(s) if i % 3 != 2)
+def is_mac(s: str) -> bool:
+    """`s` is xx:xx:xx:xx:xx:xx, hex digits of either case (what `[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}`
+    fullmatches); the config's check too (delegates/sriov/config.py)."""
+    return len(s) == 17 and s[2::3] == ":::::" and _HEX.issuperset(s[0::3] + s[1::3])
 
 
 def normalize_mac(mac: Any, vf: int) -> str:
-    if not isinstance(mac, str) or not _is_mac(mac.lower()):
+    if not isinstance(mac, str) or not is_mac(mac):
         raise VFTableError("mac", f"failed to set vf {vf} mac {mac!r}: not a MAC address "
                                   "(want xx:xx:xx:xx:xx:xx)")
     mac = mac.lower()
